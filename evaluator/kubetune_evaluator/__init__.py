@@ -1,0 +1,1 @@
+"""kubetune evaluator: the code EvalJob pods run (and `kubetune eval`, `kubetune score`)."""

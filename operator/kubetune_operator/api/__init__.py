@@ -1,0 +1,85 @@
+"""kubetune.io/v1alpha1 API models: the single source of the CRDs and of docs/api.md.
+
+Importing this package imports neither kopf nor torch (a unit test checks it).
+"""
+
+from kubetune_operator.api.base import API_VERSION, GROUP, VERSION
+from kubetune_operator.api.common import (
+    Condition,
+    DatasetSpec,
+    ModelSource,
+    ObjectReference,
+    PodTemplate,
+    ResourcesSpec,
+    RunPolicy,
+    SplitSpec,
+    StorageSpec,
+    TaskSpec,
+    TemplateSpec,
+)
+from kubetune_operator.api.evaljob import (
+    EvalDatasetSpec,
+    EvalJob,
+    EvalJobSpec,
+    EvalJobStatus,
+    EvalModelSource,
+    EvalResults,
+    GenerationSpec,
+    JudgeSpec,
+    Metric,
+    Thresholds,
+)
+from kubetune_operator.api.finetunejob import (
+    CheckpointRef,
+    CheckpointSpec,
+    FineTuneJob,
+    FineTuneJobSpec,
+    FineTuneJobStatus,
+    Hyperparameters,
+    LoraSpec,
+    OutputRef,
+    OutputSpec,
+    Progress,
+)
+from kubetune_operator.api.manifest import Manifest, ManifestError, load_manifest, parse_manifest
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "VERSION",
+    "CheckpointRef",
+    "CheckpointSpec",
+    "Condition",
+    "DatasetSpec",
+    "EvalDatasetSpec",
+    "EvalJob",
+    "EvalJobSpec",
+    "EvalJobStatus",
+    "EvalModelSource",
+    "EvalResults",
+    "FineTuneJob",
+    "FineTuneJobSpec",
+    "FineTuneJobStatus",
+    "GenerationSpec",
+    "Hyperparameters",
+    "JudgeSpec",
+    "LoraSpec",
+    "Manifest",
+    "ManifestError",
+    "Metric",
+    "ModelSource",
+    "ObjectReference",
+    "OutputRef",
+    "OutputSpec",
+    "PodTemplate",
+    "Progress",
+    "ResourcesSpec",
+    "RunPolicy",
+    "SplitSpec",
+    "StorageSpec",
+    "TaskSpec",
+    "TemplateSpec",
+    "Thresholds",
+    "load_manifest",
+    "parse_manifest",
+]

@@ -1,0 +1,188 @@
+"""EvalJob: score a model (and its baseline) on a test set and publish a verdict."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from kubetune_operator.api.base import API_VERSION, SHORT_STRING, ApiModel, Name, Uri
+from kubetune_operator.api.common import (
+    Condition,
+    DatasetFormat,
+    ModelSource,
+    ObjectReference,
+    Phase,
+    PodTemplate,
+    ResourcesSpec,
+    RunPolicy,
+    SplitSpec,
+    StorageSpec,
+    TaskSpec,
+)
+
+DEFAULT_EVALUATOR_IMAGE = "kubetune/evaluator:0.1.0"
+
+Metric = Literal["rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge"]
+
+
+class EvalModelSource(ApiModel):
+    """The model to score: a location, or the output of a FineTuneJob in the same namespace."""
+
+    uri: Uri | None = Field(None, description="s3://bucket/prefix/ or a local directory (full model or LoRA adapter).")
+    fine_tune_job_ref: ObjectReference | None = Field(
+        None, description="Use the output of this FineTuneJob once it has succeeded."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> EvalModelSource:
+        if (self.uri is None) == (self.fine_tune_job_ref is None):
+            raise ValueError("spec.model: exactly one of uri or fineTuneJobRef must be set")
+        return self
+
+
+class EvalDatasetSpec(ApiModel):
+    """The rows to score."""
+
+    uri: Uri = Field(description="A .jsonl/.json/.csv/.parquet object or a prefix of shards.")
+    format: DatasetFormat = Field("auto", description="Row format when no `tasks` are given (as in FineTuneJob).")
+    split: Literal["test", "validation", "train", "all"] = Field(
+        "test",
+        description="Which part of the FineTuneJob's split to score (from its split manifest, or recomputed "
+        "with `splitSpec`), or all rows.",
+    )
+    split_spec: SplitSpec = Field(
+        default_factory=SplitSpec,
+        description="Split fractions and seed used when there is no split manifest (must match training).",
+    )
+
+
+class GenerationSpec(ApiModel):
+    """How predictions are generated."""
+
+    max_new_tokens: int = Field(64, ge=1, le=32768, description="Tokens generated at most per sample.")
+    temperature: float = Field(0.0, ge=0.0, le=5.0, description="0: greedy decoding.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Prompts generated together (left-padded).")
+    max_samples: int | None = Field(None, ge=1, description="Score at most this many samples per task.")
+
+
+class JudgeSpec(ApiModel):
+    """An OpenAI-compatible chat-completions endpoint used as the judge."""
+
+    endpoint: str = Field(
+        max_length=SHORT_STRING, pattern=r"^https?://[^\s]+$", description="Base URL, e.g. http://judge:8000/v1."
+    )
+    model: str = Field(max_length=SHORT_STRING, min_length=1, description="Model name sent to the endpoint.")
+    api_key_secret: Name | None = Field(
+        None, description="Secret in the job's namespace whose key OPENAI_API_KEY holds the API key."
+    )
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at most.")
+    timeout_seconds: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
+    max_retries: int = Field(3, ge=0, le=20, description="Retries (with backoff) per request.")
+
+
+class Thresholds(ApiModel):
+    """Minimum scores and the largest regression against the baseline; they decide `status.verdict`."""
+
+    rouge_l: float | None = Field(None, ge=0.0, le=1.0, alias="rougeL", description="Minimum ROUGE-L F1.")
+    rouge1: float | None = Field(None, ge=0.0, le=1.0, description="Minimum ROUGE-1 F1.")
+    rouge2: float | None = Field(None, ge=0.0, le=1.0, description="Minimum ROUGE-2 F1.")
+    rouge_lsum: float | None = Field(None, ge=0.0, le=1.0, description="Minimum ROUGE-Lsum F1.")
+    bleu: float | None = Field(None, ge=0.0, le=100.0, description="Minimum corpus BLEU (0-100).")
+    exact_match: float | None = Field(None, ge=0.0, le=1.0, description="Minimum exact match.")
+    accuracy: float | None = Field(None, ge=0.0, le=1.0, description="Minimum multiple-choice accuracy.")
+    bertscore: float | None = Field(None, ge=0.0, le=1.0, description="Minimum BERTScore F1.")
+    judge: float | None = Field(None, ge=1.0, le=10.0, description="Minimum mean judge grade (1-10).")
+    max_regression: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Largest allowed drop below the baseline on any task and metric (fraction of the "
+        "baseline score); needs `baseline`.",
+    )
+
+
+class EvalJobSpec(ApiModel):
+    """What to score, on which rows, with which metrics."""
+
+    model: EvalModelSource = Field(description="The model to score.")
+    baseline: ModelSource | None = Field(
+        None, description="Scored on the same samples; deltas and the forgetting check use it."
+    )
+    dataset: EvalDatasetSpec = Field(description="The rows to score.")
+    tasks: list[TaskSpec] = Field(
+        default_factory=list, max_length=64, description="Tasks and templates (same syntax as FineTuneJob)."
+    )
+    metrics: list[Metric] = Field(
+        default_factory=lambda: ["rouge", "bleu", "exact_match"],
+        min_length=1,
+        max_length=6,
+        description="rouge, bleu, exact_match, accuracy (multiple choice), bertscore, judge.",
+    )
+    bertscore_model: ModelSource | None = Field(
+        None, description="Encoder used by bertscore (HF layout); required with the bertscore metric."
+    )
+    generation: GenerationSpec = Field(default_factory=GenerationSpec, description="Generation settings.")
+    judge: JudgeSpec | None = Field(None, description="The judge endpoint; required with the judge metric.")
+    thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")
+    output: ModelSource = Field(description="Where samples.jsonl, results.json and report.html go.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 endpoint and credentials.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pod resources.")
+    image: str = Field(
+        DEFAULT_EVALUATOR_IMAGE, max_length=SHORT_STRING, min_length=1, description="Evaluator container image."
+    )
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, TTL, suspend.")
+    pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Pod overrides.")
+
+    @model_validator(mode="after")
+    def _metric_settings_present(self) -> EvalJobSpec:
+        if "judge" in self.metrics and self.judge is None:
+            raise ValueError("spec.judge: required when metrics contains judge")
+        if "bertscore" in self.metrics and self.bertscore_model is None:
+            raise ValueError("spec.bertscoreModel: required when metrics contains bertscore")
+        if self.thresholds.max_regression is not None and self.baseline is None:
+            raise ValueError("spec.thresholds.maxRegression: needs spec.baseline")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("spec.metrics: duplicate metrics")
+        return self
+
+
+class EvalResults(ApiModel):
+    """Summary scores (0-1, BLEU 0-100) per metric; per-task detail lies in results.json."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    model: dict[str, float] = Field(default_factory=dict, description="Scores of the model.")
+    baseline: dict[str, float] = Field(default_factory=dict, description="Scores of the baseline.")
+    delta: dict[str, float] = Field(default_factory=dict, description="model - baseline.")
+    signatures: dict[str, str] = Field(default_factory=dict, description="Library, version and options per metric.")
+
+
+class EvalJobStatus(ApiModel):
+    """Observed state, written by the operator only."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    phase: Phase | None = Field(None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed.")
+    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
+    observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
+    model_uri: str | None = Field(None, description="The model actually scored (resolved fineTuneJobRef).")
+    results: EvalResults | None = Field(None, description="Summary scores.")
+    verdict: Literal["Passed", "Failed"] | None = Field(None, description="Outcome of the thresholds.")
+    verdict_reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")
+    report_uri: str | None = Field(None, description="The HTML report.")
+    restarts: int = Field(0, ge=0, description="Restarts so far.")
+    start_time: str | None = Field(None, description="When the evaluator started (RFC 3339).")
+    completion_time: str | None = Field(None, description="When the job finished (RFC 3339).")
+
+
+class EvalJob(ApiModel):
+    """An EvalJob manifest."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["EvalJob"] = "EvalJob"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: EvalJobSpec
+    status: EvalJobStatus | None = None

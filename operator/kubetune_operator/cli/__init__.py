@@ -1,0 +1,23 @@
+"""The `kubetune` command line.
+
+Every verb lives in its own module and imports its heavy dependencies (kopf, torch) inside the
+command, so `kubetune crds` stays fast and the operator image never needs torch.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from kubetune_operator.cli import crds
+
+app = typer.Typer(
+    name="kubetune",
+    help="Kubernetes-native instruction fine-tuning and evaluation of LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("crds")(crds.crds_command)
+
+
+def main() -> None:
+    app()

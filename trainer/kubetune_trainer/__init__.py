@@ -1,0 +1,1 @@
+"""kubetune trainer: the code FineTuneJob pods run (and `kubetune train`)."""
