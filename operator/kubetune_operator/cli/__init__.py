@@ -19,5 +19,10 @@ app = typer.Typer(
 app.command("crds")(crds.crds_command)
 
 
+@app.callback()
+def _root() -> None:
+    """Kubernetes-native instruction fine-tuning and evaluation of LLMs."""
+
+
 def main() -> None:
     app()
