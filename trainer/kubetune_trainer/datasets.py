@@ -1,0 +1,103 @@
+"""Read dataset rows from `.jsonl`, `.json`, `.csv` or `.parquet` files, or a prefix of such shards.
+
+Rows come back as plain dicts in file order (shards sorted by name), so a row's index is stable and the
+split manifest can point at it. Errors name the file and the 1-based line/row. No torch import.
+
+Stable function: `read_rows(uri, options) -> list[dict]`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from kubetune_trainer.errors import DataError
+from kubetune_trainer.storage import StorageOptions, list_files, read_bytes
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+Row = dict[str, Any]
+
+
+def read_rows(uri: str, options: StorageOptions | None = None) -> list[Row]:
+    """All rows of one file, or of every supported shard under a prefix, concatenated in name order."""
+    try:
+        files = list_files(uri, options)
+    except Exception as err:  # boto/OS errors: turn into a message the user can act on
+        raise DataError(f"{uri}: cannot list dataset: {err}") from err
+    shards = [f for f in files if f.lower().endswith(SUPPORTED_SUFFIXES)]
+    if not shards:
+        if files:
+            raise DataError(
+                f"{uri}: no {'/'.join(SUPPORTED_SUFFIXES)} files here (found: {', '.join(files[:5])})"
+            )
+        raise DataError(f"{uri}: dataset not found")
+    rows: list[Row] = []
+    for shard in shards:
+        rows.extend(read_file_rows(shard, options))
+    return rows
+
+
+def read_file_rows(uri: str, options: StorageOptions | None = None) -> list[Row]:
+    try:
+        data = read_bytes(uri, options)
+    except Exception as err:
+        raise DataError(f"{uri}: cannot read: {err}") from err
+    suffix = uri.lower().rsplit(".", 1)[-1]
+    if suffix == "parquet":
+        return _parse_parquet(uri, data)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{uri}: not UTF-8 text ({err})") from err
+    if suffix == "jsonl":
+        return _parse_jsonl(uri, text)
+    if suffix == "json":
+        return _parse_json(uri, text)
+    if suffix == "csv":
+        return list(csv.DictReader(io.StringIO(text)))
+    raise DataError(f"{uri}: unsupported file type (use {', '.join(SUPPORTED_SUFFIXES)})")
+
+
+def _parse_jsonl(uri: str, text: str) -> list[Row]:
+    rows: list[Row] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{uri}: line {line_no}: invalid JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise DataError(f"{uri}: line {line_no}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def _parse_json(uri: str, text: str) -> list[Row]:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        # Many `.json` files in the wild are really JSON lines.
+        return _parse_jsonl(uri, text)
+    if isinstance(payload, dict) and isinstance(payload.get("data"), list):
+        payload = payload["data"]
+    if not isinstance(payload, list):
+        raise DataError(f"{uri}: expected a JSON array of objects (or {{'data': [...]}})")
+    for index, row in enumerate(payload, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{uri}: row {index}: expected a JSON object, got {type(row).__name__}")
+    return payload
+
+
+def _parse_parquet(uri: str, data: bytes) -> list[Row]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as err:
+        raise DataError(f"{uri}: not a readable parquet file ({err})") from err
+    rows: list[Row] = table.to_pylist()
+    return rows

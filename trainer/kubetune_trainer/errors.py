@@ -1,0 +1,24 @@
+"""Errors raised for bad user input (data, templates, config).
+
+They carry a message that names the file, row and field at fault; the CLI and the pod entry point print
+the message (no traceback) and exit non-zero, so `kubectl describe` / the termination message says
+exactly what to fix.
+"""
+
+from __future__ import annotations
+
+
+class KubetuneError(Exception):
+    """Base class of the errors a user can fix by changing their job or data."""
+
+
+class ConfigError(KubetuneError):
+    """The job spec asks for something impossible (unknown module name, empty split, ...)."""
+
+
+class DataError(KubetuneError):
+    """A dataset file or row cannot be used (unreadable, missing field, empty completion, ...)."""
+
+
+class TemplateError(DataError):
+    """A prompt template is invalid or refers to a field that a row does not have."""

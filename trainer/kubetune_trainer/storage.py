@@ -1,0 +1,188 @@
+"""Read and write files and prefixes on S3 or the local disk, addressed by URI.
+
+`s3://bucket/key` goes through boto3 with its default credential chain (environment variables, shared
+config, IRSA / web identity, instance profile), so nothing here handles secrets; the endpoint comes from
+`StorageOptions.endpoint` or the standard `AWS_ENDPOINT_URL(_S3)` variables. Anything else is a local path
+(`file://` accepted). No torch import: the evaluator and the CLI use this module too.
+
+Stable functions: `is_s3`, `join_uri`, `read_bytes`, `read_text`, `write_bytes`, `write_text`, `write_json`,
+`exists`, `list_files`, `download_prefix`, `upload_dir`, `delete_prefix`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """Where S3 lives; `None` fields fall back to the AWS environment (AWS_ENDPOINT_URL, AWS_REGION)."""
+
+    endpoint: str | None = None
+    region: str | None = None
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b` -> (`bucket`, `a/b`)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path segments to a URI or local path with exactly one `/` between them."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def s3_client(options: StorageOptions | None = None) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
+    options = options or StorageOptions()
+    endpoint = options.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = (
+        options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )
+    # Path-style addressing: MinIO and most in-cluster S3 servers do not serve virtual-host buckets.
+    config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+
+
+def read_bytes(uri: str, options: StorageOptions | None = None) -> bytes:
+    if is_s3(uri):
+        bucket, key = split_s3_uri(uri)
+        body = s3_client(options).get_object(Bucket=bucket, Key=key)["Body"]
+        return body.read()
+    return local_path(uri).read_bytes()
+
+
+def read_text(uri: str, options: StorageOptions | None = None) -> str:
+    return read_bytes(uri, options).decode("utf-8")
+
+
+def write_bytes(uri: str, data: bytes, options: StorageOptions | None = None) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3_uri(uri)
+        s3_client(options).put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write-then-rename so a reader (or a resumed run) never sees a half-written file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def write_text(uri: str, text: str, options: StorageOptions | None = None) -> None:
+    write_bytes(uri, text.encode("utf-8"), options)
+
+
+def write_json(uri: str, payload: Any, options: StorageOptions | None = None) -> None:
+    write_text(uri, json.dumps(payload, indent=2, sort_keys=True) + "\n", options)
+
+
+def exists(uri: str, options: StorageOptions | None = None) -> bool:
+    if is_s3(uri):
+        from botocore.exceptions import ClientError
+
+        bucket, key = split_s3_uri(uri)
+        try:
+            s3_client(options).head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+    return local_path(uri).exists()
+
+
+def list_files(uri: str, options: StorageOptions | None = None) -> list[str]:
+    """All files under a prefix (recursively), as full URIs, sorted; a single file lists itself."""
+    if is_s3(uri):
+        bucket, key = split_s3_uri(uri)
+        client = s3_client(options)
+        prefix = key if key.endswith("/") or not key else key + "/"
+        found: list[str] = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+        if not found and key and not key.endswith("/") and exists(uri, options):
+            return [uri]
+        return sorted(found)
+    path = local_path(uri)
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        return sorted(str(p) for p in path.rglob("*") if p.is_file())
+    return []
+
+
+def download_prefix(uri: str, local_dir: Path, options: StorageOptions | None = None) -> Path:
+    """Make the files under `uri` available in a local directory and return it.
+
+    A local directory is used in place (no copy); an S3 prefix is downloaded into `local_dir`.
+    """
+    if not is_s3(uri):
+        path = local_path(uri)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{uri}: not a directory")
+        return path
+    bucket, key = split_s3_uri(uri)
+    prefix = key if key.endswith("/") or not key else key + "/"
+    client = s3_client(options)
+    files = list_files(uri, options)
+    if not files:
+        raise FileNotFoundError(f"{uri}: no objects under this prefix")
+    for file_uri in files:
+        _, file_key = split_s3_uri(file_uri)
+        target = local_dir / file_key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, file_key, str(target))
+    return local_dir
+
+
+def upload_dir(local_dir: Path, uri: str, options: StorageOptions | None = None) -> list[str]:
+    """Copy every file of `local_dir` under `uri`; returns the written URIs (sorted)."""
+    written: list[str] = []
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        target = join_uri(uri, path.relative_to(local_dir).as_posix())
+        if is_s3(uri):
+            bucket, key = split_s3_uri(target)
+            s3_client(options).upload_file(str(path), bucket, key)
+        else:
+            dest = local_path(target)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        written.append(target)
+    return written
+
+
+def delete_prefix(uri: str, options: StorageOptions | None = None) -> None:
+    """Remove everything under a prefix (S3) or a directory tree (local); missing is fine."""
+    if is_s3(uri):
+        bucket, _ = split_s3_uri(uri)
+        client = s3_client(options)
+        for file_uri in list_files(uri, options):
+            client.delete_object(Bucket=bucket, Key=split_s3_uri(file_uri)[1])
+        return
+    shutil.rmtree(local_path(uri), ignore_errors=True)
