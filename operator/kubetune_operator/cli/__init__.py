@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kubetune_operator.cli import crds
+from kubetune_operator.cli import crds, eval, score
 
 app = typer.Typer(
     name="kubetune",
@@ -17,6 +17,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("crds")(crds.crds_command)
+app.command("eval")(eval.eval_command)
+app.command("score")(score.score_command)
 
 
 @app.callback()

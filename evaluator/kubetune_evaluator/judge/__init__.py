@@ -1,0 +1,1 @@
+"""LLM-as-a-judge against any OpenAI-compatible chat-completions endpoint."""
