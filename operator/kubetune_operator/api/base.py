@@ -8,9 +8,10 @@ Importing this package imports neither kopf nor torch.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubetune.io"
@@ -28,7 +29,8 @@ URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?|/.*|\./.*|[A-Za-z
 
 # The regular expression Kubernetes uses for resource.Quantity (apimachinery/pkg/api/resource).
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 FLOAT_PATTERN = r"^[+-]?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))([eE][+-]?[0-9]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -62,11 +64,24 @@ def _float_from_str(value: Any) -> Any:
     return value
 
 
+def _matches(pattern: str, expectation: str) -> Callable[[str], str]:
+    """A pattern check whose error says what was expected instead of printing the regex."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {expectation}")
+        return value
+
+    return check
+
+
 Quantity = Annotated[
     str,
     BeforeValidator(_quantity_to_str),
-    StringConstraints(pattern=QUANTITY_PATTERN, max_length=64),
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+    StringConstraints(max_length=64),
+    AfterValidator(_matches(QUANTITY_PATTERN, "a Kubernetes quantity such as 16, 500m or 128Gi")),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}),
 ]
 """A Kubernetes resource quantity such as `16`, `500m` or `128Gi`."""
 
@@ -77,6 +92,11 @@ FloatString = Annotated[
 ]
 """A float written as a string on the wire, e.g. `"2e-5"`; plain numbers are accepted by the models."""
 
-Uri = Annotated[str, StringConstraints(pattern=URI_PATTERN, max_length=URI_LENGTH)]
+Uri = Annotated[
+    str,
+    StringConstraints(max_length=URI_LENGTH),
+    AfterValidator(_matches(URI_PATTERN, "an s3://bucket/key URI or a local path")),
+    Field(json_schema_extra={"pattern": URI_PATTERN}),
+]
 Name = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=SHORT_STRING)]
 ShortText = Annotated[str, StringConstraints(max_length=SHORT_STRING)]

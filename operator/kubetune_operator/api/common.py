@@ -77,9 +77,7 @@ class TaskSpec(ApiModel):
         description="Templates for this task; each example is rendered with one of them, sampled with "
         "the split seed (FLAN-style).",
     )
-    weight: float = Field(
-        1.0, gt=0.0, le=1000.0, description="Relative weight of this task in the mixture."
-    )
+    weight: float = Field(1.0, gt=0.0, le=1000.0, description="Relative weight of this task in the mixture.")
     max_examples: int | None = Field(
         None,
         ge=1,
@@ -109,9 +107,7 @@ class ResourcesSpec(ApiModel):
     """Compute for the job's pods: one pod per node, `processesPerNode` processes in each."""
 
     nodes: int = Field(1, ge=1, le=512, description="Number of pods (one per node).")
-    processes_per_node: int = Field(
-        1, ge=1, le=64, description="Processes per pod (usually one per GPU)."
-    )
+    processes_per_node: int = Field(1, ge=1, le=64, description="Processes per pod (usually one per GPU).")
     gpus_per_node: int = Field(0, ge=0, le=64, description="GPUs requested by each pod.")
     gpu_resource: str = Field(
         "nvidia.com/gpu",
@@ -155,7 +151,9 @@ class PodTemplate(ApiModel):
     tolerations: list[dict[str, Any]] = Field(
         default_factory=list, max_length=64, description="Tolerations of the pods (core/v1 Toleration)."
     )
-    affinity: dict[str, Any] = Field(default_factory=dict, description="Affinity of the pods (core/v1 Affinity).")
+    affinity: dict[str, Any] = Field(
+        default_factory=dict, description="Affinity of the pods (core/v1 Affinity)."
+    )
     priority_class_name: str = Field("", max_length=SHORT_STRING, description="PriorityClass of the pods.")
     service_account_name: str = Field(
         "", max_length=SHORT_STRING, description="ServiceAccount of the pods; empty: the namespace default."
@@ -190,5 +188,3 @@ class ModelSource(ApiModel):
     """A model in Hugging Face layout (config.json, tokenizer files, safetensors)."""
 
     uri: Uri = Field(description="s3://bucket/prefix/ or a local directory.")
-
-

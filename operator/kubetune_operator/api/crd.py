@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from kubetune_operator.api.base import GROUP, VERSION, FLOAT_PATTERN
+from kubetune_operator.api.base import FLOAT_PATTERN, GROUP, VERSION
 from kubetune_operator.api.evaljob import EvalJobSpec, EvalJobStatus
 from kubetune_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
 
@@ -72,9 +72,8 @@ def _structural(node: Schema) -> Schema:
         schema.pop("exclusiveMinimum", None)
         schema.pop("exclusiveMaximum", None)
     if schema.get("x-kubernetes-int-or-string"):
+        # The pattern and length apply to the string form only; integers need no check.
         schema.pop("type", None)
-        for keyword in ("maxLength", "pattern"):
-            schema.pop(keyword, None)
     additional = schema.get("additionalProperties")
     result: Schema = {key: value for key, value in schema.items() if key not in DROPPED_KEYWORDS}
     if "exclusiveMinimum" in result:
@@ -122,7 +121,8 @@ def _immutable_fields(spec: Schema, exempt: tuple[str, ...] = ("runPolicy",)) ->
             continue
         _add_rule(
             spec,
-            f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+            f"has(self.{field}) == has(oldSelf.{field}) && "
+            f"(!has(self.{field}) || self.{field} == oldSelf.{field})",
             f"spec.{field} is immutable",
             f".{field}",
         )
@@ -174,24 +174,34 @@ def evaljob_spec_schema() -> Schema:
         "has(self.uri) != has(self.fineTuneJobRef)",
         "exactly one of uri or fineTuneJobRef must be set",
     )
-    _add_rule(spec, "!self.metrics.exists(m, m == 'judge') || has(self.judge)",
-              "judge is required when metrics contains judge", ".judge")
-    _add_rule(spec, "!self.metrics.exists(m, m == 'bertscore') || has(self.bertscoreModel)",
-              "bertscoreModel is required when metrics contains bertscore", ".bertscoreModel")
+    _add_rule(
+        spec,
+        "!self.metrics.exists(m, m == 'judge') || has(self.judge)",
+        "judge is required when metrics contains judge",
+        ".judge",
+    )
+    _add_rule(
+        spec,
+        "!self.metrics.exists(m, m == 'bertscore') || has(self.bertscoreModel)",
+        "bertscoreModel is required when metrics contains bertscore",
+        ".bertscoreModel",
+    )
     _add_rule(
         spec,
         "!has(self.thresholds) || !has(self.thresholds.maxRegression) || has(self.baseline)",
         "thresholds.maxRegression needs a baseline",
         ".thresholds.maxRegression",
     )
-    _add_rule(spec, "self.metrics.all(m, self.metrics.exists_one(n, n == m))", "metrics must be unique",
-              ".metrics")
+    _add_rule(
+        spec, "self.metrics.all(m, self.metrics.exists_one(n, n == m))", "metrics must be unique", ".metrics"
+    )
     _split_rule(spec["properties"]["dataset"]["properties"]["splitSpec"])
     _immutable_fields(spec)
     return spec
 
 
 def _crd(
+    *,
     kind: str,
     plural: str,
     short_name: str,
@@ -254,12 +264,12 @@ AGE = _column("Age", ".metadata.creationTimestamp", "date", "Time since creation
 def generate_crds() -> list[dict[str, Any]]:
     """The FineTuneJob and EvalJob CRDs, in that order."""
     finetunejob = _crd(
-        "FineTuneJob",
-        "finetunejobs",
-        "ftj",
-        finetunejob_spec_schema(),
-        to_structural(FineTuneJobStatus),
-        [
+        kind="FineTuneJob",
+        plural="finetunejobs",
+        short_name="ftj",
+        spec=finetunejob_spec_schema(),
+        status=to_structural(FineTuneJobStatus),
+        columns=[
             _column("Phase", ".status.phase", "string", "Lifecycle phase."),
             _column("Progress", ".status.progress.percent", "number", "Percent of training steps done."),
             _column("Loss", ".status.progress.trainLoss", "number", "Recent training loss."),
@@ -270,12 +280,12 @@ def generate_crds() -> list[dict[str, Any]]:
         ],
     )
     evaljob = _crd(
-        "EvalJob",
-        "evaljobs",
-        "evj",
-        evaljob_spec_schema(),
-        to_structural(EvalJobStatus),
-        [
+        kind="EvalJob",
+        plural="evaljobs",
+        short_name="evj",
+        spec=evaljob_spec_schema(),
+        status=to_structural(EvalJobStatus),
+        columns=[
             _column("Phase", ".status.phase", "string", "Lifecycle phase."),
             _column("Verdict", ".status.verdict", "string", "Passed or Failed against the thresholds."),
             _column("ROUGE-L", ".status.results.model.rougeL", "number", "ROUGE-L F1 of the model."),

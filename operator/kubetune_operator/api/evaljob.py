@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from kubetune_operator.api.base import API_VERSION, SHORT_STRING, ApiModel, Name, Uri
+from kubetune_operator.api.base import SHORT_STRING, ApiModel, Name, Uri
 from kubetune_operator.api.common import (
     Condition,
     DatasetFormat,
@@ -24,12 +24,15 @@ from kubetune_operator.api.common import (
 DEFAULT_EVALUATOR_IMAGE = "kubetune/evaluator:0.1.0"
 
 Metric = Literal["rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge"]
+DEFAULT_METRICS: tuple[Metric, ...] = ("rouge", "bleu", "exact_match")
 
 
 class EvalModelSource(ApiModel):
     """The model to score: a location, or the output of a FineTuneJob in the same namespace."""
 
-    uri: Uri | None = Field(None, description="s3://bucket/prefix/ or a local directory (full model or LoRA adapter).")
+    uri: Uri | None = Field(
+        None, description="s3://bucket/prefix/ or a local directory (full model or LoRA adapter)."
+    )
     fine_tune_job_ref: ObjectReference | None = Field(
         None, description="Use the output of this FineTuneJob once it has succeeded."
     )
@@ -45,7 +48,9 @@ class EvalDatasetSpec(ApiModel):
     """The rows to score."""
 
     uri: Uri = Field(description="A .jsonl/.json/.csv/.parquet object or a prefix of shards.")
-    format: DatasetFormat = Field("auto", description="Row format when no `tasks` are given (as in FineTuneJob).")
+    format: DatasetFormat = Field(
+        "auto", description="Row format when no `tasks` are given (as in FineTuneJob)."
+    )
     split: Literal["test", "validation", "train", "all"] = Field(
         "test",
         description="Which part of the FineTuneJob's split to score (from its split manifest, or recomputed "
@@ -70,7 +75,9 @@ class JudgeSpec(ApiModel):
     """An OpenAI-compatible chat-completions endpoint used as the judge."""
 
     endpoint: str = Field(
-        max_length=SHORT_STRING, pattern=r"^https?://[^\s]+$", description="Base URL, e.g. http://judge:8000/v1."
+        max_length=SHORT_STRING,
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL, e.g. http://judge:8000/v1.",
     )
     model: str = Field(max_length=SHORT_STRING, min_length=1, description="Model name sent to the endpoint.")
     api_key_secret: Name | None = Field(
@@ -114,7 +121,7 @@ class EvalJobSpec(ApiModel):
         default_factory=list, max_length=64, description="Tasks and templates (same syntax as FineTuneJob)."
     )
     metrics: list[Metric] = Field(
-        default_factory=lambda: ["rouge", "bleu", "exact_match"],
+        default_factory=lambda: list(DEFAULT_METRICS),
         min_length=1,
         max_length=6,
         description="rouge, bleu, exact_match, accuracy (multiple choice), bertscore, judge.",
@@ -129,7 +136,10 @@ class EvalJobSpec(ApiModel):
     storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 endpoint and credentials.")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pod resources.")
     image: str = Field(
-        DEFAULT_EVALUATOR_IMAGE, max_length=SHORT_STRING, min_length=1, description="Evaluator container image."
+        DEFAULT_EVALUATOR_IMAGE,
+        max_length=SHORT_STRING,
+        min_length=1,
+        description="Evaluator container image.",
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, TTL, suspend.")
     pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Pod overrides.")
@@ -155,7 +165,9 @@ class EvalResults(ApiModel):
     model: dict[str, float] = Field(default_factory=dict, description="Scores of the model.")
     baseline: dict[str, float] = Field(default_factory=dict, description="Scores of the baseline.")
     delta: dict[str, float] = Field(default_factory=dict, description="model - baseline.")
-    signatures: dict[str, str] = Field(default_factory=dict, description="Library, version and options per metric.")
+    signatures: dict[str, str] = Field(
+        default_factory=dict, description="Library, version and options per metric."
+    )
 
 
 class EvalJobStatus(ApiModel):
@@ -163,7 +175,9 @@ class EvalJobStatus(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    phase: Phase | None = Field(None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed.")
+    phase: Phase | None = Field(
+        None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
     observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
     model_uri: str | None = Field(None, description="The model actually scored (resolved fineTuneJobRef).")
@@ -181,7 +195,7 @@ class EvalJob(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["kubetune.io/v1alpha1"] = Field("kubetune.io/v1alpha1", alias="apiVersion")
     kind: Literal["EvalJob"] = "EvalJob"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: EvalJobSpec

@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from kubetune_operator.api.base import (
-    API_VERSION,
     SHORT_STRING,
     ApiModel,
     FloatString,
@@ -52,12 +51,16 @@ class Hyperparameters(ApiModel):
     max_steps: int | None = Field(
         None, ge=1, description="Stop after this many optimiser steps (overrides `epochs`)."
     )
-    learning_rate: FloatString = Field(2e-5, gt=0, lt=1, description="Peak learning rate of AdamW, e.g. \"2e-5\".")
+    learning_rate: FloatString = Field(
+        2e-5, gt=0, lt=1, description='Peak learning rate of AdamW, e.g. "2e-5".'
+    )
     lr_scheduler: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="Decay after warm-up."
     )
     batch_size: int = Field(8, ge=1, le=4096, description="Sequences (or packed rows) per process per step.")
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="Micro-batches per optimiser step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Micro-batches per optimiser step."
+    )
     max_seq_length: int = Field(1024, ge=8, le=1048576, description="Tokens per sequence after truncation.")
     warmup_ratio: float = Field(0.03, ge=0.0, le=1.0, description="Fraction of steps of linear warm-up.")
     weight_decay: float = Field(0.0, ge=0.0, le=10.0, description="AdamW weight decay.")
@@ -84,7 +87,9 @@ class OutputSpec(ApiModel):
 class CheckpointSpec(ApiModel):
     """Checkpoints under `output.uri`/checkpoints/, used to resume after failures and suspension."""
 
-    every_steps: int = Field(200, ge=1, description="Save a checkpoint every N optimiser steps (and on SIGTERM).")
+    every_steps: int = Field(
+        200, ge=1, description="Save a checkpoint every N optimiser steps (and on SIGTERM)."
+    )
     keep: int = Field(2, ge=1, le=100, description="Number of newest checkpoints kept.")
 
 
@@ -166,7 +171,9 @@ class FineTuneJobStatus(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    phase: Phase | None = Field(None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed.")
+    phase: Phase | None = Field(
+        None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
     observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
     progress: Progress | None = Field(None, description="Live training progress.")
@@ -182,7 +189,7 @@ class FineTuneJob(ApiModel):
 
     model_config = ApiModel.model_config | {"extra": "ignore"}
 
-    api_version: Literal["kubetune.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    api_version: Literal["kubetune.io/v1alpha1"] = Field("kubetune.io/v1alpha1", alias="apiVersion")
     kind: Literal["FineTuneJob"] = "FineTuneJob"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: FineTuneJobSpec

@@ -21,11 +21,19 @@ class ManifestError(ValueError):
     """A manifest that cannot be used; the message names every offending field path."""
 
 
+def field_path(location: tuple[int | str, ...]) -> str:
+    """`("spec", "tasks", 0, "templates")` -> `spec.tasks[0].templates`, as kubectl prints paths."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
 def format_validation_error(error: ValidationError) -> str:
     """One line per problem: `spec.hyperparameters.learningRate: Input should be greater than 0`."""
     lines = []
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"])
+        path = field_path(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         # Cross-field validators already start their message with the field they are about.
         lines.append(message if message.startswith("spec.") else f"{path}: {message}")
