@@ -11,7 +11,9 @@ import typer
 def crds_command(
     output_dir: Annotated[
         Path | None,
-        typer.Option("--output-dir", "-o", help="Write one file per CRD into this directory instead of stdout."),
+        typer.Option(
+            "--output-dir", "-o", help="Write one file per CRD into this directory instead of stdout."
+        ),
     ] = None,
 ) -> None:
     """Print the CRDs of kubetune.io/v1alpha1 as YAML (generated from the pydantic models)."""
