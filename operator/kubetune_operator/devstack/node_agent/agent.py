@@ -1,0 +1,613 @@
+"""The agent's loop: register nodes, heartbeat, and run the pods bound to them as local processes.
+
+One thread owns all state: the informer thread only queues pod events, and the loop wakes at least
+every TICK_SECONDS to reap processes, start due containers and patch changed statuses — cheap with
+hundreds of pods, and no locks.
+
+Networking: pods share this machine's network namespace, each with its own 127.64.x.y address and
+a private mount namespace whose /etc/hosts maps peers' DNS names. Per-pod network namespaces with
+veth pairs were rejected: the local stack's API server, S3 and Prometheus listen on 127.0.0.1, which
+a pod in its own network namespace could not reach. The cost: two pods binding the same port on
+0.0.0.0 collide (binding the pod's own IP, as gloo/NCCL do through the hostname, does not).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kubetune_operator.devstack.node_agent import hosts, nodes, status
+from kubetune_operator.devstack.node_agent.config import AgentConfig
+from kubetune_operator.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
+from kubetune_operator.devstack.node_agent.ipam import LoopbackIPAllocator
+from kubetune_operator.devstack.node_agent.kube import (
+    HTTP_NOT_FOUND,
+    Kube,
+    PodEvent,
+    PodInformer,
+)
+from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
+from kubetune_operator.devstack.node_agent.process import (
+    DEFAULT_TERMINATION_MESSAGE_PATH,
+    SYSTEM_PATH,
+    PodPaths,
+    build_launch_spec,
+    signal_group,
+    start_process,
+    termination_message,
+    user_of,
+)
+from kubetune_operator.devstack.node_agent.status import ContainerRecord, PodView, Terminated
+from kubetune_operator.devstack.node_agent.volumes import BindMount, container_mounts, plan_volume
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.5
+CONFIG_RETRY_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 300.0
+DEFAULT_GRACE_SECONDS = 30
+SHUTDOWN_GRACE_SECONDS = 10.0
+POD_HOME = "/home/kubetune"  # each pod's own writable HOME, bind-mounted from its directory
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
+
+
+def _is_terminal(pod: dict[str, Any]) -> bool:
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
+@dataclass
+class PodRuntime:
+    """The agent's state of one pod bound to one of its nodes."""
+
+    pod: dict[str, Any]
+    paths: PodPaths
+    host_ip: str
+    start_time: datetime
+    init: list[ContainerRecord]
+    main: list[ContainerRecord]
+    ip: str | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    next_start: dict[str, float] = field(default_factory=dict)
+    backoff: dict[str, float] = field(default_factory=dict)
+    killed_by_agent: set[str] = field(default_factory=set)
+    volume_dirs: dict[str, str] | None = None
+    stopping: bool = False
+    kill_at: float = 0.0
+    failure_reason: str = ""
+    failure_message: str = ""
+    terminal: bool = False
+    deletion_confirmed: bool = False
+    last_status: dict[str, Any] | None = None
+
+    @property
+    def uid(self) -> str:
+        return str(self.pod["metadata"]["uid"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pod["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self.pod["spec"]
+        return spec
+
+    def grace_seconds(self) -> float:
+        metadata = self.pod["metadata"]
+        grace = metadata.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = self.spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        return float(grace)
+
+    def container_spec(self, name: str) -> dict[str, Any]:
+        containers: list[dict[str, Any]] = [*self.spec.get("initContainers", []), *self.spec["containers"]]
+        return next(c for c in containers if c["name"] == name)
+
+
+def _records_after_restart(
+    specs: list[dict[str, Any]], previous: list[dict[str, Any]]
+) -> list[ContainerRecord]:
+    """Container records of a pod found at start-up: a container the last agent ran is lost (exit 137)."""
+    before = {s["name"]: s for s in previous}
+    records = []
+    for spec in specs:
+        record = ContainerRecord(spec["name"], spec.get("image", ""))
+        old = before.get(spec["name"])
+        if old is not None:
+            record.restart_count = int(old.get("restartCount", 0))
+            state = old.get("state") or {}
+            if "terminated" in state:
+                done = state["terminated"]
+                record.state = "terminated"
+                record.terminated = Terminated(
+                    exit_code=int(done["exitCode"]),
+                    reason=done.get("reason", ""),
+                    started_at=_parse_time(done.get("startedAt")),
+                    finished_at=_parse_time(done.get("finishedAt")) or _utcnow(),
+                    message=done.get("message", ""),
+                )
+            elif "running" in state:
+                record.state = "terminated"
+                record.terminated = Terminated(
+                    exit_code=137,
+                    reason=status.ERROR,
+                    started_at=_parse_time(state["running"].get("startedAt")),
+                    finished_at=_utcnow(),
+                    message="the node agent restarted and lost this container",
+                )
+        records.append(record)
+    return records
+
+
+class NodeAgent:
+    def __init__(self, config: AgentConfig, kube: Kube) -> None:
+        self.config = config
+        self.kube = kube
+        self.node_names = set(config.node_names())
+        self.events: queue.Queue[PodEvent] = queue.Queue()
+        self.stopping = threading.Event()
+        self.ipam = LoopbackIPAllocator(config.pod_cidr)
+        self.pods: dict[str, PodRuntime] = {}
+        self.cluster_pods: dict[str, dict[str, Any]] = {}
+        self.hosts_dirty = False
+        self.informer = PodInformer(kube, self.events)
+
+    # --- loop ------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.config.pods_dir.mkdir(parents=True, exist_ok=True)
+        self.register_nodes()
+        self.informer.start()
+        next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
+        while not self.stopping.is_set():
+            self._drain_events()
+            for runtime in list(self.pods.values()):
+                self._step_safely(runtime)
+            if self.hosts_dirty:
+                self.refresh_hosts_files()
+            if time.monotonic() >= next_heartbeat:
+                self.heartbeat()
+                next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
+        self.shutdown()
+
+    def _drain_events(self) -> None:
+        try:
+            event = self.events.get(timeout=TICK_SECONDS)
+        except queue.Empty:
+            return
+        while True:
+            self.handle_event(event)
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _step_safely(self, runtime: PodRuntime) -> None:
+        try:
+            self.step(runtime)
+        except Exception:  # one odd pod must not stop the node
+            log.exception("pod %s/%s: step failed; retrying", runtime.namespace, runtime.name)
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        """Stop every container (SIGTERM, then SIGKILL after a short grace); statuses are left as they are."""
+        self.informer.stop()
+        running = [(r, p) for r in self.pods.values() for p in r.processes.values()]
+        for _, process in running:
+            signal_group(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + min([SHUTDOWN_GRACE_SECONDS, *(r.grace_seconds() for r, _ in running)])
+        while time.monotonic() < deadline and any(p.poll() is None for _, p in running):
+            time.sleep(0.1)
+        for _, process in running:
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+        log.info("node agent stopped (%d containers stopped)", len(running))
+
+    # --- nodes -----------------------------------------------------------------------------------
+    def register_nodes(self) -> None:
+        for name in sorted(self.node_names):
+            self.kube.create_node(nodes.build_node(self.config, name))
+            log.info("node %s registered", name)
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        """Node status (Ready, capacity, heartbeat time), not-ready taints removed, Lease renewed."""
+        now = _utcnow()
+        for name in sorted(self.node_names):
+            try:
+                node = self.kube.patch_node_status(name, nodes.build_node_status(self.config, name, now))
+                kept = nodes.without_not_ready_taints(node.get("spec", {}).get("taints"))
+                if kept is not None:
+                    self.kube.set_node_taints(name, kept)
+                self.kube.renew_lease(nodes.build_lease(name, node["metadata"]["uid"], now))
+            except ApiException as error:
+                log.warning("heartbeat of node %s failed: %s", name, error.reason)
+
+    # --- pod events ------------------------------------------------------------------------------
+    def handle_event(self, event: PodEvent) -> None:
+        if event.kind == "RESYNC":
+            listed = {p["metadata"]["uid"]: p for p in event.pods or []}
+            for uid in set(self.pods) - set(listed):
+                self.forget(self.pods[uid])
+            self.cluster_pods = listed
+            self.hosts_dirty = True
+            for pod in listed.values():
+                self.upsert(pod)
+            return
+        assert event.pod is not None
+        uid = event.pod["metadata"]["uid"]
+        if event.kind == "DELETED":
+            self.cluster_pods.pop(uid, None)
+            if uid in self.pods:
+                self.forget(self.pods[uid])
+            self.hosts_dirty = True
+            return
+        before = self.cluster_pods.get(uid, {}).get("status", {}).get("podIP")
+        self.cluster_pods[uid] = event.pod
+        if event.pod.get("status", {}).get("podIP") != before:
+            self.hosts_dirty = True
+        self.upsert(event.pod)
+
+    def upsert(self, pod: dict[str, Any]) -> None:
+        if pod.get("spec", {}).get("nodeName") not in self.node_names:
+            return
+        uid = pod["metadata"]["uid"]
+        runtime = self.pods.get(uid)
+        if runtime is not None:
+            runtime.pod = pod
+            return
+        if _is_terminal(pod):
+            if pod["metadata"].get("deletionTimestamp"):
+                self.kube.confirm_pod_deletion(pod["metadata"]["namespace"], pod["metadata"]["name"], uid)
+            return
+        self.pods[uid] = self.new_runtime(pod)
+
+    def new_runtime(self, pod: dict[str, Any]) -> PodRuntime:
+        metadata, spec, previous = pod["metadata"], pod["spec"], pod.get("status") or {}
+        runtime = PodRuntime(
+            pod=pod,
+            paths=PodPaths.for_pod(
+                self.config.pods_dir, metadata["namespace"], metadata["name"], metadata["uid"]
+            ),
+            host_ip=self.config.node_address(spec["nodeName"]),
+            start_time=_parse_time(previous.get("startTime")) or _utcnow(),
+            init=_records_after_restart(
+                spec.get("initContainers") or [], previous.get("initContainerStatuses") or []
+            ),
+            main=_records_after_restart(spec["containers"], previous.get("containerStatuses") or []),
+        )
+        if previous.get("podIP"):
+            runtime.ip = previous["podIP"]
+            self.ipam.reserve(previous["podIP"])
+        if runtime.init:
+            for record in runtime.main:
+                if record.state == "waiting":
+                    record.reason = status.POD_INITIALIZING
+        self._apply_restart_policy_to_lost(runtime)
+        log.info("pod %s/%s bound to %s", metadata["namespace"], metadata["name"], spec["nodeName"])
+        return runtime
+
+    def _apply_restart_policy_to_lost(self, runtime: PodRuntime) -> None:
+        for record in [*runtime.init, *runtime.main]:
+            if record.state == "terminated" and record.terminated is not None:
+                self._after_exit(runtime, record, is_init=record in runtime.init)
+
+    def forget(self, runtime: PodRuntime) -> None:
+        """The pod is gone from the API: kill what is left, free its IP, drop its volumes (logs stay)."""
+        for process in runtime.processes.values():
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+        if runtime.ip:
+            self.ipam.release(runtime.ip)
+        shutil.rmtree(runtime.paths.volumes, ignore_errors=True)
+        self.pods.pop(runtime.uid, None)
+        self.hosts_dirty = True
+
+    # --- one pod ---------------------------------------------------------------------------------
+    def step(self, runtime: PodRuntime) -> None:
+        if runtime.deletion_confirmed or (
+            runtime.terminal and not runtime.pod["metadata"].get("deletionTimestamp")
+        ):
+            return
+        now = time.monotonic()
+        deleting = bool(runtime.pod["metadata"].get("deletionTimestamp"))
+        if deleting and not runtime.stopping:
+            self.begin_stop(runtime, runtime.grace_seconds())
+        deadline = runtime.spec.get("activeDeadlineSeconds")
+        if (
+            deadline is not None
+            and not runtime.stopping
+            and not runtime.terminal
+            and (_utcnow() - runtime.start_time).total_seconds() > float(deadline)
+        ):
+            runtime.failure_reason = status.DEADLINE_EXCEEDED
+            runtime.failure_message = (
+                f"Pod was active on the node longer than the specified deadline ({deadline}s)"
+            )
+            self.begin_stop(runtime, runtime.grace_seconds())
+        self.reap(runtime)
+        if runtime.stopping:
+            if runtime.processes and now >= runtime.kill_at:
+                for process in runtime.processes.values():
+                    signal_group(process.pid, signal.SIGKILL)
+            if not runtime.processes and deleting:
+                self.publish_status(runtime)
+                self.kube.confirm_pod_deletion(runtime.namespace, runtime.name, runtime.uid)
+                runtime.deletion_confirmed = True
+                return
+        elif not runtime.terminal:
+            self.start_due(runtime, now)
+        self.publish_status(runtime)
+
+    def begin_stop(self, runtime: PodRuntime, grace: float) -> None:
+        runtime.stopping = True
+        runtime.kill_at = time.monotonic() + grace
+        for name, process in runtime.processes.items():
+            runtime.killed_by_agent.add(name)
+            signal_group(process.pid, signal.SIGTERM)
+
+    def reap(self, runtime: PodRuntime) -> None:
+        for name, process in list(runtime.processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del runtime.processes[name]
+            signal_group(process.pid, signal.SIGKILL)  # leftovers of the container, as a runtime would
+            container = runtime.container_spec(name)
+            record = next(r for r in [*runtime.init, *runtime.main] if r.name == name)
+            signum = -code if code < 0 else None
+            exit_code = 128 + signum if signum else code
+            if runtime.paths.start_error(name).exists():
+                reason = status.START_ERROR
+            elif exit_code == 0:
+                reason = status.COMPLETED
+            elif signum == signal.SIGKILL and name not in runtime.killed_by_agent:
+                reason = status.OOM_KILLED  # a SIGKILL the agent did not send: the kernel's OOM killer
+            else:
+                reason = status.ERROR
+            runtime.killed_by_agent.discard(name)
+            record.state = "terminated"
+            record.terminated = Terminated(
+                exit_code=exit_code,
+                reason=reason,
+                started_at=record.started_at,
+                finished_at=_utcnow(),
+                message=termination_message(runtime.paths, container, exit_code),
+                signal=signum,
+            )
+            log.info("pod %s/%s container %s exited %d", runtime.namespace, runtime.name, name, exit_code)
+            if not runtime.stopping and not runtime.failure_reason:
+                self._after_exit(runtime, record, is_init=record in runtime.init)
+
+    def _after_exit(self, runtime: PodRuntime, record: ContainerRecord, is_init: bool) -> None:
+        """restartPolicy: schedule a restart with the kubelet's doubling back-off, or leave it terminated."""
+        assert record.terminated is not None
+        policy = runtime.spec.get("restartPolicy", "Always")
+        failed = record.terminated.exit_code != 0
+        restart = (policy == "OnFailure" and failed) or (policy == "Always" and (failed or not is_init))
+        if not restart:
+            return
+        delay = runtime.backoff.get(record.name, self.config.restart_backoff_seconds)
+        runtime.backoff[record.name] = min(delay * 2, MAX_BACKOFF_SECONDS)
+        runtime.next_start[record.name] = time.monotonic() + delay
+        record.last_terminated = record.terminated
+        record.terminated = None
+        record.state = "waiting"
+        record.reason = status.CRASH_LOOP
+        record.message = f"back-off {delay:g}s restarting failed container={record.name} pod={runtime.name}"
+
+    def ensure_sandbox(self, runtime: PodRuntime) -> None:
+        """IP, directory, hosts file, HOME and volumes; ContainerConfigError while something is missing."""
+        if runtime.ip is None:
+            runtime.ip = self.ipam.allocate()
+            self.hosts_dirty = True
+        paths = runtime.paths
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.root.chmod(0o755)
+        if not paths.hosts.exists():
+            write_in_place(paths.hosts, self._hosts_file(runtime))
+        if not paths.home.exists():
+            paths.home.mkdir()
+            paths.home.chmod(0o777)
+        if runtime.volume_dirs is None:
+            pod = self._pod_with_addresses(runtime)
+            allocatable = nodes.node_resources(self.config)
+            fs_group = (runtime.spec.get("securityContext") or {}).get("fsGroup")
+            dirs: dict[str, str] = {}
+            for volume in runtime.spec.get("volumes") or []:
+                plan = plan_volume(pod, volume, self.kube, allocatable)
+                dirs[volume["name"]] = write_volume(plan, paths.volumes / volume["name"], fs_group)
+            runtime.volume_dirs = dirs
+
+    def start_due(self, runtime: PodRuntime, now: float) -> None:
+        pending = [r for r in [*runtime.init, *runtime.main] if r.state == "waiting"]
+        if not pending or all(now < runtime.next_start.get(r.name, 0.0) for r in pending):
+            return
+        try:
+            self.ensure_sandbox(runtime)
+        except ContainerConfigError as error:
+            for record in pending:
+                record.reason, record.message = status.CONFIG_ERROR, str(error)
+                runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
+            return
+        unfinished_init = [r for r in runtime.init if not r.succeeded]
+        if unfinished_init:
+            first = unfinished_init[0]
+            if (
+                first.state == "waiting"
+                and not runtime.processes
+                and now >= runtime.next_start.get(first.name, 0.0)
+            ):
+                self.start_container(runtime, first, now)
+            return
+        for record in runtime.main:
+            if record.state == "waiting" and now >= runtime.next_start.get(record.name, 0.0):
+                self.start_container(runtime, record, now)
+
+    def start_container(self, runtime: PodRuntime, record: ContainerRecord, now: float) -> None:
+        container = runtime.container_spec(record.name)
+        paths = runtime.paths
+        hostname = hosts.pod_hostname(runtime.pod)
+        try:
+            env = resolve_env(
+                self._pod_with_addresses(runtime),
+                container,
+                self.kube,
+                self._service_env(),
+                nodes.node_resources(self.config),
+            )
+            argv = container_argv(container, env)
+            mounts = container_mounts(container, runtime.volume_dirs or {})
+        except ContainerConfigError as error:
+            record.state, record.reason, record.message = "waiting", status.CONFIG_ERROR, str(error)
+            runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
+            return
+        user = user_of(runtime.pod, container)
+        uid, gid, _ = user
+        container_dir = paths.container_dir(record.name)
+        container_dir.mkdir(parents=True, exist_ok=True)
+        paths.start_error(record.name).unlink(missing_ok=True)
+        for own_file in (paths.termination_log(record.name), paths.start_error(record.name)):
+            own_file.write_bytes(b"")
+            if uid is not None:
+                os.chown(own_file, uid, gid if gid is not None else -1)
+        mounts += [
+            BindMount(str(paths.hosts), "/etc/hosts", read_only=False),
+            BindMount(str(paths.home), POD_HOME, read_only=False),
+            BindMount(
+                str(paths.termination_log(record.name)),
+                container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH,
+                read_only=False,
+            ),
+        ]
+        image_env = {
+            "PATH": f"{self.config.python_bin_dir}:{SYSTEM_PATH}",
+            "HOME": POD_HOME,
+            "HOSTNAME": hostname,
+        }
+        spec = build_launch_spec(
+            argv=argv,
+            env={**image_env, **env},
+            mounts=mounts,
+            hostname=hostname,
+            working_dir=container.get("workingDir") or "/",
+            user=user,
+            start_error_path=paths.start_error(record.name),
+        )
+        process = start_process(spec, paths.launch_spec(record.name), paths.log(record.name))
+        runtime.processes[record.name] = process
+        if record.last_terminated is not None:
+            record.restart_count += 1
+        record.state, record.reason, record.message = "running", "", ""
+        record.started_at = _utcnow()
+        log.info(
+            "pod %s/%s container %s started (pid %d)",
+            runtime.namespace,
+            runtime.name,
+            record.name,
+            process.pid,
+        )
+
+    # --- status and DNS --------------------------------------------------------------------------
+    def publish_status(self, runtime: PodRuntime) -> None:
+        view = PodView(
+            restart_policy=runtime.spec.get("restartPolicy", "Always"),
+            host_ip=runtime.host_ip,
+            pod_ip=runtime.ip,
+            start_time=runtime.start_time,
+            init=runtime.init,
+            main=runtime.main,
+            failure_reason=runtime.failure_reason,
+            failure_message=runtime.failure_message,
+        )
+        previous = (runtime.last_status or runtime.pod.get("status") or {}).get("conditions") or []
+        new_status = status.build_pod_status(view, previous, _utcnow())
+        if new_status == runtime.last_status:
+            return
+        try:
+            self.kube.patch_pod_status(runtime.namespace, runtime.name, new_status)
+        except ApiException as error:
+            if error.status == HTTP_NOT_FOUND:
+                return
+            log.warning("pod %s/%s: status patch failed: %s", runtime.namespace, runtime.name, error.reason)
+            return
+        runtime.last_status = new_status
+        if new_status["phase"] in ("Succeeded", "Failed") and not runtime.processes:
+            runtime.terminal = True
+            if runtime.ip:
+                self.ipam.release(runtime.ip)
+                self.hosts_dirty = True
+
+    def _pod_with_addresses(self, runtime: PodRuntime) -> dict[str, Any]:
+        """The pod as the downward API sees it at container start: podIP and hostIP already set."""
+        current = dict(runtime.pod.get("status") or {})
+        current.update(hostIP=runtime.host_ip, hostIPs=[{"ip": runtime.host_ip}])
+        if runtime.ip:
+            current.update(podIP=runtime.ip, podIPs=[{"ip": runtime.ip}])
+        return {**runtime.pod, "status": current}
+
+    def _service_env(self) -> dict[str, str]:
+        host, port = self.kube.server_host, self.kube.server_port
+        return {
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": str(port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+            "KUBERNETES_PORT": f"tcp://{host}:{port}",
+        }
+
+    def _addresses(self) -> list[hosts.PodAddress]:
+        known: dict[str, hosts.PodAddress] = {}
+        for uid, pod in self.cluster_pods.items():
+            if pod.get("spec", {}).get("subdomain") and not _is_terminal(pod):
+                record = hosts.pod_address(pod)
+                if record is not None:
+                    known[uid] = record
+        for uid, runtime in self.pods.items():
+            if runtime.terminal:
+                known.pop(uid, None)
+            elif runtime.ip and runtime.spec.get("subdomain"):
+                known[uid] = hosts.PodAddress(
+                    runtime.namespace, hosts.pod_hostname(runtime.pod), runtime.spec["subdomain"], runtime.ip
+                )
+        return list(known.values())
+
+    def _hosts_file(self, runtime: PodRuntime, peers: list[hosts.PodAddress] | None = None) -> str:
+        assert runtime.ip is not None
+        own = hosts.PodAddress(
+            runtime.namespace,
+            hosts.pod_hostname(runtime.pod),
+            runtime.spec.get("subdomain") or "",
+            runtime.ip,
+        )
+        return hosts.render_hosts_file(own, self._addresses() if peers is None else peers)
+
+    def refresh_hosts_files(self) -> None:
+        """Rewrite hosts files in place as peers come and go, so a pod can resolve a peer started after it."""
+        self.hosts_dirty = False
+        peers = self._addresses()
+        for runtime in self.pods.values():
+            if runtime.ip and not runtime.terminal and runtime.paths.hosts.exists():
+                write_in_place(runtime.paths.hosts, self._hosts_file(runtime, peers))

@@ -1,0 +1,46 @@
+"""The agent's settings; every default is the one the local stack starts it with."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _default_kubeconfig() -> Path:
+    return Path(os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config")))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    kubeconfig: Path
+    state_dir: Path
+    nodes: int = 2
+    node_prefix: str = "kt-node"
+    cpu: str = "8"
+    memory: str = "32Gi"
+    gpus: int = 8
+    gpu_resource: str = "nvidia.com/gpu"
+    max_pods: int = 110
+    pod_cidr: str = "127.64.0.0/10"
+    # The kubelet starts at 10 s and doubles up to 5 min; tests may shorten it.
+    restart_backoff_seconds: float = 10.0
+    heartbeat_seconds: float = 10.0
+    # Where `python3`, `accelerate` and `kubetune` resolve for pods: the project's own environment.
+    python_bin_dir: Path = Path(sys.executable).parent
+
+    def node_names(self) -> list[str]:
+        return [f"{self.node_prefix}-{index}" for index in range(self.nodes)]
+
+    def node_address(self, node: str) -> str:
+        """Each node has its own loopback address (127.1.0.N), reported as its InternalIP and hostIP."""
+        return f"127.1.0.{self.node_names().index(node) + 1}"
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.state_dir / "pods"
+
+
+DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "kubetune" / "node-agent"
+DEFAULT_KUBECONFIG = _default_kubeconfig()

@@ -1,0 +1,90 @@
+"""Runs inside the pod's fresh mount+UTS namespaces (made by `unshare`), then becomes the container.
+
+The agent starts `unshare --mount --uts --propagation private python -m ...launcher SPEC`: as root in
+the new namespaces this bind-mounts the pod's volumes, hosts file and termination-log file at the
+paths the container asks for, sets the pod's hostname, drops to runAsUser/runAsGroup and execs the
+command in the same process (so the agent's pid, signals and exit status are the container's).
+The spec file holds resolved Secrets: it is read and deleted first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+START_ERROR_EXIT_CODE = 128
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str | None, target: str, flags: int) -> None:
+    result = _libc.mount(
+        source.encode() if source else None, target.encode(), None, ctypes.c_ulong(flags), None
+    )
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {source} -> {target}: {os.strerror(errno)}")
+
+
+def _ensure_target(source: str, target: Path) -> None:
+    """A bind mount needs an existing target of the same kind; a missing one is created."""
+    if target.exists():
+        return
+    if os.path.isdir(source):
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+
+
+def bind_mounts(mounts: list[dict[str, Any]]) -> None:
+    # Shallow targets first, so a mount nested in another volume lands inside it, not under it.
+    for mount in sorted(mounts, key=lambda m: len(Path(m["target"]).parts)):
+        target = Path(mount["target"])
+        _ensure_target(mount["source"], target)
+        _mount(mount["source"], str(target), MS_BIND | MS_REC)
+        if mount.get("read_only"):
+            _mount(None, str(target), MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def become_container(spec: dict[str, Any]) -> None:
+    bind_mounts(spec["mounts"])
+    socket.sethostname(spec["hostname"])
+    working_dir = Path(spec["working_dir"])
+    working_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(working_dir)
+    if spec.get("gid") is not None or spec.get("uid") is not None:
+        os.setgroups([int(g) for g in spec.get("groups", [])])
+        if spec.get("gid") is not None:
+            os.setgid(int(spec["gid"]))
+        if spec.get("uid") is not None:
+            os.setuid(int(spec["uid"]))
+    argv: list[str] = spec["argv"]
+    os.execvpe(argv[0], argv, spec["env"])
+
+
+def main() -> None:
+    spec_path = Path(sys.argv[1])
+    spec: dict[str, Any] = json.loads(spec_path.read_text())
+    spec_path.unlink()
+    try:
+        become_container(spec)
+    except OSError as error:
+        # Reported as the kubelet's StartError (exit code 128) with this message.
+        message = f"failed to start container: {error}"
+        Path(spec["start_error_path"]).write_text(message)
+        print(message, file=sys.stderr)
+        sys.exit(START_ERROR_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()
