@@ -197,7 +197,10 @@ class NodeAgent:
         except queue.Empty:
             return
         while True:
-            self.handle_event(event)
+            try:
+                self.handle_event(event)
+            except Exception:  # e.g. the API server restarting; the next event or resync catches up
+                log.exception("handling a %s pod event failed", event.kind)
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
@@ -228,8 +231,15 @@ class NodeAgent:
 
     # --- nodes -----------------------------------------------------------------------------------
     def register_nodes(self) -> None:
+        """Create the Node objects, waiting for the API server if it is not serving yet."""
         for name in sorted(self.node_names):
-            self.kube.create_node(nodes.build_node(self.config, name))
+            while not self.stopping.is_set():
+                try:
+                    self.kube.create_node(nodes.build_node(self.config, name))
+                    break
+                except Exception as error:  # connection refused while the API server starts
+                    log.warning("registering node %s failed (%s); retrying", name, error)
+                    self.stopping.wait(1.0)
             log.info("node %s registered", name)
         self.heartbeat()
 
@@ -243,8 +253,8 @@ class NodeAgent:
                 if kept is not None:
                     self.kube.set_node_taints(name, kept)
                 self.kube.renew_lease(nodes.build_lease(name, node["metadata"]["uid"], now))
-            except ApiException as error:
-                log.warning("heartbeat of node %s failed: %s", name, error.reason)
+            except Exception as error:  # a missed heartbeat is retried on the next one
+                log.warning("heartbeat of node %s failed: %s", name, error)
 
     # --- pod events ------------------------------------------------------------------------------
     def handle_event(self, event: PodEvent) -> None:

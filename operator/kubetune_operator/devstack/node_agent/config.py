@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _default_kubeconfig() -> Path:
-    return Path(os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config")))
+from kubetune_operator.devstack.layout import StackLayout, default_state_dir
 
 
 @dataclass(frozen=True)
@@ -42,5 +39,6 @@ class AgentConfig:
         return self.state_dir / "pods"
 
 
-DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "kubetune" / "node-agent"
-DEFAULT_KUBECONFIG = _default_kubeconfig()
+# The local stack's own paths (`kubetune dev up`), so a bare `python -m ...node_agent` joins it.
+DEFAULT_STATE_DIR = StackLayout(default_state_dir()).node_agent_dir
+DEFAULT_KUBECONFIG = StackLayout(default_state_dir()).admin_kubeconfig
