@@ -390,7 +390,8 @@ class NodeAgent:
             record = next(r for r in [*runtime.init, *runtime.main] if r.name == name)
             signum = -code if code < 0 else None
             exit_code = 128 + signum if signum else code
-            if runtime.paths.start_error(name).exists():
+            start_error = runtime.paths.start_error(name)
+            if start_error.exists() and start_error.stat().st_size:
                 reason = status.START_ERROR
             elif exit_code == 0:
                 reason = status.COMPLETED

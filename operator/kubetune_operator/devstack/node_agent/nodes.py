@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +76,7 @@ def build_node_status(config: AgentConfig, name: str, now: datetime) -> dict[str
             "machineID": name,
             "systemUUID": name,
             "bootID": name,
-            "kernelVersion": "",
+            "kernelVersion": platform.release(),
             "osImage": "kubetune node agent (local processes)",
             "containerRuntimeVersion": "local-process://0",
             "kubeletVersion": AGENT_VERSION,
