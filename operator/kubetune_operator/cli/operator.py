@@ -1,0 +1,84 @@
+"""`kubetune operator`: run the Kopf operator for FineTuneJob and EvalJob."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+
+def operator_command(
+    *,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Watch only these namespaces (repeatable); default: all."),
+    ] = None,
+    trainer_module: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_TRAINER_MODULE", help="Python module trainer pods run after accelerate."
+        ),
+    ] = "kubetune_trainer",
+    evaluator_module: Annotated[
+        str, typer.Option(envvar="KUBETUNE_EVALUATOR_MODULE", help="Python module evaluator pods run.")
+    ] = "kubetune_evaluator",
+    launcher: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_LAUNCHER",
+            help="accelerate: `accelerate launch ... -m MODULE`; python: `python -m MODULE` "
+            "(one process per pod).",
+        ),
+    ] = "accelerate",
+    reconcile_interval: Annotated[
+        float, typer.Option(envvar="KUBETUNE_RECONCILE_INTERVAL", help="Seconds between polls of a live job.")
+    ] = 10.0,
+    pending_timeout: Annotated[
+        float,
+        typer.Option(envvar="KUBETUNE_PENDING_TIMEOUT", help="Seconds pods may stay unschedulable."),
+    ] = 300.0,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="KUBETUNE_OPERATOR_METRICS_PORT", help="Port of /metrics; 0 disables it.")
+    ] = 8080,
+    health_port: Annotated[
+        int, typer.Option(envvar="KUBETUNE_OPERATOR_HEALTH_PORT", help="Port of /healthz (Kopf liveness).")
+    ] = 8081,
+    peering: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KUBETUNE_PEERING",
+            help="Kopf peering name for HA (needs the ClusterKopfPeering CRD, see docs/operator.md); "
+            "unset: standalone.",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the operator: FineTuneJob/EvalJob -> ConfigMap, Service, Indexed Job; status and events."""
+    if launcher not in ("accelerate", "python"):
+        raise typer.BadParameter("must be accelerate or python", param_hint="--launcher")
+    # The handlers read their settings (timer interval included) from the environment at import.
+    os.environ.update(
+        {
+            "KUBETUNE_TRAINER_MODULE": trainer_module,
+            "KUBETUNE_EVALUATOR_MODULE": evaluator_module,
+            "KUBETUNE_LAUNCHER": launcher,
+            "KUBETUNE_RECONCILE_INTERVAL": str(reconcile_interval),
+            "KUBETUNE_PENDING_TIMEOUT": str(pending_timeout),
+        }
+    )
+    import kopf
+
+    from kubetune_operator.controller import handlers
+    from kubetune_operator.controller.metrics import serve_metrics
+
+    del handlers  # imported for its registrations
+    serve_metrics(metrics_port)
+    kopf.configure(verbose=verbose)
+    kopf.run(
+        clusterwide=not namespace,
+        namespaces=namespace or [],
+        standalone=peering is None,
+        peering_name=peering or "default",
+        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+    )

@@ -1,0 +1,126 @@
+"""The lifecycle shared by FineTuneJob and EvalJob: attempts of a child Job, gang restarts, suspend,
+deadline. Orchestrates the pure modules through the `Kube` layer; every step is idempotent.
+
+Crash safety: the attempt number lives in the child Job's name (`<name>-r<n>`), and a restart creates
+attempt n+1 *before* deleting attempt n. Whatever point the operator dies at, the next reconcile finds
+the highest attempt in the cluster and continues from it: never two live Jobs, never a lost restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubetune_operator.api import RunPolicy
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.builders import Owner
+from kubetune_operator.controller.kube import Kube
+from kubetune_operator.controller.names import LABEL_ATTEMPT, attempt_of, child_labels, label_selector
+from kubetune_operator.controller.observe import AttemptState, observe_attempt
+from kubetune_operator.controller.policies.deadline import deadline_exceeded
+from kubetune_operator.controller.policies.restart import decide_restart
+from kubetune_operator.controller.policies.suspend import desired_job_suspend
+from kubetune_operator.controller.settings import OperatorSettings
+from kubetune_operator.controller.status import Phase, Transition
+
+ChildrenForAttempt = Callable[[int], list[dict[str, Any]]]
+"""The objects of one attempt, the batch/v1 Job last (ConfigMap and Service first, so pods find them)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    owner: Owner
+    nodes: int
+    run_policy: RunPolicy
+    credentials_secret: str | None
+    children: ChildrenForAttempt
+
+
+@dataclass
+class AttemptOutcome:
+    transition: Transition
+    attempt: int
+    children_created: bool
+    state: AttemptState | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _create_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        kube.create(obj)
+
+
+def run_attempts(
+    kube: Kube,
+    workload: Workload,
+    previous: dict[str, Any],
+    settings: OperatorSettings,
+    now: datetime,
+) -> AttemptOutcome:
+    owner = workload.owner
+    jobs = kube.list("Job", owner.namespace, label_selector(child_labels(owner.kind, owner.name)))
+    attempts = {n: job for job in jobs if (n := attempt_of(job["metadata"]["name"], owner.name)) is not None}
+    attempt = max([int(previous.get("restarts") or 0), *attempts])
+    for stale, job in attempts.items():
+        if stale < attempt and not job["metadata"].get("deletionTimestamp"):
+            kube.delete("Job", owner.namespace, job["metadata"]["name"])
+    current = attempts.get(attempt)
+
+    if current is None:
+        secret = workload.credentials_secret
+        # Fail fast, before any pod: metadata only, so the operator never receives the credentials.
+        if not attempts and secret and not kube.exists_metadata_only("Secret", owner.namespace, secret):
+            message = (
+                f'Secret "{secret}" (spec.storage.credentialsSecret) not found in namespace '
+                f"{owner.namespace}; create it with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+            return AttemptOutcome(Transition("Failed", reasons.MISSING_SECRET, message), attempt, False)
+        _create_all(kube, workload.children(attempt))
+        phase: Phase = "Restarting" if attempt > 0 else "Pending"
+        if workload.run_policy.suspend or workload.run_policy.queue_name:
+            return _suspended(workload, attempt)
+        return AttemptOutcome(Transition(phase, reasons.PODS_PENDING, "child Job created"), attempt, True)
+
+    if deadline_exceeded(previous.get("startTime"), workload.run_policy.active_deadline_seconds, now):
+        kube.delete("Job", owner.namespace, current["metadata"]["name"])
+        message = f"running longer than activeDeadlineSeconds={workload.run_policy.active_deadline_seconds}"
+        return AttemptOutcome(Transition("Failed", reasons.DEADLINE_EXCEEDED, message), attempt, True)
+
+    job_suspended = bool(current.get("spec", {}).get("suspend"))
+    desired = desired_job_suspend(workload.run_policy.suspend, workload.run_policy.queue_name, job_suspended)
+    if desired is not None:
+        kube.merge_patch("Job", owner.namespace, current["metadata"]["name"], {"spec": {"suspend": desired}})
+        current = {**current, "spec": {**current.get("spec", {}), "suspend": desired}}
+
+    selector = label_selector({**child_labels(owner.kind, owner.name), LABEL_ATTEMPT: str(attempt)})
+    pods = kube.list("Pod", owner.namespace, selector)
+    state = observe_attempt(current, pods, workload.nodes, now, settings.pending_timeout_seconds)
+    if state.phase == "Suspended":
+        return _suspended(workload, attempt, state)
+    if state.phase == "Failed" and state.failure is not None:
+        decision = decide_restart(state.failure, attempt, workload.run_policy.max_restarts)
+        if not decision.restart:
+            return AttemptOutcome(
+                Transition("Failed", decision.reason, decision.message), attempt, True, state
+            )
+        # Create the next attempt first, then remove this one (see the module docstring).
+        _create_all(kube, workload.children(attempt + 1)[-1:])
+        kube.delete("Job", owner.namespace, current["metadata"]["name"])
+        return AttemptOutcome(
+            Transition("Restarting", decision.reason, decision.message), attempt + 1, True, state
+        )
+    if state.phase == "Pending" and attempt > 0 and previous.get("phase") == "Restarting":
+        return AttemptOutcome(Transition("Restarting", state.reason, state.message), attempt, True, state)
+    return AttemptOutcome(Transition(state.phase, state.reason, state.message), attempt, True, state)
+
+
+def _suspended(workload: Workload, attempt: int, state: AttemptState | None = None) -> AttemptOutcome:
+    if workload.run_policy.queue_name and not workload.run_policy.suspend:
+        message = f"waiting for Kueue to admit the Job from queue {workload.run_policy.queue_name}"
+        return AttemptOutcome(
+            Transition("Suspended", reasons.WAITING_FOR_ADMISSION, message), attempt, True, state
+        )
+    message = "runPolicy.suspend is true: pods removed, state and checkpoints kept"
+    return AttemptOutcome(Transition("Suspended", reasons.SUSPENDED_BY_USER, message), attempt, True, state)

@@ -1,0 +1,374 @@
+"""Pure builders: a FineTuneJob/EvalJob spec -> the ConfigMap, headless Service and batch/v1 Job dicts.
+
+No API calls here (dask-kubernetes `build_*_spec` pattern): every function is unit-tested on its output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from kubetune_operator.api import (
+    API_VERSION,
+    EvalJobSpec,
+    FineTuneJobSpec,
+    PodTemplate,
+    ResourcesSpec,
+    StorageSpec,
+)
+from kubetune_operator.controller.names import (
+    ANNOTATION_COMPLETION_INDEX,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    KIND_EVAL,
+    KIND_FINETUNE,
+    LABEL_ATTEMPT,
+    LABEL_KUEUE_QUEUE,
+    child_job_name,
+    child_labels,
+    config_map_name,
+    service_name,
+)
+from kubetune_operator.controller.settings import OperatorSettings
+
+CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+OPTIONAL_CREDENTIAL_KEYS = ("AWS_SESSION_TOKEN",)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The parent object, as far as its children need to know it."""
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        # blockOwnerDeletion: a foreground deletion of the parent waits for its children.
+        return {
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+    def metadata(self, name: str, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": self.namespace,
+            "labels": {**child_labels(self.kind, self.name), **(extra_labels or {})},
+            "ownerReferences": [self.reference()],
+        }
+
+
+def render_run_config(owner: Owner, spec: FineTuneJobSpec | EvalJobSpec) -> str:
+    """The manifest the pod reads with `--config`: the spec only (Secrets are referenced by name)."""
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": owner.kind,
+        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def build_config_map(owner: Owner, spec: FineTuneJobSpec | EvalJobSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": owner.metadata(config_map_name(owner.name)),
+        "data": {CONFIG_FILE: render_run_config(owner, spec)},
+    }
+
+
+def build_headless_service(owner: Owner) -> dict[str, Any]:
+    """Gives every worker pod the DNS name `<job>-<index>.<service>` used as the rendezvous address."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": owner.metadata(service_name(owner.name)),
+        "spec": {
+            "clusterIP": "None",
+            "selector": child_labels(owner.kind, owner.name),
+            # Rank 0 must be resolvable before it is Ready, or the other ranks cannot rendezvous.
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": 29500, "targetPort": 29500}],
+        },
+    }
+
+
+def build_storage_env(storage: StorageSpec) -> list[dict[str, Any]]:
+    """S3 settings; credentials only as secretKeyRef (never copied), else the ambient AWS chain."""
+    env: list[dict[str, Any]] = [
+        {"name": "AWS_DEFAULT_REGION", "value": storage.region},
+        {"name": "AWS_REGION", "value": storage.region},
+    ]
+    if storage.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": storage.endpoint})
+    if storage.credentials_secret:
+        for key in CREDENTIAL_KEYS + OPTIONAL_CREDENTIAL_KEYS:
+            ref: dict[str, Any] = {"name": storage.credentials_secret, "key": key}
+            if key in OPTIONAL_CREDENTIAL_KEYS:
+                ref["optional"] = True
+            env.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def build_resources(resources: ResourcesSpec) -> dict[str, Any]:
+    amounts: dict[str, str] = {}
+    if resources.cpu:
+        amounts["cpu"] = resources.cpu
+    if resources.memory:
+        amounts["memory"] = resources.memory
+    if resources.gpus_per_node:
+        amounts[resources.gpu_resource] = str(resources.gpus_per_node)
+    # Requests equal limits: GPUs must, and equal cpu/memory gives the pods Guaranteed QoS.
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def build_launch_command(
+    owner: Owner, spec: FineTuneJobSpec, attempt: int, settings: OperatorSettings
+) -> list[str]:
+    """`accelerate launch` with the gang's geometry, then the trainer module (or the module directly)."""
+    config = ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    if settings.launcher == "python":
+        return [settings.python_executable, "-m", settings.trainer_module, *config]
+    resources = spec.resources
+    num_processes = resources.nodes * resources.processes_per_node
+    command = [
+        settings.accelerate_executable,
+        "launch",
+        "--num_machines",
+        str(resources.nodes),
+        "--machine_rank",
+        "$(KUBETUNE_NODE_RANK)",
+        "--main_process_ip",
+        master_address(owner, attempt),
+        "--main_process_port",
+        str(settings.main_process_port),
+        "--num_processes",
+        str(num_processes),
+    ]
+    if num_processes > 1:
+        # Also on CPU: `--cpu` with several processes silently runs one (measured); multi_gpu uses gloo there.
+        command.append("--multi_gpu")
+    elif resources.gpus_per_node == 0:
+        command.append("--cpu")
+    return [*command, "-m", settings.trainer_module, *config]
+
+
+def master_address(owner: Owner, attempt: int) -> str:
+    """Rank 0's stable DNS name: `<job>-0.<service>` (Indexed Job hostname + headless Service)."""
+    return f"{child_job_name(owner.name, attempt)}-0.{service_name(owner.name)}"
+
+
+def security_context() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Pod and container securityContext of the `restricted` Pod Security profile."""
+    pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return pod, container
+
+
+def _pod_template(
+    owner: Owner,
+    attempt: int,
+    container: dict[str, Any],
+    *,
+    overrides: PodTemplate,
+    settings: OperatorSettings,
+    subdomain: str | None,
+    scrape: bool,
+) -> dict[str, Any]:
+    pod_security, container_security = security_context()
+    pod_security["runAsUser"] = settings.run_as_user
+    pod_security["runAsGroup"] = settings.run_as_user
+    container["securityContext"] = container_security
+    annotations = dict(overrides.annotations)
+    if scrape:
+        # One template serves every index, so all pods carry these; only rank 0 serves /metrics and the
+        # Prometheus job keeps completion index 0 (see docs/operator.md).
+        annotations.update(
+            {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(settings.progress_port),
+                "prometheus.io/path": "/metrics",
+            }
+        )
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": pod_security,
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": config_map_name(owner.name)}}],
+    }
+    if subdomain:
+        spec["subdomain"] = subdomain
+    if overrides.node_selector:
+        spec["nodeSelector"] = dict(overrides.node_selector)
+    if overrides.tolerations:
+        spec["tolerations"] = list(overrides.tolerations)
+    if overrides.affinity:
+        spec["affinity"] = dict(overrides.affinity)
+    if overrides.priority_class_name:
+        spec["priorityClassName"] = overrides.priority_class_name
+    if overrides.service_account_name:
+        spec["serviceAccountName"] = overrides.service_account_name
+    # Our labels win over user labels: the Service selector and the operator's own lookups rely on them.
+    labels = {**overrides.labels, **child_labels(owner.kind, owner.name), LABEL_ATTEMPT: str(attempt)}
+    return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
+
+
+def _common_env(owner: Owner, attempt: int, settings: OperatorSettings) -> list[dict[str, Any]]:
+    return [
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "KUBETUNE_JOB_NAME", "value": owner.name},
+        {"name": "KUBETUNE_RESTART", "value": str(attempt)},
+        {"name": "KUBETUNE_METRICS_PORT", "value": str(settings.progress_port)},
+    ]
+
+
+def _job(
+    owner: Owner,
+    attempt: int,
+    template: dict[str, Any],
+    *,
+    nodes: int,
+    suspend: bool,
+    queue_name: str | None,
+) -> dict[str, Any]:
+    labels = {LABEL_ATTEMPT: str(attempt)}
+    if queue_name:
+        labels[LABEL_KUEUE_QUEUE] = queue_name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": owner.metadata(child_job_name(owner.name, attempt), labels),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": nodes,
+            "parallelism": nodes,
+            # Restarts belong to the operator and take the whole gang: one failed pod fails the Job.
+            "backoffLimit": 0,
+            # Kueue admits a queued Job by unsuspending it; it must therefore start suspended.
+            "suspend": suspend or bool(queue_name),
+            "template": template,
+        },
+    }
+
+
+def build_worker_job(
+    owner: Owner, spec: FineTuneJobSpec, attempt: int, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The Indexed Job of one attempt: `nodes` pods, rank from the completion index."""
+    resources = spec.resources
+    env = [
+        *_common_env(owner, attempt, settings),
+        {
+            "name": "KUBETUNE_NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_COMPLETION_INDEX}']"}
+            },
+        },
+        {"name": "KUBETUNE_NUM_NODES", "value": str(resources.nodes)},
+        {"name": "KUBETUNE_PROCESSES_PER_NODE", "value": str(resources.processes_per_node)},
+        {"name": "KUBETUNE_MASTER_ADDR", "value": master_address(owner, attempt)},
+        {"name": "KUBETUNE_MASTER_PORT", "value": str(settings.main_process_port)},
+        *build_storage_env(spec.storage),
+    ]
+    container: dict[str, Any] = {
+        "name": "trainer",
+        "image": spec.image,
+        "command": build_launch_command(owner, spec, attempt, settings),
+        "env": env,
+        "ports": [
+            {"name": "rendezvous", "containerPort": settings.main_process_port},
+            {"name": "metrics", "containerPort": settings.progress_port},
+        ],
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    resources_block = build_resources(resources)
+    if resources_block:
+        container["resources"] = resources_block
+    template = _pod_template(
+        owner,
+        attempt,
+        container,
+        overrides=spec.pod_template,
+        settings=settings,
+        subdomain=service_name(owner.name),
+        scrape=True,
+    )
+    return _job(
+        owner,
+        attempt,
+        template,
+        nodes=resources.nodes,
+        suspend=spec.run_policy.suspend,
+        queue_name=spec.run_policy.queue_name,
+    )
+
+
+def build_evaluator_job(
+    owner: Owner, spec: EvalJobSpec, attempt: int, settings: OperatorSettings
+) -> dict[str, Any]:
+    """One evaluator pod; it reads the rendered config (with the resolved model URI) and scores."""
+    env = [*_common_env(owner, attempt, settings), *build_storage_env(spec.storage)]
+    if spec.judge is not None and spec.judge.api_key_secret:
+        env.append(
+            {
+                "name": "OPENAI_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": spec.judge.api_key_secret, "key": "OPENAI_API_KEY"}},
+            }
+        )
+    container: dict[str, Any] = {
+        "name": "evaluator",
+        "image": spec.image,
+        "command": [
+            settings.python_executable,
+            "-m",
+            settings.evaluator_module,
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_FILE}",
+        ],
+        "env": env,
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    resources_block = build_resources(spec.resources)
+    if resources_block:
+        container["resources"] = resources_block
+    template = _pod_template(
+        owner,
+        attempt,
+        container,
+        overrides=spec.pod_template,
+        settings=settings,
+        subdomain=None,
+        scrape=False,
+    )
+    return _job(
+        owner,
+        attempt,
+        template,
+        nodes=1,
+        suspend=spec.run_policy.suspend,
+        queue_name=spec.run_policy.queue_name,
+    )
+
+
+def owner_from_body(kind: str, body: dict[str, Any]) -> Owner:
+    metadata = body["metadata"]
+    if kind not in (KIND_FINETUNE, KIND_EVAL):
+        raise ValueError(f"unknown kind {kind}")
+    return Owner(kind=kind, name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])

@@ -1,0 +1,106 @@
+"""Pure failure classification of one pod: what went wrong, and whether a gang restart can fix it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX
+
+IMAGE_PULL_WAITING = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+NODE_LOST_POD_REASONS = frozenset(
+    {"NodeLost", "Evicted", "Terminated", "NodeShutdown", "DeletionByTaintManager"}
+)
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    reason: str
+    message: str
+    retriable: bool
+
+
+def rank_of(pod: dict[str, Any]) -> str:
+    return str(pod.get("metadata", {}).get("annotations", {}).get(ANNOTATION_COMPLETION_INDEX, "?"))
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def termination_message(pod: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON a finished container wrote to its terminationMessagePath, or None (absent or not JSON)."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated and terminated.get("message"):
+            try:
+                parsed = json.loads(terminated["message"])
+            except ValueError:
+                return None
+            return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+def _waiting_reasons(pod: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            found.append((str(waiting.get("reason", "")), str(waiting.get("message", ""))))
+    return found
+
+
+def _failed_pod(pod: dict[str, Any], where: str) -> WorkerFailure:
+    status = pod.get("status", {})
+    if status.get("reason") in NODE_LOST_POD_REASONS:
+        return WorkerFailure(reasons.NODE_LOST, f"{where}: {status.get('message') or status['reason']}", True)
+    reported = termination_message(pod) or {}
+    if reported.get("reason") in reasons.WORKLOAD_REPORTED_FAILURES:
+        return WorkerFailure(
+            str(reported["reason"]), f"{where}: {reported.get('message', '')}".strip(), False
+        )
+    terminated = _terminated(pod) or {}
+    exit_code = terminated.get("exitCode")
+    if terminated.get("reason") == "OOMKilled":
+        return WorkerFailure(reasons.OOM_KILLED, f"{where} was OOMKilled (exit code {exit_code})", True)
+    detail = str(terminated.get("message") or "").strip().splitlines()
+    tail = f": {detail[-1][:300]}" if detail else ""
+    return WorkerFailure(reasons.ERROR, f"{where} exited with code {exit_code}{tail}", True)
+
+
+def classify_pod(pod: dict[str, Any], now: datetime, pending_timeout_seconds: float) -> WorkerFailure | None:
+    """A failure for a pod that failed or cannot start, None for a healthy (or still hopeful) pod."""
+    where = f"worker {rank_of(pod)} (pod {pod.get('metadata', {}).get('name')})"
+    status = pod.get("status", {})
+    phase = status.get("phase")
+    if phase == "Failed":
+        return _failed_pod(pod, where)
+    if phase != "Pending":
+        return None
+    for reason, message in _waiting_reasons(pod):
+        if reason in IMAGE_PULL_WAITING:
+            return WorkerFailure(reasons.IMAGE_PULL_BACK_OFF, f"{where}: {reason}: {message}", False)
+        if reason == "CreateContainerConfigError":
+            # A Secret (or one of its keys) that the pod references does not exist: restarts cannot help.
+            return WorkerFailure(reasons.MISSING_SECRET, f"{where}: {message}", False)
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            since = parse_timestamp(condition.get("lastTransitionTime"))
+            if since is not None and (now - since).total_seconds() > pending_timeout_seconds:
+                detail = condition.get("message", "")
+                message = f"{where} unschedulable for over {pending_timeout_seconds:.0f}s: {detail}"
+                return WorkerFailure(reasons.UNSCHEDULABLE, message, False)
+    return None

@@ -1,0 +1,67 @@
+"""Pure observation of one attempt: a child batch/v1 Job and its pods -> what state the attempt is in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.failures import WorkerFailure, classify_pod, rank_of, termination_message
+
+AttemptPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    phase: AttemptPhase
+    reason: str
+    message: str
+    failure: WorkerFailure | None = None
+    result: dict[str, Any] | None = None
+    """Rank 0's termination message (the workload's JSON result) once the attempt succeeded."""
+    rank0_ip: str | None = None
+    """Where rank 0 serves /progress while it runs."""
+
+
+def _job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("type") == type_ and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def _rank0(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((pod for pod in pods if rank_of(pod) == "0"), None)
+
+
+def observe_attempt(
+    job: dict[str, Any], pods: list[dict[str, Any]], nodes: int, now: datetime, pending_timeout_seconds: float
+) -> AttemptState:
+    """Job conditions decide success; pods decide failure first (they say why, the Job only that it did)."""
+    live_pods = [pod for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
+    rank0 = _rank0(pods)
+    if _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet"):
+        result = termination_message(rank0) if rank0 is not None else None
+        return AttemptState("Succeeded", reasons.COMPLETED, "all workers finished", result=result)
+    if job.get("spec", {}).get("suspend"):
+        # Pods of a suspended Job are being terminated on purpose: their exit codes are no failure.
+        return AttemptState("Suspended", reasons.SUSPENDED_BY_USER, "child Job is suspended")
+    # A pod being deleted (suspend, restart, eviction) is judged by the Job controller, not here.
+    failures = [f for pod in live_pods if (f := classify_pod(pod, now, pending_timeout_seconds)) is not None]
+    if failures:
+        # A non-retriable failure anywhere in the gang decides; otherwise the first worker that failed.
+        failure = next((f for f in failures if not f.retriable), failures[0])
+        return AttemptState("Failed", failure.reason, failure.message, failure=failure)
+    failed = _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
+    if failed:
+        message = f"child Job failed: {failed.get('reason', '')}: {failed.get('message', '')}"
+        failure = WorkerFailure(reasons.ERROR, message, True)
+        return AttemptState("Failed", reasons.ERROR, message, failure=failure)
+    running = [pod for pod in live_pods if pod.get("status", {}).get("phase") == "Running"]
+    if len(running) >= nodes:
+        ip = rank0.get("status", {}).get("podIP") if rank0 is not None else None
+        return AttemptState(
+            "Running", reasons.ALL_WORKERS_RUNNING, f"{len(running)}/{nodes} workers running", rank0_ip=ip
+        )
+    return AttemptState("Pending", reasons.PODS_PENDING, f"{len(running)}/{nodes} workers running")

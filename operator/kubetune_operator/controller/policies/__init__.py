@@ -1,0 +1,1 @@
+"""One small pure module per run policy: restart, deadline, TTL, suspend (jobset's layout)."""

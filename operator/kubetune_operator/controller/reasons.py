@@ -1,0 +1,49 @@
+"""Condition reasons and event reasons, as named constants (kubeflow/jobset convention)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Condition types.
+CREATED: Final = "Created"
+RUNNING: Final = "Running"
+RESTARTING: Final = "Restarting"
+SUSPENDED: Final = "Suspended"
+SUCCEEDED: Final = "Succeeded"
+FAILED: Final = "Failed"
+READY: Final = "Ready"
+WAITING: Final = "Waiting"
+
+# Failure reasons (the `reason` of the Failed condition).
+OOM_KILLED: Final = "OOMKilled"
+ERROR: Final = "Error"
+UNSCHEDULABLE: Final = "Unschedulable"
+IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+NODE_LOST: Final = "NodeLost"
+INVALID_SPEC: Final = "InvalidSpec"
+MISSING_SECRET: Final = "MissingSecret"
+STORAGE_UNREACHABLE: Final = "StorageUnreachable"
+RESTARTS_EXHAUSTED: Final = "RestartsExhausted"
+MODEL_FAILED: Final = "ModelFailed"
+MODEL_NOT_FOUND: Final = "ModelNotFound"
+
+# Other reasons.
+CHILDREN_CREATED: Final = "ChildrenCreated"
+PODS_PENDING: Final = "PodsPending"
+ALL_WORKERS_RUNNING: Final = "AllWorkersRunning"
+WORKER_FAILED: Final = "WorkerFailed"
+SUSPENDED_BY_USER: Final = "SuspendedByUser"
+WAITING_FOR_ADMISSION: Final = "WaitingForAdmission"
+RESUMED: Final = "Resumed"
+COMPLETED: Final = "Completed"
+MODEL_NOT_READY: Final = "ModelNotReady"
+NOT_FINISHED: Final = "NotFinished"
+TTL_EXPIRED: Final = "TTLExpired"
+
+# A pod failure with one of these reasons consumes the restart budget; the others fail the job at once
+# because a restart cannot fix them (a missing Secret stays missing, a bad image stays bad).
+RETRIABLE_FAILURES: Final = frozenset({OOM_KILLED, ERROR, NODE_LOST})
+
+# Reasons a workload may report itself in its termination message (`{"reason": ...}`) to fail fast.
+WORKLOAD_REPORTED_FAILURES: Final = frozenset({STORAGE_UNREACHABLE, INVALID_SPEC, MISSING_SECRET})

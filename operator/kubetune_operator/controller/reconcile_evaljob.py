@@ -1,0 +1,123 @@
+"""One reconcile of an EvalJob: wait for the referenced FineTuneJob, run the evaluator, publish results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubetune_operator.api import EvalJobSpec, EvalModelSource, EvalResults
+from kubetune_operator.api.manifest import format_validation_error
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.attempts import Workload, run_attempts
+from kubetune_operator.controller.builders import build_config_map, build_evaluator_job, owner_from_body
+from kubetune_operator.controller.kube import Kube
+from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
+from kubetune_operator.controller.reconciled import Reconciled, finished, rfc3339
+from kubetune_operator.controller.settings import OperatorSettings
+from kubetune_operator.controller.status import (
+    TERMINAL_PHASES,
+    Transition,
+    derive_events,
+    derive_status,
+    waiting_status,
+)
+
+
+def resolve_model(kube: Kube, namespace: str, spec: EvalJobSpec) -> tuple[str | None, Transition | None]:
+    """(model URI, None) when ready; (None, a Waiting/Failed transition) while it is not."""
+    if spec.model.uri is not None:
+        return spec.model.uri, None
+    assert spec.model.fine_tune_job_ref is not None  # the model validator guarantees one source
+    ref = spec.model.fine_tune_job_ref.name
+    finetunejob = kube.get(KIND_FINETUNE, namespace, ref)
+    if finetunejob is None:
+        return None, Transition("Pending", reasons.MODEL_NOT_READY, f"FineTuneJob {ref} does not exist (yet)")
+    status = finetunejob.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Failed":
+        return None, Transition(
+            "Failed", reasons.MODEL_FAILED, f"FineTuneJob {ref} failed; nothing to evaluate"
+        )
+    if phase != "Succeeded":
+        return None, Transition(
+            "Pending", reasons.MODEL_NOT_READY, f"FineTuneJob {ref} is {phase or 'Pending'}"
+        )
+    uri = (status.get("output") or {}).get("uri") or finetunejob["spec"]["output"]["uri"]
+    return str(uri), None
+
+
+def result_fields(result: dict[str, Any] | None) -> dict[str, Any]:
+    """results/verdict/verdictReasons/reportUri from the evaluator's JSON summary (unknown keys ignored)."""
+    if not result:
+        return {}
+    fields: dict[str, Any] = {}
+    if isinstance(result.get("results"), dict):
+        try:
+            results = EvalResults.model_validate(result["results"])
+        except ValidationError:
+            results = None
+        if results is not None:
+            fields["results"] = results.model_dump(mode="json", by_alias=True)
+    if result.get("verdict") in ("Passed", "Failed"):
+        fields["verdict"] = result["verdict"]
+    if isinstance(result.get("verdictReasons"), list):
+        fields["verdictReasons"] = [str(item) for item in result["verdictReasons"]]
+    if isinstance(result.get("reportUri"), str):
+        fields["reportUri"] = result["reportUri"]
+    return fields
+
+
+def reconcile_evaljob(
+    kube: Kube, body: dict[str, Any], settings: OperatorSettings, now: datetime
+) -> Reconciled:
+    owner = owner_from_body(KIND_EVAL, body)
+    previous = dict(body.get("status") or {})
+    generation = body["metadata"].get("generation")
+    stamp = rfc3339(now)
+    if previous.get("phase") in TERMINAL_PHASES:
+        return finished(kube, owner, body, previous, now)
+    try:
+        spec = EvalJobSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        transition = Transition("Failed", reasons.INVALID_SPEC, format_validation_error(error))
+        status = derive_status(previous, transition, children_created=False, now=stamp, generation=generation)
+        return Reconciled(status, derive_events(previous, status))
+
+    # Once resolved, the model stays the one recorded in status (the FineTuneJob may change or go away).
+    model_uri = previous.get("modelUri")
+    if not model_uri:
+        model_uri, blocked = resolve_model(kube, owner.namespace, spec)
+        if blocked is not None and blocked.phase == "Failed":
+            status = derive_status(
+                previous, blocked, children_created=False, now=stamp, generation=generation
+            )
+            return Reconciled(status, derive_events(previous, status))
+        if blocked is not None:
+            status = waiting_status(previous, blocked.reason, blocked.message, stamp, generation)
+            return Reconciled(status, derive_events(previous, status))
+    resolved = spec.model_copy(update={"model": EvalModelSource(uri=model_uri)})
+    workload = Workload(
+        owner=owner,
+        nodes=1,
+        run_policy=spec.run_policy,
+        credentials_secret=spec.storage.credentials_secret,
+        children=lambda attempt: [
+            build_config_map(owner, resolved),
+            build_evaluator_job(owner, resolved, attempt, settings),
+        ],
+    )
+    outcome = run_attempts(kube, workload, previous, settings, now)
+    status = derive_status(
+        previous,
+        outcome.transition,
+        children_created=outcome.children_created,
+        now=stamp,
+        generation=generation,
+    )
+    status["restarts"] = outcome.attempt
+    status["modelUri"] = model_uri
+    if outcome.state is not None and outcome.transition.phase == "Succeeded":
+        status.update(result_fields(outcome.state.result))
+    return Reconciled(status, derive_events(previous, status))

@@ -1,0 +1,45 @@
+"""Operator settings: command-line flags with KUBETUNE_* environment defaults, read once at startup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+Launcher = Literal["accelerate", "python"]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Everything the builders and policies need that is not in the FineTuneJob/EvalJob itself."""
+
+    trainer_module: str = field(default_factory=lambda: _env("KUBETUNE_TRAINER_MODULE", "kubetune_trainer"))
+    """Python module started in trainer pods (after `accelerate launch`); tests use a stand-in."""
+    evaluator_module: str = field(
+        default_factory=lambda: _env("KUBETUNE_EVALUATOR_MODULE", "kubetune_evaluator")
+    )
+    launcher: Launcher = field(
+        default_factory=lambda: (
+            "python" if _env("KUBETUNE_LAUNCHER", "accelerate") == "python" else "accelerate"
+        )
+    )
+    """`accelerate`: `accelerate launch ... -m <module>`; `python`: `python -m <module>` (one process per
+    pod, rank and master in KUBETUNE_* variables): fast lifecycle tests without importing torch."""
+    python_executable: str = field(default_factory=lambda: _env("KUBETUNE_POD_PYTHON", "python"))
+    accelerate_executable: str = field(default_factory=lambda: _env("KUBETUNE_POD_ACCELERATE", "accelerate"))
+    main_process_port: int = 29500
+    progress_port: int = field(default_factory=lambda: int(_env("KUBETUNE_PROGRESS_PORT", "9400")))
+    progress_timeout_seconds: float = 1.0
+    reconcile_interval_seconds: float = field(
+        default_factory=lambda: float(_env("KUBETUNE_RECONCILE_INTERVAL", "10"))
+    )
+    """How often a live job is re-read: progress, pod failures, deadline, suspend (Kopf timer)."""
+    pending_timeout_seconds: float = field(
+        default_factory=lambda: float(_env("KUBETUNE_PENDING_TIMEOUT", "300"))
+    )
+    """How long pods may stay unschedulable before the job fails with Unschedulable."""
+    run_as_user: int = 1000

@@ -1,0 +1,145 @@
+"""Pure status derivation: (previous status, what was observed/decided) -> the next status and its Events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.conditions import find_condition, set_condition
+
+Phase = Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What the reconciler concluded: the phase to report and why."""
+
+    phase: Phase
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def derive_conditions(
+    conditions: list[dict[str, Any]],
+    transition: Transition,
+    *,
+    children_created: bool,
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """The standard conditions for a phase (metav1 rules; `Ready` is the GitOps health signal)."""
+    phase, reason, message = transition.phase, transition.reason, transition.message
+
+    def put(
+        items: list[dict[str, Any]], type_: str, value: bool, why: str, text: str
+    ) -> list[dict[str, Any]]:
+        return set_condition(items, type_, value, reason=why, message=text, now=now, generation=generation)
+
+    def clear_if_set(items: list[dict[str, Any]], type_: str, why: str) -> list[dict[str, Any]]:
+        # Conditions that never applied are left out instead of listed as False.
+        if find_condition(items, type_) is None:
+            return items
+        return put(items, type_, False, why, message)
+
+    result = list(conditions)
+    if children_created:
+        result = put(
+            result, reasons.CREATED, True, reasons.CHILDREN_CREATED, "ConfigMap, Service and Job created"
+        )
+    elif phase == "Failed":
+        result = put(result, reasons.CREATED, False, reason, message)
+    result = put(result, reasons.RUNNING, phase == "Running", reason, message)
+    if phase == "Restarting":
+        result = put(result, reasons.RESTARTING, True, reason, message)
+    else:
+        result = clear_if_set(result, reasons.RESTARTING, reason)
+    if phase == "Suspended":
+        result = put(result, reasons.SUSPENDED, True, reason, message)
+    else:
+        result = clear_if_set(result, reasons.SUSPENDED, reasons.RESUMED)
+    if phase == "Succeeded":
+        result = put(result, reasons.SUCCEEDED, True, reason, message)
+    if phase == "Failed":
+        result = put(result, reasons.FAILED, True, reason, message)
+    result = clear_if_set(result, reasons.WAITING, reason)
+    ready = phase in ("Running", "Succeeded")
+    return put(result, reasons.READY, ready, reason, message)
+
+
+def derive_status(
+    previous: dict[str, Any],
+    transition: Transition,
+    *,
+    children_created: bool,
+    now: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    """Phase, conditions, observedGeneration, startTime and completionTime; other fields carried over."""
+    status = dict(previous)
+    status["phase"] = transition.phase
+    status["observedGeneration"] = generation
+    status["conditions"] = derive_conditions(
+        list(previous.get("conditions") or []),
+        transition,
+        children_created=children_created,
+        now=now,
+        generation=generation,
+    )
+    if transition.phase == "Running" and not status.get("startTime"):
+        status["startTime"] = now
+    if transition.phase in TERMINAL_PHASES and not status.get("completionTime"):
+        status["completionTime"] = now
+    return status
+
+
+def waiting_status(
+    previous: dict[str, Any], reason: str, message: str, now: str, generation: int | None
+) -> dict[str, Any]:
+    """EvalJob waiting for its FineTuneJob: Pending with a `Waiting` condition."""
+    status = dict(previous)
+    status["phase"] = "Pending"
+    status["observedGeneration"] = generation
+    conditions = list(previous.get("conditions") or [])
+    conditions = set_condition(
+        conditions, reasons.WAITING, True, reason=reason, message=message, now=now, generation=generation
+    )
+    conditions = set_condition(
+        conditions, reasons.READY, False, reason=reason, message=message, now=now, generation=generation
+    )
+    status["conditions"] = conditions
+    return status
+
+
+_WARNING_PHASES = frozenset({"Failed", "Restarting"})
+
+
+def derive_events(previous: dict[str, Any], current: dict[str, Any]) -> list[Event]:
+    """One Event per phase change (and per restart), so `kubectl describe` tells the story."""
+    events: list[Event] = []
+    old_phase, new_phase = previous.get("phase"), current.get("phase")
+    restarted = int(current.get("restarts") or 0) > int(previous.get("restarts") or 0)
+    if old_phase == new_phase and not restarted:
+        old_waiting = find_condition(previous.get("conditions") or [], reasons.WAITING)
+        new_waiting = find_condition(current.get("conditions") or [], reasons.WAITING)
+        if (
+            new_waiting
+            and new_waiting.get("status") == "True"
+            and (old_waiting or {}).get("status") != "True"
+        ):
+            events.append(Event("Normal", str(new_waiting["reason"]), str(new_waiting.get("message", ""))))
+        return events
+    ready = find_condition(current.get("conditions") or [], reasons.READY) or {}
+    reason = str(ready.get("reason") or new_phase)
+    message = f"{old_phase or 'New'} -> {new_phase}: {ready.get('message', '')}".strip()
+    kind: Literal["Normal", "Warning"] = "Warning" if new_phase in _WARNING_PHASES else "Normal"
+    events.append(Event(kind, reason, message))
+    return events
