@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kubetune_operator.cli import crds, eval, score
+from kubetune_operator.cli import crds, eval, operator, score
 
 app = typer.Typer(
     name="kubetune",
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("crds")(crds.crds_command)
 app.command("eval")(eval.eval_command)
 app.command("score")(score.score_command)
+app.command("operator")(operator.operator_command)
 
 
 @app.callback()
