@@ -1,0 +1,128 @@
+"""Pure observation of an attempt and failure classification, on Job/Pod dicts shaped like the API's."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from kubetune_operator.controller import reasons
+from kubetune_operator.controller.failures import classify_pod
+from kubetune_operator.controller.observe import observe_attempt
+
+NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+
+
+def pod(rank: int, phase: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"j-r0-{rank}",
+            "annotations": {"batch.kubernetes.io/job-completion-index": str(rank)},
+        },
+        "status": {"phase": phase, "podIP": f"127.0.0.{rank + 2}", **status},
+    }
+
+
+def terminated(exit_code: int, reason: str = "Error", message: str = "") -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "trainer",
+            "state": {"terminated": {"exitCode": exit_code, "reason": reason, "message": message}},
+        }
+    ]
+
+
+def job(*conditions: str, suspend: bool = False) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "j-r0"},
+        "spec": {"suspend": suspend},
+        "status": {
+            "conditions": [{"type": c, "status": "True", "reason": "X", "message": "y"} for c in conditions]
+        },
+    }
+
+
+def test_all_workers_running_gives_running_with_rank0_ip() -> None:
+    state = observe_attempt(job(), [pod(0, "Running"), pod(1, "Running")], 2, NOW, 300)
+    assert (state.phase, state.rank0_ip) == ("Running", "127.0.0.2")
+
+
+def test_partial_gang_is_pending() -> None:
+    assert observe_attempt(job(), [pod(0, "Running"), pod(1, "Pending")], 2, NOW, 300).phase == "Pending"
+
+
+def test_complete_job_reads_rank0_result() -> None:
+    result = {"output": {"uri": "s3://b/out/", "digest": "sha256:ab"}}
+    pods = [
+        pod(0, "Succeeded", containerStatuses=terminated(0, "Completed", json.dumps(result))),
+        pod(1, "Succeeded"),
+    ]
+    state = observe_attempt(job("Complete"), pods, 2, NOW, 300)
+    assert state.phase == "Succeeded"
+    assert state.result == result
+
+
+def test_worker_exit_code_is_a_retriable_error_naming_the_worker() -> None:
+    pods = [
+        pod(0, "Running"),
+        pod(1, "Failed", containerStatuses=terminated(3, message="boom\nValueError: x")),
+    ]
+    state = observe_attempt(job(), pods, 2, NOW, 300)
+    assert state.phase == "Failed" and state.failure is not None
+    assert state.failure.reason == reasons.ERROR and state.failure.retriable
+    assert "worker 1" in state.message and "code 3" in state.message and "ValueError: x" in state.message
+
+
+def test_oom_and_node_lost_are_retriable() -> None:
+    oom = classify_pod(pod(0, "Failed", containerStatuses=terminated(137, "OOMKilled")), NOW, 300)
+    assert oom is not None and (oom.reason, oom.retriable) == (reasons.OOM_KILLED, True)
+    lost = classify_pod(pod(0, "Failed", reason="NodeLost", message="node gone"), NOW, 300)
+    assert lost is not None and (lost.reason, lost.retriable) == (reasons.NODE_LOST, True)
+
+
+def test_image_pull_and_missing_secret_are_not_retriable() -> None:
+    waiting = [
+        {"name": "t", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}
+    ]
+    failure = classify_pod(pod(0, "Pending", containerStatuses=waiting), NOW, 300)
+    assert failure is not None and (failure.reason, failure.retriable) == (reasons.IMAGE_PULL_BACK_OFF, False)
+    config = [
+        {
+            "name": "t",
+            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}},
+        }
+    ]
+    failure = classify_pod(pod(0, "Pending", containerStatuses=config), NOW, 300)
+    assert failure is not None and failure.reason == reasons.MISSING_SECRET and "secret" in failure.message
+
+
+def test_unschedulable_only_after_the_pending_timeout() -> None:
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    unschedulable = pod(0, "Pending", conditions=[condition])
+    assert classify_pod(unschedulable, NOW, 900) is None
+    failure = classify_pod(unschedulable, NOW, 300)
+    assert failure is not None and failure.reason == reasons.UNSCHEDULABLE and not failure.retriable
+
+
+def test_workload_reported_reason_fails_fast() -> None:
+    message = json.dumps({"reason": "StorageUnreachable", "message": "bucket models: connection refused"})
+    failure = classify_pod(pod(0, "Failed", containerStatuses=terminated(2, message=message)), NOW, 300)
+    assert failure is not None and failure.reason == reasons.STORAGE_UNREACHABLE and not failure.retriable
+
+
+def test_suspended_job_ignores_pods_being_killed() -> None:
+    dying = pod(0, "Failed", containerStatuses=terminated(143))
+    assert observe_attempt(job(suspend=True), [dying], 1, NOW, 300).phase == "Suspended"
+
+
+def test_deleted_pods_left_to_the_job_controller_whose_failure_still_counts() -> None:
+    dying = pod(1, "Failed", containerStatuses=terminated(137))
+    dying["metadata"]["deletionTimestamp"] = "2026-01-01T00:09:00Z"
+    assert observe_attempt(job(), [pod(0, "Running"), dying], 2, NOW, 300).phase == "Pending"
+    state = observe_attempt(job("Failed"), [dying], 2, NOW, 300)
+    assert state.phase == "Failed" and state.failure is not None and state.failure.retriable
