@@ -96,6 +96,16 @@ class PodRuntime:
     terminal: bool = False
     deletion_confirmed: bool = False
     last_status: dict[str, Any] | None = None
+    last_signature: tuple[Any, ...] = ()
+
+    def signature(self) -> tuple[Any, ...]:
+        """Everything the status is built from: when unchanged, building and comparing it is skipped
+        (that work dominated the idle loop with 100 running pods)."""
+        return (
+            self.ip,
+            self.failure_reason,
+            *((r.state, r.reason, r.message, r.restart_count) for r in [*self.init, *self.main]),
+        )
 
     @property
     def uid(self) -> str:
@@ -544,6 +554,9 @@ class NodeAgent:
 
     # --- status and DNS --------------------------------------------------------------------------
     def publish_status(self, runtime: PodRuntime) -> None:
+        signature = runtime.signature()
+        if runtime.last_status is not None and signature == runtime.last_signature:
+            return
         view = PodView(
             restart_policy=runtime.spec.get("restartPolicy", "Always"),
             host_ip=runtime.host_ip,
@@ -557,6 +570,7 @@ class NodeAgent:
         previous = (runtime.last_status or runtime.pod.get("status") or {}).get("conditions") or []
         new_status = status.build_pod_status(view, previous, _utcnow())
         if new_status == runtime.last_status:
+            runtime.last_signature = signature
             return
         try:
             self.kube.patch_pod_status(runtime.namespace, runtime.name, new_status)
@@ -566,6 +580,7 @@ class NodeAgent:
             log.warning("pod %s/%s: status patch failed: %s", runtime.namespace, runtime.name, error.reason)
             return
         runtime.last_status = new_status
+        runtime.last_signature = signature
         if new_status["phase"] in ("Succeeded", "Failed") and not runtime.processes:
             runtime.terminal = True
             if runtime.ip:
