@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from typing import Annotated
 
 import typer
@@ -52,6 +53,14 @@ def operator_command(
             "unset: standalone.",
         ),
     ] = None,
+    peering_priority: Annotated[
+        int | None,
+        typer.Option(
+            envvar="KUBETUNE_PEERING_PRIORITY",
+            help="Kopf peering priority: the live peer with the highest one works, the others stand by; "
+            "default random, because equal priorities pause every replica of a Deployment.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator: FineTuneJob/EvalJob -> ConfigMap, Service, Indexed Job; status and events."""
@@ -80,5 +89,6 @@ def operator_command(
         namespaces=namespace or [],
         standalone=peering is None,
         peering_name=peering or "default",
+        priority=peering_priority if peering_priority is not None else random.randint(1, 2**31 - 1),
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
     )
