@@ -1,0 +1,72 @@
+"""The one entry point of trainer pods and of `kubetune train`: `run_job(config_path, dry_run=...)`.
+
+Pods run `accelerate launch <flags> -m kubetune_trainer --config /etc/kubetune/job.yaml`; `kubetune train
+job.yaml` calls `run_job` directly in one process. Exit codes: 0 done, 2 bad input (message printed, no
+traceback), 143 preempted by SIGTERM after a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kubetune_trainer.errors import KubetuneError
+
+EXIT_BAD_INPUT = 2
+
+
+def load_job(config_path: str | Path) -> Any:
+    from kubetune_operator.api import FineTuneJob, ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(config_path)
+    except (ManifestError, OSError) as err:
+        raise KubetuneError(f"{config_path}: {err}") from err
+    if not isinstance(manifest, FineTuneJob):
+        raise KubetuneError(f"{config_path}: kind must be FineTuneJob, got {manifest.kind}")
+    return manifest
+
+
+def run_job(
+    config_path: str | Path, *, dry_run: bool = False, progress_bar: bool = False
+) -> dict[str, Any] | None:
+    """Dry-run report, or train + export result (None on ranks > 0). Raises KubetuneError on bad input."""
+    job = load_job(config_path)
+    if dry_run:
+        from kubetune_trainer.dryrun import dry_run_report
+
+        return dry_run_report(job)
+    from kubetune_trainer.recipe import run_training
+
+    return run_training(job, progress_bar=progress_bar)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubetune_trainer", description=__doc__)
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("KUBETUNE_CONFIG", "/etc/kubetune/job.yaml"),
+        help="FineTuneJob manifest (YAML)",
+    )
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from kubetune_trainer.logs import configure_logging
+
+    configure_logging(json_lines=True, rank=int(os.environ.get("RANK", "0")))
+    from kubetune_trainer.recipe import PreemptedError
+
+    try:
+        run_job(args.config)
+    except KubetuneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        from kubetune_trainer.export import write_termination_message
+
+        write_termination_message({"error": str(err)})
+        return EXIT_BAD_INPUT
+    except PreemptedError as err:
+        print(str(err), file=sys.stderr)
+        return 143
+    return 0

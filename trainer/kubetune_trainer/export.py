@@ -1,0 +1,90 @@
+"""The final artefacts: weights (or the LoRA adapter), tokenizer, model card, digest and result file.
+
+Layout under `output.uri`:
+- `method: full`: the model in Hugging Face layout (config.json, model.safetensors, tokenizer files);
+- `method: lora`: the adapter (adapter_config.json, adapter_model.safetensors) + tokenizer at the top, and
+  with `lora.merge: true` the merged full model under `merged/`;
+- `README.md` (model card), `result.json` ({digest, metrics, ...}), plus `split/` and `checkpoints/`.
+
+The digest is `sha256:` over the sorted lines `<sha256 of file>  <relative path>` of the exported model files
+(not result.json, split/ or checkpoints/), the way `sha256sum` would list them, so anyone can recompute it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def directory_digest(root: Path, exclude: tuple[str, ...] = ("result.json",)) -> str:
+    lines = [
+        f"{file_sha256(p)}  {p.relative_to(root).as_posix()}\n"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).as_posix() not in exclude
+    ]
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def model_card(
+    *, job_name: str, spec: dict[str, Any], metrics: dict[str, Any], counts: dict[str, Any], base_model: str
+) -> str:
+    """A Hugging Face style README.md with YAML front matter."""
+    front = {
+        "base_model": base_model,
+        "library_name": "peft" if spec.get("method") == "lora" else "transformers",
+        "tags": ["kubetune", "instruction-tuning", spec.get("method", "lora")],
+    }
+    templates = [t for task in spec.get("tasks", []) for t in task.get("templates", [])]
+    sections = [
+        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n",
+        f"# {job_name}\n\nFine-tuned by kubetune (`FineTuneJob` {job_name}) from `{base_model}` "
+        f"with method `{spec.get('method')}`.\n",
+        "## Data\n\n"
+        + f"Dataset: `{spec.get('dataset', {}).get('uri')}`\n\n"
+        + "| task | rows | train | in mixture | validation | test |\n|---|---|---|---|---|---|\n"
+        + "".join(
+            f"| {name} | {c['rows']} | {c['train']} | {c['mixture']} | {c['validation']} | {c['test']} |\n"
+            for name, c in counts.items()
+        ),
+        "## Templates\n\n"
+        + (
+            "".join(f"- prompt: `{t['prompt']!r}` completion: `{t['completion']!r}`\n" for t in templates)
+            or "None (dataset format used as-is).\n"
+        ),
+        "## Hyperparameters\n\n```yaml\n"
+        + yaml.safe_dump(spec.get("hyperparameters", {}), sort_keys=True)
+        + "```\n"
+        + (
+            "\nLoRA:\n\n```yaml\n" + yaml.safe_dump(spec.get("lora") or {}, sort_keys=True) + "```\n"
+            if spec.get("method") == "lora"
+            else ""
+        ),
+        "## Final metrics\n\n```json\n" + json.dumps(metrics, indent=2, sort_keys=True) + "\n```\n",
+    ]
+    return "\n".join(sections)
+
+
+def write_termination_message(payload: dict[str, Any], path: Path = TERMINATION_LOG) -> bool:
+    """Tell Kubernetes (and so the operator) the digest; silently skipped where the file is not writable."""
+    try:
+        if not path.parent.is_dir():
+            return False
+        # The kubelet keeps at most 4096 bytes of the termination message.
+        path.write_text(json.dumps(payload, sort_keys=True)[:4096])
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,519 @@
+"""The fine-tuning recipe: setup -> train (eval, checkpoints, preemption) -> export, read top to bottom.
+
+Shaped like a torchtune recipe / accelerate's complete_nlp_example. Every process runs the same code
+(`accelerate launch` starts one per device); rank 0 alone writes the split files, the model and the result,
+and serves /metrics and /progress.
+
+Loss normalisation: an optimiser step's loss is sum(token losses) / N where N is the number of supervised
+tokens over *all* its micro-batches on *all* ranks (all-reduced before the backward passes). Each rank
+backpropagates `local_sum * world_size / N` because DDP averages gradients over ranks; the result equals the
+gradient of the global token mean, whatever the packing, padding, accumulation or number of processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from kubetune_trainer import checkpoints, export
+from kubetune_trainer.batching import BatchPlan, collate, make_units
+from kubetune_trainer.modeling import (
+    apply_lora,
+    count_parameters,
+    load_model,
+    load_tokenizer,
+    token_loss_sums,
+)
+from kubetune_trainer.observability import StatusServer, TrainerMetrics
+from kubetune_trainer.pipeline import PreparedData, prepare_data, storage_options
+from kubetune_trainer.split import split_manifest_uri
+from kubetune_trainer.storage import (
+    download_prefix,
+    exists,
+    join_uri,
+    read_text,
+    upload_dir,
+    write_json,
+    write_text,
+)
+from kubetune_trainer.tokenization import TokenizedExample, TruncationStats, tokenize_examples
+
+if TYPE_CHECKING:
+    from kubetune_operator.api import FineTuneJob
+
+log = logging.getLogger("kubetune_trainer")
+PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what Kubernetes expects from a terminated container
+
+
+class PreemptedError(Exception):
+    """SIGTERM arrived; a checkpoint was saved and the process should exit."""
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    tokens: int = 0
+    examples: int = 0
+    train_loss: float | None = None
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    last_checkpoint: dict[str, Any] | None = None
+
+
+def work_dir_for(job: FineTuneJob) -> Path:
+    """Node-local scratch space; the same path on every process of a node (they share downloads)."""
+    base = Path(os.environ.get("KUBETUNE_WORK_DIR") or Path(tempfile.gettempdir()) / "kubetune")
+    key = hashlib.sha256(job.spec.output.uri.encode()).hexdigest()[:10]
+    return base / f"{job.metadata.get('name', 'local')}-{key}"
+
+
+class FineTuneRecipe:
+    def __init__(self, job: FineTuneJob, *, progress_bar: bool = False) -> None:
+        self.job = job
+        self.spec = job.spec
+        self.hp = job.spec.hyperparameters
+        self.name = str(job.metadata.get("name", "local"))
+        self.options = storage_options(job.spec.storage)
+        self.output = job.spec.output.uri
+        self.work_dir = work_dir_for(job)
+        self.progress_bar = progress_bar
+        self.state = RunState()
+        self._stop_requested = False
+        # Throughput of this process's run (after a resume, only the steps trained since).
+        self._tokens_this_run = self._real_this_run = self._positions_this_run = 0.0
+
+    # ----------------------------------------------------------------------------------------- setup
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.on_gpu = torch.cuda.is_available()
+        self.accelerator = Accelerator(mixed_precision="bf16" if self.on_gpu else "no")
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        set_seed(self.hp.seed)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+        # Data first: bad rows or templates fail here, before any model download or output.
+        self.data: PreparedData = prepare_data(self.spec)
+        model_dir = self._fetch_model()
+        self.tokenizer = load_tokenizer(model_dir)
+        max_len = self.hp.max_seq_length
+        self.train_examples, self.truncation = tokenize_examples(
+            self.tokenizer, self.data.train, max_len, "train"
+        )
+        self.validation_examples, _ = tokenize_examples(
+            self.tokenizer, self.data.validation, max_len, "validation"
+        )
+        self.test_examples, _ = tokenize_examples(self.tokenizer, self.data.test, max_len, "test")
+        self.units = make_units(self.train_examples, self.hp.packing, max_len)
+        self.plan = BatchPlan(len(self.units), self.hp.batch_size, self.world, self.hp.seed)
+        accum = self.hp.gradient_accumulation_steps
+        self.steps_per_epoch = max(1, math.ceil(self.plan.batches_per_epoch / accum))
+        self.total_steps = self.hp.max_steps or max(
+            1, math.ceil(self.hp.epochs * self.plan.batches_per_epoch / accum)
+        )
+
+        model = load_model(
+            model_dir, on_gpu=self.on_gpu, gradient_checkpointing=self.hp.gradient_checkpointing
+        )
+        if self.spec.method == "lora":
+            model = apply_lora(model, self.spec.effective_lora(), self.hp.gradient_checkpointing)
+        trainable, total = count_parameters(model)
+        optimizer = torch.optim.AdamW(self._param_groups(model), lr=float(self.hp.learning_rate))
+        from transformers import get_scheduler
+
+        self.scheduler = get_scheduler(
+            self.hp.lr_scheduler,
+            optimizer,
+            num_warmup_steps=math.ceil(self.hp.warmup_ratio * self.total_steps),
+            num_training_steps=self.total_steps,
+        )
+        # The scheduler is not passed to prepare(): accelerate would step it once per process, while our
+        # total_steps already counts global optimiser steps. It is registered so save_state includes it.
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        log.info(
+            "setup done",
+            extra={
+                "trainableParameters": trainable,
+                "parameters": total,
+                "trainExamples": len(self.train_examples),
+                "units": len(self.units),
+                "totalSteps": self.total_steps,
+                "processes": self.world,
+                "truncation": self.truncation.as_dict(),
+                "counts": self.data.counts,
+            },
+        )
+
+        self.metrics = TrainerMetrics(self.name)
+        self.server = StatusServer(self.metrics)
+        if self.accelerator.is_main_process:
+            self.server.start()
+            self.server.update(total_steps=self.total_steps, phase="Running")
+        self._resume()
+        if self.accelerator.is_main_process and self.state.step == 0:
+            self._write_split_files()
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _fetch_model(self) -> Path:
+        uri = self.spec.model.uri
+        target = self.work_dir / "base-model"
+        if self.accelerator.is_local_main_process and not (target / ".complete").exists():
+            download_prefix(uri, target, self.options)
+            if target.is_dir():
+                (target / ".complete").touch()
+        self.accelerator.wait_for_everyone()
+        return download_prefix(uri, target, self.options) if not uri.startswith("s3://") else target
+
+    def _param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
+        # No weight decay on norms and biases (1-D tensors), as in the usual transformer recipes.
+        params = [p for p in model.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.hp.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
+
+    def _write_split_files(self) -> None:
+        write_json(split_manifest_uri(self.output), self.data.manifest, self.options)
+        for part, examples in (("test", self.data.test), ("validation", self.data.validation)):
+            lines = "".join(json.dumps(e.to_json()) + "\n" for e in examples)
+            write_text(join_uri(self.output, "split", f"{part}.jsonl"), lines, self.options)
+
+    def _resume(self) -> None:
+        latest = checkpoints.latest_complete(self.output, self.options)
+        if latest is None:
+            return
+        local = self.work_dir / f"resume-step-{latest.step}"
+        if self.accelerator.is_local_main_process and self.output.startswith("s3://"):
+            shutil.rmtree(local, ignore_errors=True)
+            checkpoints.fetch_checkpoint(latest, local, self.options)
+        self.accelerator.wait_for_everyone()
+        source = local if self.output.startswith("s3://") else Path(latest.uri)
+        self.accelerator.load_state(str(source))
+        saved = checkpoints.read_checkpoint_state(latest, self.options)
+        self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
+        self.state.examples = int(saved.get("examples", 0))
+        self.state.last_checkpoint = {"uri": latest.uri, "step": latest.step}
+        log.info("resumed from checkpoint", extra={"checkpoint": latest.uri, "step": self.state.step})
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: the step in flight finishes, then every rank checkpoints together.
+        self._stop_requested = True
+
+    # ----------------------------------------------------------------------------------------- train
+    def _micro_batch(self, index: int) -> dict[str, torch.Tensor]:
+        rows = [
+            [self.train_examples[i] for i in self.units[u]] for u in self.plan.units_for(index, self.rank)
+        ]
+        return collate(rows, self.tokenizer.pad_token_id, packed=self.hp.packing)
+
+    def _forward_sums(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = {
+            k: v.to(self.accelerator.device) for k, v in batch.items() if k not in {"targets", "real_tokens"}
+        }
+        with self.accelerator.autocast():
+            logits = self.model(**inputs).logits
+        return token_loss_sums(logits, batch["targets"].to(self.accelerator.device))
+
+    def _reduce(self, values: list[float]) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.accelerator.device)
+        return [float(v) for v in self.accelerator.reduce(tensor, reduction="sum")]
+
+    def train(self) -> dict[str, Any]:
+        accum = self.hp.gradient_accumulation_steps
+        eval_every = self.hp.eval_every_steps
+        started, start_step = time.monotonic(), self.state.step
+        bar = self._progress_bar()
+        self.model.train()
+        while self.state.step < self.total_steps:
+            if self._reduce([float(self._stop_requested)])[0] > 0:
+                self.save_checkpoint()
+                raise PreemptedError(f"stopped by SIGTERM after step {self.state.step}; checkpoint saved")
+            step_start = time.monotonic()
+            micro = [self._micro_batch(self.state.step * accum + k) for k in range(accum)]
+            local_tokens = sum(int((b["targets"] != -100).sum()) for b in micro)
+            (global_tokens,) = self._reduce([float(local_tokens)])
+            loss_total = 0.0
+            for k, batch in enumerate(micro):
+                sync = k == accum - 1
+                with contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model):
+                    loss_sum, _ = self._forward_sums(batch)
+                    self.accelerator.backward(loss_sum * self.world / max(global_tokens, 1.0))
+                loss_total += float(loss_sum.detach())
+            if self.hp.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.step += 1
+
+            loss_sum_all, real, positions, examples = self._reduce(
+                [
+                    loss_total,
+                    float(sum(int(b["real_tokens"]) for b in micro)),
+                    float(sum(b["input_ids"].numel() for b in micro)),
+                    float(sum(len(b["input_ids"]) for b in micro)),
+                ]
+            )
+            self.state.train_loss = loss_sum_all / max(global_tokens, 1.0)
+            self.state.tokens += int(real)
+            self.state.examples += int(examples)
+            elapsed = time.monotonic() - started
+            self._report_step(
+                real=real,
+                positions=positions,
+                examples=examples,
+                step_seconds=time.monotonic() - step_start,
+                elapsed=elapsed,
+                start_step=start_step,
+            )
+            if bar is not None:
+                bar.update(
+                    self._bar_task, completed=self.state.step, description=f"loss {self.state.train_loss:.4f}"
+                )
+            if eval_every and self.state.step % eval_every == 0 and self.state.step < self.total_steps:
+                self.evaluate_validation()
+            if self.state.step % self.spec.checkpoint.every_steps == 0 and self.state.step < self.total_steps:
+                self.save_checkpoint()
+        if bar is not None:
+            bar.stop()
+        train_seconds = time.monotonic() - started
+        self.evaluate_validation()
+        test = self.evaluate(self.test_examples)
+        steps_run = self.state.step - start_step
+        return {
+            "trainLoss": self.state.train_loss,
+            "steps": self.state.step,
+            "tokens": self.state.tokens,
+            "evalLoss": self.state.eval_metrics.get("loss"),
+            "evalTokenAccuracy": self.state.eval_metrics.get("tokenAccuracy"),
+            "testLoss": test.get("loss"),
+            "testTokenAccuracy": test.get("tokenAccuracy"),
+            "trainSeconds": round(train_seconds, 3),
+            "tokensPerSecond": round(self._tokens_this_run / train_seconds, 1) if steps_run else None,
+            "paddingRatio": round(1 - self._real_this_run / self._positions_this_run, 4)
+            if steps_run
+            else None,
+            "truncation": self.truncation.as_dict(),
+        }
+
+    def _report_step(
+        self,
+        *,
+        real: float,
+        positions: float,
+        examples: float,
+        step_seconds: float,
+        elapsed: float,
+        start_step: int,
+    ) -> None:
+        self._tokens_this_run += real
+        self._real_this_run += real
+        self._positions_this_run += positions
+        if not self.accelerator.is_main_process:
+            return
+        m = self.metrics
+        lr = self.scheduler.get_last_lr()[0]
+        epoch = self.state.step / self.steps_per_epoch
+        m.set(m.loss, self.state.train_loss or 0.0)
+        m.set(m.learning_rate, lr)
+        m.set(m.step, self.state.step)
+        m.set(m.total_steps, self.total_steps)
+        m.set(m.epoch, epoch)
+        m.set(m.tokens_per_second, real / step_seconds)
+        m.set(m.examples_per_second, examples / step_seconds)
+        m.set(m.padding_ratio, 1 - real / positions)
+        m.inc(m.tokens, real)
+        if self.on_gpu:
+            m.set(m.gpu_memory_bytes, torch.cuda.max_memory_allocated())
+        done = self.state.step - start_step
+        eta = int(elapsed / done * (self.total_steps - self.state.step)) if done else None
+        self.server.update(
+            step=self.state.step,
+            epoch=round(epoch, 4),
+            eta_seconds=eta,
+            percent=round(100.0 * self.state.step / self.total_steps, 2),
+            train_loss=self.state.train_loss,
+            tokens_per_second=round(self._tokens_this_run / elapsed, 1),
+        )
+        if self.state.step == 1 or self.state.step % 10 == 0 or self.state.step == self.total_steps:
+            log.info(
+                "step",
+                extra={
+                    "step": self.state.step,
+                    "totalSteps": self.total_steps,
+                    "loss": round(self.state.train_loss or 0.0, 5),
+                    "learningRate": lr,
+                    "tokensPerSecond": round(real / step_seconds, 1),
+                },
+            )
+
+    # -------------------------------------------------------------------------------------- evaluate
+    @torch.no_grad()
+    def evaluate(self, examples: list[TokenizedExample]) -> dict[str, float]:
+        """Teacher-forced loss and next-token accuracy on completion tokens, examples sharded over ranks."""
+        if not examples:
+            return {}
+        was_training = self.model.training
+        self.model.eval()
+        mine = examples[self.rank :: self.world]
+        loss_sum = correct = count = 0.0
+        size = self.hp.batch_size
+        for start in range(0, len(mine), size):
+            batch = collate(
+                [[e] for e in mine[start : start + size]], self.tokenizer.pad_token_id, packed=False
+            )
+            batch_loss, batch_correct = self._forward_sums(batch)
+            loss_sum += float(batch_loss)
+            correct += float(batch_correct)
+            count += float((batch["targets"] != -100).sum())
+        loss_sum, correct, count = self._reduce([loss_sum, correct, count])
+        if was_training:
+            self.model.train()
+        return {"loss": loss_sum / max(count, 1.0), "tokenAccuracy": correct / max(count, 1.0)}
+
+    def evaluate_validation(self) -> None:
+        metrics = self.evaluate(self.validation_examples)
+        if not metrics:
+            return
+        self.state.eval_metrics = metrics
+        if self.accelerator.is_main_process:
+            self.metrics.set(self.metrics.eval_loss, metrics["loss"])
+            self.metrics.set(self.metrics.eval_token_accuracy, metrics["tokenAccuracy"])
+            self.server.update(eval_loss=metrics["loss"])
+            log.info(
+                "evaluation",
+                extra={
+                    "step": self.state.step,
+                    "evalLoss": round(metrics["loss"], 5),
+                    "evalTokenAccuracy": round(metrics["tokenAccuracy"], 4),
+                },
+            )
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> None:
+        step = self.state.step
+        local = self.work_dir / "checkpoint" / f"step-{step}"
+        if self.accelerator.is_local_main_process:
+            shutil.rmtree(local, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(local), safe_serialization=False)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_local_main_process:
+            checkpoints.upload_checkpoint(local, self.output, step, self.options)
+            shutil.rmtree(local, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            uri = checkpoints.seal_checkpoint(
+                self.output,
+                step,
+                {"step": step, "tokens": self.state.tokens, "examples": self.state.examples},
+                self.options,
+            )
+            removed = checkpoints.prune_checkpoints(self.output, self.spec.checkpoint.keep, self.options)
+            self.state.last_checkpoint = {"uri": uri, "step": step}
+            self.metrics.inc(self.metrics.checkpoints)
+            self.server.update(last_checkpoint=self.state.last_checkpoint)
+            log.info("checkpoint saved", extra={"uri": uri, "step": step, "pruned": removed})
+        self.accelerator.wait_for_everyone()
+
+    # ---------------------------------------------------------------------------------------- export
+    def export(self, metrics: dict[str, Any]) -> dict[str, Any] | None:
+        """Rank 0 writes the model, card and result; returns the result (None on other ranks)."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return None
+        staging = self.work_dir / "export"
+        shutil.rmtree(staging, ignore_errors=True)
+        model = self.accelerator.unwrap_model(self.model)
+        model.save_pretrained(staging, safe_serialization=True)
+        self.tokenizer.save_pretrained(staging)
+        if self.spec.method == "lora" and self.spec.effective_lora().merge:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(staging / "merged", safe_serialization=True)
+            self.tokenizer.save_pretrained(staging / "merged")
+        spec_json = self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        (staging / "README.md").write_text(
+            export.model_card(
+                job_name=self.name,
+                spec=spec_json,
+                metrics=metrics,
+                counts=self.data.counts,
+                base_model=self.spec.model.uri,
+            )
+        )
+        digest = export.directory_digest(staging)
+        upload_dir(staging, self.output, self.options)
+        result = {
+            "output": {"uri": self.output, "digest": digest},
+            "metrics": metrics,
+            "splitManifest": split_manifest_uri(self.output),
+            "lastCheckpoint": self.state.last_checkpoint,
+            "counts": self.data.counts,
+        }
+        # result.json last: its presence means the export is complete.
+        write_json(join_uri(self.output, "result.json"), result, self.options)
+        export.write_termination_message({"digest": digest, "uri": self.output})
+        self.server.update(phase="Succeeded", percent=100.0, eta_seconds=0)
+        log.info("exported", extra={"uri": self.output, "digest": digest})
+        return result
+
+    def _progress_bar(self) -> Any:
+        if not (self.progress_bar and self.accelerator.is_main_process):
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+        )
+        self._bar_task = bar.add_task("training", total=self.total_steps, completed=self.state.step)
+        bar.start()
+        return bar
+
+    def cleanup(self) -> None:
+        if getattr(self, "server", None) is not None:
+            self.server.stop()
+        if getattr(self, "accelerator", None) is not None:
+            self.accelerator.end_training()
+
+
+def finished_result(job: FineTuneJob) -> dict[str, Any] | None:
+    """The result of an already finished run of this job (a restarted pod must not train again)."""
+    options = storage_options(job.spec.storage)
+    uri = join_uri(job.spec.output.uri, "result.json")
+    if not exists(uri, options):
+        return None
+    result: dict[str, Any] = json.loads(read_text(uri, options))
+    return result
+
+
+def run_training(job: FineTuneJob, *, progress_bar: bool = False) -> dict[str, Any] | None:
+    """Train, export and return the result dict (on rank 0; None elsewhere)."""
+    done = finished_result(job)
+    if done is not None:
+        log.info("output already complete; nothing to do", extra={"uri": job.spec.output.uri})
+        return done
+    recipe = FineTuneRecipe(job, progress_bar=progress_bar)
+    try:
+        recipe.setup()
+        metrics = recipe.train()
+        return recipe.export(metrics)
+    finally:
+        recipe.cleanup()
+
+
+__all__ = ["FineTuneRecipe", "PreemptedError", "TruncationStats", "run_training"]

@@ -1,0 +1,101 @@
+"""Build tiny models and learnable datasets for tests, benchmarks and demos (no downloads).
+
+`build_tiny_model(dir)` trains a byte-level BPE tokenizer (tokenizers, < 1 s) and saves a randomly initialised
+Llama (a few million parameters) in Hugging Face layout with `<pad>` != `</s>` and a chat template, so every
+code path (padding, EOS, chat format, LoRA target names q_proj/v_proj/...) is exercised like a real model.
+`reverse_task_rows(n)` makes a task a tiny model learns in about a minute on a CPU.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from pathlib import Path
+from typing import Any
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
+    "{% if m['role'] == 'assistant' %}</s>{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+LETTERS = "abcdefgh"
+
+
+def reverse_task_rows(n: int, seed: int = 0, min_len: int = 3, max_len: int = 5) -> list[dict[str, Any]]:
+    """Rows {"word": "b a d", "reversed": "d a b"}: spaced letters so every letter is one token."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        letters = [rng.choice(LETTERS) for _ in range(rng.randint(min_len, max_len))]
+        rows.append({"word": " ".join(letters), "reversed": " ".join(reversed(letters))})
+    return rows
+
+
+def varied_length_rows(
+    n: int, seed: int = 0, min_words: int = 10, max_words: int = 200
+) -> list[dict[str, Any]]:
+    """Prompt/completion rows of very different lengths (for packing and throughput)."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "theta", "zeta", "eta"]
+    rows = []
+    for _ in range(n):
+        total = rng.randint(min_words, max_words)
+        cut = rng.randint(1, max(1, total - 1))
+        text = [rng.choice(words) for _ in range(total)]
+        rows.append({"prompt": "Continue: " + " ".join(text[:cut]), "completion": " " + " ".join(text[cut:])})
+    return rows
+
+
+def build_tokenizer(output_dir: Path, vocab_size: int = 320) -> Any:
+    """A byte-level BPE tokenizer trained on letters and common words, saved as tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    corpus = [
+        " ".join(string.ascii_lowercase),
+        "Reverse: Copy: Continue: Answer: Rate this review:",
+        *[" ".join(r["word"] for r in reverse_task_rows(50, seed=s)) for s in range(5)],
+    ]
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    tokenizer_class: Any = PreTrainedTokenizerFast  # untyped constructor in transformers 5
+    fast = tokenizer_class(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token=None
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(output_dir)
+    return fast
+
+
+def build_tiny_model(
+    output_dir: Path, *, hidden_size: int = 128, layers: int = 2, heads: int = 4, seed: int = 0
+) -> Path:
+    """Save a tokenizer + randomly initialised LlamaForCausalLM (fp32 safetensors) in `output_dir`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(output_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(output_dir)
+    return output_dir
