@@ -1,0 +1,85 @@
+"""Load the model to score from a local directory or an S3 prefix: a full model or a LoRA adapter.
+
+A directory with adapter_config.json is a PEFT adapter: it is applied to its base model (the
+EvalJob's baseline when given, else the base recorded in the adapter) and merged, so generation
+runs at the speed of a plain model.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubetune_evaluator.errors import EvalInputError
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    uri: str
+    digest: str  # sha256 over the weight files (and adapter), recorded in results.json
+    adapter: bool
+
+
+def fetch_model_dir(uri: str, storage: Any = None) -> Path:
+    """A local directory holding the files under `uri` (S3 prefixes are downloaded to a temp dir)."""
+    from kubetune_trainer.storage import download_prefix, is_s3
+
+    target = Path(tempfile.mkdtemp(prefix="kubetune-model-")) if is_s3(uri) else Path(".")
+    try:
+        return download_prefix(uri, target, storage)
+    except FileNotFoundError as error:
+        raise EvalInputError(f"model {uri}: {error}") from None
+
+
+def model_digest(directory: Path) -> str:
+    """The trainer's digest of an exported model directory, so it matches the FineTuneJob's status.output.digest."""
+    from kubetune_trainer.export import directory_digest
+
+    return directory_digest(directory)
+
+
+def is_adapter_dir(directory: Path) -> bool:
+    return (directory / "adapter_config.json").is_file()
+
+
+def adapter_base(directory: Path) -> str | None:
+    config = json.loads((directory / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    return str(base) if base else None
+
+
+def load_model(uri: str, *, base_uri: str | None = None, storage: Any = None) -> LoadedModel:
+    """Model + tokenizer in eval mode on CPU/GPU (float32 on CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = fetch_model_dir(uri, storage)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    digest = model_digest(directory)
+    if is_adapter_dir(directory):
+        from peft import PeftModel
+
+        base = base_uri or adapter_base(directory)
+        if base is None:
+            raise EvalInputError(f"model {uri}: LoRA adapter without a base model; set spec.baseline.uri")
+        base_dir = fetch_model_dir(base, storage)
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+        model = PeftModel.from_pretrained(model, directory).merge_and_unload()
+        tokenizer_dir = directory if (directory / "tokenizer_config.json").is_file() else base_dir
+        adapter = True
+    else:
+        if not (directory / "config.json").is_file():
+            raise EvalInputError(
+                f"model {uri}: no config.json or adapter_config.json (not a Hugging Face model)"
+            )
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+        tokenizer_dir, adapter = directory, False
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model.to(device)  # type: ignore[arg-type]
+    model.eval()  # type: ignore[no-untyped-call]
+    return LoadedModel(model=model, tokenizer=tokenizer, uri=uri, digest=digest, adapter=adapter)

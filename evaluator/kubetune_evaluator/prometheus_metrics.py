@@ -1,0 +1,73 @@
+"""Prometheus gauges of an evaluation (prefix `kubetune_eval_`), served by the evaluator pod."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+if TYPE_CHECKING:
+    from kubetune_evaluator.runner import EvalOutcome
+
+DEFAULT_PORT = 9400
+
+
+class EvalGauges:
+    """One registry per run, so a test (or a second run in one process) starts from a clean slate."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.score = Gauge(
+            "kubetune_eval_score",
+            "Score of a system on a task.",
+            ["task", "score", "system"],
+            registry=self.registry,
+        )
+        self.score_low = Gauge(
+            "kubetune_eval_score_ci_low",
+            "Lower end of the 95% bootstrap CI.",
+            ["task", "score", "system"],
+            registry=self.registry,
+        )
+        self.score_high = Gauge(
+            "kubetune_eval_score_ci_high",
+            "Upper end of the 95% bootstrap CI.",
+            ["task", "score", "system"],
+            registry=self.registry,
+        )
+        self.delta = Gauge(
+            "kubetune_eval_delta", "Model minus baseline (paired).", ["task", "score"], registry=self.registry
+        )
+        self.samples = Gauge(
+            "kubetune_eval_samples", "Samples scored per task.", ["task"], registry=self.registry
+        )
+        self.passed = Gauge(
+            "kubetune_eval_verdict_passed", "1 if the thresholds passed, else 0.", registry=self.registry
+        )
+        self.completed = Gauge(
+            "kubetune_eval_completed_timestamp_seconds",
+            "When the evaluation finished.",
+            registry=self.registry,
+        )
+
+    def record(self, outcome: EvalOutcome) -> None:
+        for task in outcome.tasks:
+            self.samples.labels(task.name).set(len(task))
+            for name, entry in outcome.task_scores.get(task.name, {}).items():
+                for system in ("model", "baseline"):
+                    if system in entry and math.isfinite(entry[system]["value"]):
+                        self.score.labels(task.name, name, system).set(entry[system]["value"])
+                        self.score_low.labels(task.name, name, system).set(entry[system]["low"])
+                        self.score_high.labels(task.name, name, system).set(entry[system]["high"])
+                if "delta" in entry and math.isfinite(entry["delta"]["value"]):
+                    self.delta.labels(task.name, name).set(entry["delta"]["value"])
+        self.passed.set(1.0 if outcome.verdict == "Passed" else 0.0)
+        self.completed.set_to_current_time()
+
+    def serve(self) -> int:
+        """Serve on KUBETUNE_METRICS_PORT (default 9400) at POD_IP (or 0.0.0.0); returns the port."""
+        port = int(os.environ.get("KUBETUNE_METRICS_PORT", DEFAULT_PORT))
+        start_http_server(port, addr=os.environ.get("POD_IP") or "0.0.0.0", registry=self.registry)
+        return port

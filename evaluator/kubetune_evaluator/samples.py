@@ -1,0 +1,213 @@
+"""From an EvalJob spec to the samples of each task: read rows, pick the split, render templates.
+
+Everything here runs before any model is loaded, so bad data (missing fields, empty datasets,
+templates that do not render) fails in seconds with a message naming the file, row and field.
+Rows, splits and templates come from the trainer's code, so evaluation renders a test row exactly
+as training would have.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
+
+if TYPE_CHECKING:
+    from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec, TaskSpec
+
+DEFAULT_TASK = "default"
+
+
+@dataclass(frozen=True)
+class GenerationSample:
+    task: str
+    row: int
+    prompt: str
+    references: tuple[str, ...]
+    # Chat rows: the conversation before the final assistant turn; the prompt is rendered later
+    # with the model's own chat template.
+    messages: tuple[Mapping[str, str], ...] | None = None
+
+
+@dataclass
+class TaskSamples:
+    name: str
+    kind: Literal["generation", "choice"]
+    source: str
+    split: str
+    generation: list[GenerationSample] = field(default_factory=list)
+    questions: list[ChoiceQuestion] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.generation) if self.kind == "generation" else len(self.questions)
+
+
+def mmlu_prompt(question: str, choices: Sequence[str]) -> str:
+    """The MMLU prompt of lm-evaluation-harness (question, lettered choices, 'Answer:')."""
+    letters = string.ascii_uppercase
+    lines = [question.strip(), *(f"{letters[i]}. {choice}" for i, choice in enumerate(choices)), "Answer:"]
+    return "\n".join(lines)
+
+
+def is_choice_row(row: Mapping[str, Any]) -> bool:
+    return isinstance(row.get("choices"), list) and "answer" in row
+
+
+def parse_answer(answer: Any, choices: Sequence[str], where: str) -> int:
+    """The correct choice's index from an index, a letter (A, B, ...) or the choice text."""
+    if isinstance(answer, bool):
+        raise EvalInputError(
+            f"{where}: field 'answer' must be an index, a letter or a choice, got {answer!r}"
+        )
+    if isinstance(answer, int) and 0 <= answer < len(choices):
+        return answer
+    if isinstance(answer, str):
+        text = answer.strip()
+        if len(text) == 1 and text.upper() in string.ascii_uppercase[: len(choices)]:
+            return string.ascii_uppercase.index(text.upper())
+        if text.isdigit() and int(text) < len(choices):
+            return int(text)
+        if text in choices:
+            return list(choices).index(text)
+    raise EvalInputError(
+        f"{where}: field 'answer' {answer!r} is not an index, letter or text of one of {len(choices)} choices"
+    )
+
+
+def choice_question(row: Mapping[str, Any], where: str, prompt: str | None) -> ChoiceQuestion:
+    choices = row["choices"]
+    if len(choices) < 2 or not all(isinstance(c, str | int | float) and str(c).strip() for c in choices):
+        raise EvalInputError(f"{where}: field 'choices' must list at least two non-empty answers")
+    texts = tuple(str(c) for c in choices)
+    if prompt is None:
+        if "question" not in row:
+            raise EvalInputError(f"{where}: missing field 'question' (row fields: {', '.join(sorted(row))})")
+        prompt = mmlu_prompt(str(row["question"]), texts)
+    return ChoiceQuestion(prompt=prompt, choices=texts, answer=parse_answer(row["answer"], texts, where))
+
+
+def select_indices(
+    n_rows: int, split: str, *, task: str, source: str, split_spec: SplitSpec, manifest: dict[str, Any] | None
+) -> list[int]:
+    """Row indices to score: all rows, the FineTuneJob's recorded split, or the split recomputed."""
+    from kubetune_trainer.errors import KubetuneError
+    from kubetune_trainer.split import split_indices
+
+    if split == "all":
+        return list(range(n_rows))
+    for entry in (manifest or {}).get("tasks", []):
+        if entry.get("name") == task and entry.get("datasetUri") == source:
+            if entry.get("numRows") != n_rows:
+                raise EvalInputError(
+                    f"{source}: has {n_rows} rows but the FineTuneJob's split manifest recorded "
+                    f"{entry.get('numRows')}; the dataset changed since training"
+                )
+            return list(entry["rows"][split])
+    try:
+        return split_indices(n_rows, split_spec.validation, split_spec.test, split_spec.seed).part(split)
+    except KubetuneError as error:
+        raise EvalInputError(f"{source}: {error}") from None
+
+
+def _task_entries(spec: EvalJobSpec) -> list[tuple[TaskSpec | None, DatasetSpec | None]]:
+    return [(task, task.dataset) for task in spec.tasks] if spec.tasks else [(None, None)]
+
+
+def build_task_samples(
+    spec: EvalJobSpec, manifest: dict[str, Any] | None = None, storage: Any = None
+) -> list[TaskSamples]:
+    """Every task's samples; raises EvalInputError (naming file, row, field) on bad data."""
+    from kubetune_trainer.datasets import Row, read_rows
+    from kubetune_trainer.errors import KubetuneError
+    from kubetune_trainer.formats import rows_to_examples
+    from kubetune_trainer.templates import compile_templates, render_row
+
+    cache: dict[str, list[Row]] = {}
+    tasks: list[TaskSamples] = []
+    for task, task_dataset in _task_entries(spec):
+        name = task.name if task is not None else DEFAULT_TASK
+        source = task_dataset.uri if task_dataset is not None else spec.dataset.uri
+        fmt = task_dataset.format if task_dataset is not None else spec.dataset.format
+        split_spec = task_dataset.split if task_dataset is not None else spec.dataset.split_spec
+        try:
+            if source not in cache:
+                cache[source] = read_rows(source, storage)
+            rows = cache[source]
+            if not rows:
+                raise EvalInputError(f"{source}: the dataset is empty (task {name!r})")
+            indices = select_indices(
+                len(rows),
+                spec.dataset.split,
+                task=name,
+                source=source,
+                split_spec=split_spec,
+                manifest=manifest,
+            )
+            if spec.generation.max_samples is not None:
+                indices = indices[: spec.generation.max_samples]
+            if not indices:
+                raise EvalInputError(f"{source}: no rows in split {spec.dataset.split!r} (task {name!r})")
+            seed = int((manifest or {}).get("seed", split_spec.seed))
+            templates = (
+                compile_templates([(t.prompt, t.completion) for t in task.templates], name) if task else []
+            )
+            result = TaskSamples(
+                name=name, kind="generation", source=source, split=spec.dataset.split, rows=indices
+            )
+            if is_choice_row(rows[indices[0]]):
+                import random
+
+                result.kind = "choice"
+                for index in indices:
+                    where = f"{source}: row {index + 1}"
+                    row = rows[index]
+                    if not is_choice_row(row):
+                        raise EvalInputError(
+                            f"{where}: missing field 'choices' or 'answer' (multiple-choice task)"
+                        )
+                    prompt = render_row(templates, row, random.Random(index), where)[0] if templates else None
+                    result.questions.append(choice_question(row, where, prompt))
+            else:
+                examples = rows_to_examples(
+                    rows, source=source, task=name, fmt=fmt, templates=templates, seed=seed, indices=indices
+                )
+                for example in examples:
+                    if example.messages is not None:
+                        history = tuple(example.messages[:-1])
+                        reference = example.messages[-1]["content"]
+                        result.generation.append(
+                            GenerationSample(name, example.row, "", (reference,), messages=history)
+                        )
+                    elif not example.prompt.strip():
+                        raise EvalInputError(
+                            f"{source}: row {example.row + 1}: no prompt to generate from (format 'text'); "
+                            "give task templates with a prompt"
+                        )
+                    else:
+                        result.generation.append(
+                            GenerationSample(name, example.row, example.prompt, (example.completion,))
+                        )
+        except KubetuneError as error:
+            raise EvalInputError(str(error)) from None
+        tasks.append(result)
+    return tasks
+
+
+def check_metrics_fit_tasks(metrics: Sequence[str], tasks: Sequence[TaskSamples]) -> None:
+    """`accuracy` needs a multiple-choice task; text metrics need a generation task."""
+    kinds = {task.kind for task in tasks}
+    if "accuracy" in metrics and "choice" not in kinds:
+        raise EvalInputError(
+            "spec.metrics: accuracy needs a multiple-choice task (rows with 'question', 'choices', 'answer')"
+        )
+    text_metrics = [m for m in metrics if m != "accuracy"]
+    if text_metrics and "generation" not in kinds:
+        raise EvalInputError(
+            f"spec.metrics: {', '.join(text_metrics)} need a task with references to generate for; "
+            "every task here is multiple-choice"
+        )

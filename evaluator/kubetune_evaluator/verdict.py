@@ -1,0 +1,68 @@
+"""Thresholds -> verdict (`Passed`/`Failed`) and the reasons, from per-task scores (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kubetune_operator.api import Thresholds
+
+# Score name in results -> attribute of spec.thresholds holding its minimum.
+MINIMUM_FIELDS = {
+    "rouge1": "rouge1",
+    "rouge2": "rouge2",
+    "rougeL": "rouge_l",
+    "rougeLsum": "rouge_lsum",
+    "bleu": "bleu",
+    "exactMatch": "exact_match",
+    "accuracy": "accuracy",
+    "bertscoreF1": "bertscore",
+    "judgeScore": "judge",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # Passed | Failed
+    reasons: list[str]
+
+
+def decide_verdict(
+    task_scores: Mapping[str, Mapping[str, Mapping[str, Any]]], thresholds: Thresholds
+) -> Verdict:
+    """`task_scores[task][score] = {"model": {value,low,high}, "baseline": {...}?, "delta": {...}?}`.
+
+    A minimum applies to every task on which its score was computed; `maxRegression` is the largest
+    allowed drop below the baseline as a fraction of the baseline's score, on any task and score.
+    """
+    failures: list[str] = []
+    checks = 0
+    for task, scores in task_scores.items():
+        for name, entry in scores.items():
+            model_value = float(entry["model"]["value"])
+            field = MINIMUM_FIELDS.get(name)
+            minimum = getattr(thresholds, field) if field else None
+            if minimum is not None:
+                checks += 1
+                if not model_value >= minimum:  # NaN (nothing scored) fails too
+                    failures.append(f"{task}/{name}: {model_value:.4f} is below the minimum {minimum}")
+            baseline = entry.get("baseline")
+            if thresholds.max_regression is not None and baseline is not None:
+                checks += 1
+                base_value = float(baseline["value"])
+                allowed = base_value * (1.0 - thresholds.max_regression)
+                if base_value > 0 and model_value < allowed:
+                    delta = entry.get("delta") or {}
+                    drop = (base_value - model_value) / base_value
+                    low, high = float(delta.get("low", math.nan)), float(delta.get("high", math.nan))
+                    failures.append(
+                        f"{task}/{name}: {model_value:.4f} vs baseline {base_value:.4f} is a {drop:.1%} "
+                        f"regression (max {thresholds.max_regression:.1%}; "
+                        f"delta 95% CI [{low:.4f}, {high:.4f}])"
+                    )
+    if failures:
+        return Verdict("Failed", failures)
+    return Verdict("Passed", [f"all {checks} threshold checks passed" if checks else "no thresholds set"])
