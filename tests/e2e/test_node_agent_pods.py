@@ -1,0 +1,268 @@
+"""Pods on the node agent behave as on a kubelet: exit codes, logs, env, volumes, deletion, scheduling.
+
+Runs against the local stack (real kube-apiserver, controller-manager and scheduler).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.e2e
+
+
+# The stack helper's fixtures give the running stack (`stack`: kubeconfig, state_dir) and a fresh
+# `namespace`; these typed clients and the agent's directory are built from them.
+@pytest.fixture
+def api_client(stack: Any) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(stack.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def batch(api_client: client.ApiClient) -> client.BatchV1Api:
+    return client.BatchV1Api(api_client)
+
+
+@pytest.fixture
+def agent_dir(stack: Any) -> Path:
+    """The node agent's --state-dir, as `kubetune dev up` starts it."""
+    return Path(stack.state_dir) / "node-agent"
+
+
+Pod = dict[str, Any]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def python_pod(name: str, script: str, **spec: Any) -> Pod:
+    container = {"name": "main", "image": "python:3.11", "command": ["python3", "-c", script]}
+    container.update(spec.pop("container", {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 5,
+            "containers": [container],
+            **spec,
+        },
+    }
+
+
+def read_pod(core: client.CoreV1Api, namespace: str, name: str) -> Pod:
+    response = core.read_namespaced_pod(name, namespace, _preload_content=False)  # type: ignore[call-arg]
+    pod: Pod = json.loads(response.data)
+    return pod
+
+
+def wait_pod(
+    core: client.CoreV1Api, namespace: str, name: str, ok: Callable[[Pod], bool], timeout: float = 60.0
+) -> Pod:
+    """Poll the pod until `ok`; on timeout, fail showing its last status."""
+    deadline = time.monotonic() + timeout
+    pod: Pod = {}
+    while time.monotonic() < deadline:
+        pod = read_pod(core, namespace, name)
+        if ok(pod):
+            return pod
+        time.sleep(0.3)
+    pytest.fail(
+        f"pod {namespace}/{name} did not get there in {timeout}s; status: {json.dumps(pod.get('status'))}"
+    )
+
+
+def phase_is(*phases: str) -> Callable[[Pod], bool]:
+    return lambda pod: pod.get("status", {}).get("phase") in phases
+
+
+def terminated(pod: Pod) -> dict[str, Any]:
+    state: dict[str, Any] = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    return state
+
+
+def log_of(agent_dir: Path, pod: Pod, container: str = "main") -> str:
+    meta = pod["metadata"]
+    path = agent_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}" / f"{container}.log"
+    return path.read_text() if path.exists() else ""
+
+
+def gone(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespaced_pod(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        time.sleep(0.3)
+    return False
+
+
+def test_pod_succeeds_with_exit_code_zero_and_its_log(
+    core: client.CoreV1Api, namespace: str, agent_dir: Path
+) -> None:
+    core.create_namespaced_pod(namespace, python_pod("hello", "print(42)"))
+    pod = wait_pod(core, namespace, "hello", phase_is("Succeeded", "Failed"))
+    assert pod["status"]["phase"] == "Succeeded"
+    assert terminated(pod)["exitCode"] == 0
+    assert terminated(pod)["reason"] == "Completed"
+    assert pod["status"]["podIP"].startswith("127.")
+    assert pod["status"]["hostIP"].startswith("127.1.0.")
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions["PodScheduled"] == "True"
+    assert conditions["Initialized"] == "True"
+    assert conditions["Ready"] == "False"
+    assert "42" in log_of(agent_dir, pod).splitlines()
+
+
+def test_failing_command_fails_with_its_exit_code(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_pod(namespace, python_pod("fails", "import sys; print('boom'); sys.exit(3)"))
+    pod = wait_pod(core, namespace, "fails", phase_is("Succeeded", "Failed"))
+    assert pod["status"]["phase"] == "Failed"
+    assert terminated(pod)["exitCode"] == 3
+    assert terminated(pod)["reason"] == "Error"
+
+
+ENV_SCRIPT = """
+import json, os
+result = {key: os.environ.get(key) for key in ("TOKEN", "MODE", "POD_IP", "POD_NAME", "GREETING", "LITERAL")}
+result["config"] = open("/etc/kt-e2e-config/mode").read()
+result["argv"] = os.environ["ARG"]
+result["hostname"] = os.environ["HOSTNAME"]
+open("/tmp/kt-message", "w").write(json.dumps(result))
+"""
+
+
+def test_env_volumes_expansion_and_termination_message(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t"}}
+    )
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "settings"}, "data": {"mode": "fast"}})
+    pod = python_pod(
+        "env",
+        ENV_SCRIPT,
+        container={
+            "args": [],
+            "terminationMessagePath": "/tmp/kt-message",
+            "env": [
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "GREETING", "value": "$(MODE)-$(POD_NAME)-$(UNDEFINED)-$$(MODE)"},
+                {"name": "LITERAL", "value": "plain"},
+                {"name": "ARG", "value": "x"},
+            ],
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/kt-e2e-config", "readOnly": True}],
+        },
+        volumes=[{"name": "config", "configMap": {"name": "settings"}}],
+    )
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_pod(core, namespace, "env", phase_is("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", terminated(done)
+    message = json.loads(terminated(done)["message"])
+    assert message == {
+        "TOKEN": "s3cr3t",
+        "MODE": "fast",
+        "POD_IP": done["status"]["podIP"],
+        "POD_NAME": "env",
+        "GREETING": "fast-env-$(UNDEFINED)-$(MODE)",
+        "LITERAL": "plain",
+        "config": "fast",
+        "argv": "x",
+        "hostname": "env",
+    }
+
+
+def test_missing_secret_waits_then_runs_once_it_exists(core: client.CoreV1Api, namespace: str) -> None:
+    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
+    core.create_namespaced_pod(
+        namespace, python_pod("late", "import os; print(os.environ['T'])", container={"env": env})
+    )
+
+    def config_error(pod: Pod) -> bool:
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError"
+
+    waiting = wait_pod(core, namespace, "late", config_error)
+    assert (
+        'secret "late" not found' in waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
+    assert waiting["status"]["phase"] == "Pending"
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "late"}, "stringData": {"k": "v"}})
+    assert (
+        wait_pod(core, namespace, "late", phase_is("Succeeded", "Failed"))["status"]["phase"] == "Succeeded"
+    )
+
+
+SIGTERM_SCRIPT = """
+import signal, sys, time
+def stop(*_):
+    print("got SIGTERM", flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_deleting_a_running_pod_sends_sigterm_and_removes_it(
+    core: client.CoreV1Api, namespace: str, agent_dir: Path
+) -> None:
+    core.create_namespaced_pod(namespace, python_pod("victim", SIGTERM_SCRIPT))
+    pod = wait_pod(core, namespace, "victim", lambda p: "ready" in log_of(agent_dir, p))
+    assert pod["status"]["phase"] == "Running"
+    started = time.monotonic()
+    core.delete_namespaced_pod("victim", namespace, grace_period_seconds=30)
+    assert gone(core, namespace, "victim", timeout=20)
+    assert time.monotonic() - started < 15  # the process stopped at SIGTERM, well within the grace period
+    assert "got SIGTERM" in log_of(agent_dir, pod)
+
+
+def test_pod_past_its_active_deadline_fails(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_pod(
+        namespace, python_pod("slow", "import time; time.sleep(600)", activeDeadlineSeconds=2)
+    )
+    pod = wait_pod(core, namespace, "slow", phase_is("Succeeded", "Failed"), timeout=30)
+    assert (pod["status"]["phase"], pod["status"]["reason"]) == ("Failed", "DeadlineExceeded")
+
+
+def test_pod_asking_for_too_many_gpus_stays_pending_unschedulable(
+    core: client.CoreV1Api, namespace: str
+) -> None:
+    limits = {"nvidia.com/gpu": "64"}
+    core.create_namespaced_pod(
+        namespace,
+        python_pod("greedy", "print(1)", container={"resources": {"limits": limits, "requests": limits}}),
+    )
+
+    def unschedulable(pod: Pod) -> bool:
+        conditions = {c["type"]: c for c in pod.get("status", {}).get("conditions") or []}
+        return conditions.get("PodScheduled", {}).get("reason") == "Unschedulable"
+
+    pod = wait_pod(core, namespace, "greedy", unschedulable)
+    scheduled = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert scheduled["status"] == "False"
+    assert "nvidia.com/gpu" in scheduled["message"]
+    time.sleep(2)
+    assert read_pod(core, namespace, "greedy")["status"]["phase"] == "Pending"
+    assert not read_pod(core, namespace, "greedy")["spec"].get("nodeName")
