@@ -266,3 +266,57 @@ def test_pod_asking_for_too_many_gpus_stays_pending_unschedulable(
     time.sleep(2)
     assert read_pod(core, namespace, "greedy")["status"]["phase"] == "Pending"
     assert not read_pod(core, namespace, "greedy")["spec"].get("nodeName")
+
+
+def test_on_failure_restarts_until_success(core: client.CoreV1Api, namespace: str) -> None:
+    # Fails on its first run, succeeds on the second: the marker lives in an emptyDir that survives restarts.
+    script = (
+        "import os, sys\n"
+        "marker = '/scratch/ran-once'\n"
+        "if not os.path.exists(marker):\n"
+        "    open(marker, 'w').close()\n"
+        "    sys.exit(1)\n"
+    )
+    pod = python_pod(
+        "flaky",
+        script,
+        restartPolicy="OnFailure",
+        container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+    )
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_pod(core, namespace, "flaky", phase_is("Succeeded", "Failed"), timeout=60)
+    status = done["status"]["containerStatuses"][0]
+    assert done["status"]["phase"] == "Succeeded"
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 1
+
+
+def test_init_container_runs_first_and_non_root_user_reads_volumes(
+    core: client.CoreV1Api, namespace: str, agent_dir: Path
+) -> None:
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"k": "v"}})
+    mounts = [
+        {"name": "shared", "mountPath": "/shared"},
+        {"name": "cfg", "mountPath": "/etc/kt-cfg"},
+    ]
+    pod = python_pod(
+        "staged",
+        "import os; print(os.getuid(), open('/shared/init-done').read(), open('/etc/kt-cfg/k').read())",
+        securityContext={"runAsUser": 1000, "runAsGroup": 1000},
+        container={"volumeMounts": mounts},
+        initContainers=[
+            {
+                "name": "prepare",
+                "image": "x",
+                "command": ["python3", "-c", "open('/shared/init-done', 'w').write('ready')"],
+                "volumeMounts": mounts,
+            }
+        ],
+        volumes=[{"name": "shared", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}}],
+    )
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_pod(core, namespace, "staged", phase_is("Succeeded", "Failed"))
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    assert log_of(agent_dir, done).splitlines() == ["1000 ready v"]
