@@ -1,0 +1,93 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "kubetune.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name; "kubetune" when the release is called kubetune. */}}
+{{- define "kubetune.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubetune.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "kubetune.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubetune
+{{- end -}}
+
+{{- define "kubetune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubetune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "kubetune.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubetune.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubetune.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* true when the operator watches a fixed list of namespaces (Roles instead of ClusterRoles). */}}
+{{- define "kubetune.namespaced" -}}
+{{- if .Values.watchNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{/* Namespaces that get the workload ServiceAccount. */}}
+{{- define "kubetune.workloadNamespaces" -}}
+{{- $namespaces := .Values.workloadServiceAccount.namespaces | default .Values.watchNamespaces -}}
+{{- toJson ($namespaces | default list) -}}
+{{- end -}}
+
+{{/*
+The operator's permissions inside a namespace (cluster-wide mode: in every namespace). One list, so
+the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md explains each rule.
+*/}}
+{{- define "kubetune.operatorRules" -}}
+# Watch the custom resources, add/remove the finalizer (patch), delete expired ones (ttlSecondsAfterFinished).
+- apiGroups: ["kubetune.io"]
+  resources: ["finetunejobs", "evaljobs"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["kubetune.io"]
+  resources: ["finetunejobs/status", "evaljobs/status"]
+  verbs: ["get", "patch"]
+# Children carry ownerReferences with blockOwnerDeletion, which the OwnerReferencesPermissionEnforcement
+# admission plugin (OpenShift, hardened clusters) only allows with `update` on the owner's finalizers.
+- apiGroups: ["kubetune.io"]
+  resources: ["finetunejobs/finalizers", "evaljobs/finalizers"]
+  verbs: ["update"]
+# One Indexed Job per attempt: created, listed by label, suspended/resumed (patch), deleted on restart.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# The rendered run config and the headless Service of the rendezvous; garbage-collected with the owner.
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "create"]
+# Pod phases, exit codes and termination messages of the workers; IPs to poll rank 0's /progress.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+# kubectl describe shows what happened.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- if .Values.rbac.secretExistenceCheck }}
+# Fail fast when spec.storage.credentialsSecret is missing: a metadata-only GET by name. No list/watch:
+# the operator cannot enumerate Secrets, and it never copies their values (pods use secretKeyRef).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end -}}

@@ -1,0 +1,170 @@
+"""`helm lint` and `helm template` of charts/kubetune: what each mode renders, least privilege, schema.
+
+The Helm binary is built from the Go module proxy by hack/build-helm.sh when missing (cached by version).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts" / "kubetune"
+NAMESPACED = ["--set", "watchNamespaces={team-a,team-b}"]
+
+
+@cache
+def helm() -> str:
+    built = subprocess.run(
+        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
+    )
+    return built.stdout.strip().splitlines()[-1]
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
+
+
+def render(*args: str) -> list[dict[str, Any]]:
+    result = run_helm("template", "kt", str(CHART), "--namespace", "kubetune-system", *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs."""
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    return granted
+
+
+def test_helm_lint_is_clean_in_every_mode() -> None:
+    for extra in ([], NAMESPACED, ["--set", "monitoring.serviceMonitor.enabled=true"]):
+        result = run_helm("lint", "--strict", str(CHART), *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "0 chart(s) failed" in result.stdout
+
+
+def test_default_deployment_is_ha_restricted_and_probed() -> None:
+    (deployment,) = by_kind(render(), "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert deployment["spec"]["replicas"] == 2
+    assert container["image"] == "kubetune/operator:0.1.0"
+    assert container["command"] == ["kubetune", "operator"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["KUBETUNE_PEERING"] == "kubetune"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {port["name"]: port["containerPort"] for port in container["ports"]} == {
+        "metrics": 8080,
+        "health": 8081,
+    }
+    # Pod Security Standard "restricted".
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+
+
+def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
+    docs = render()
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert not by_kind(docs, "Role")
+    granted = rules_of(cluster_role)
+    assert granted[("kubetune.io", "finetunejobs")] == {"get", "list", "watch", "patch", "delete"}
+    assert granted[("kubetune.io", "evaljobs/status")] == {"get", "patch"}
+    assert granted[("batch", "jobs")] == {"get", "list", "create", "patch", "delete"}
+    assert granted[("", "pods")] == {"get", "list"}
+    assert granted[("", "events")] == {"create"}
+    # Existence check by name only: no list/watch of Secrets, no writes.
+    assert granted[("", "secrets")] == {"get"}
+    assert granted[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
+    for verbs in granted.values():
+        assert "*" not in verbs and "escalate" not in verbs and "bind" not in verbs
+    assert all("*" not in rule["resources"] for rule in cluster_role["rules"])
+    (binding,) = by_kind(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kt-kubetune", "namespace": "kubetune-system"}]
+    (peering,) = by_kind(docs, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == "kubetune"
+
+
+def test_secret_access_can_be_switched_off() -> None:
+    (cluster_role,) = by_kind(render("--set", "rbac.secretExistenceCheck=false"), "ClusterRole")
+    assert ("", "secrets") not in rules_of(cluster_role)
+
+
+def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds() -> None:
+    docs = render(*NAMESPACED)
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    assert not by_kind(docs, "ClusterKopfPeering")
+    roles = by_kind(docs, "Role")
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
+    assert ("kopf.dev", "kopfpeerings") in rules_of(roles[0])
+    assert ("apiextensions.k8s.io", "customresourcedefinitions") not in rules_of(roles[0])
+    bindings = by_kind(docs, "RoleBinding")
+    assert {binding["subjects"][0]["namespace"] for binding in bindings} == {"kubetune-system"}
+    assert sorted(p["metadata"]["namespace"] for p in by_kind(docs, "KopfPeering")) == ["team-a", "team-b"]
+    (deployment,) = by_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == ["--namespace=team-a", "--namespace=team-b"]
+    workload_accounts = [sa for sa in by_kind(docs, "ServiceAccount") if sa["metadata"]["name"] == "kubetune-workload"]
+    assert sorted(sa["metadata"]["namespace"] for sa in workload_accounts) == ["team-a", "team-b"]
+    assert all(sa["automountServiceAccountToken"] is False for sa in workload_accounts)
+
+
+def test_roles_and_cluster_role_share_the_same_namespaced_rules() -> None:
+    (cluster_role,) = by_kind(render(), "ClusterRole")
+    role = by_kind(render(*NAMESPACED), "Role")[0]
+    cluster_only = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kopf.dev", "clusterkopfpeerings")}
+    namespaced_only = {("kopf.dev", "kopfpeerings")}
+    cluster_rules = {k: v for k, v in rules_of(cluster_role).items() if k not in cluster_only}
+    assert cluster_rules == {k: v for k, v in rules_of(role).items() if k not in namespaced_only}
+
+
+def test_monitoring_objects_render_only_when_enabled() -> None:
+    kinds = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert not kinds & {doc["kind"] for doc in render()}
+    docs = render(
+        "--set", "monitoring.serviceMonitor.enabled=true",
+        "--set", "monitoring.podMonitor.enabled=true",
+        "--set", "monitoring.prometheusRule.enabled=true",
+        "--set", "monitoring.grafanaDashboard.enabled=true",
+    )  # fmt: skip
+    assert kinds <= {doc["kind"] for doc in docs}
+    (dashboard,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["kubetune.json"])["uid"] == "kubetune-overview"
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--set", "operator.replicas=2", "--set", "operator.peering.enabled=false"], "peering"),
+        (["--set", "watchNamespaces={Team_A}"], "watchNamespaces"),
+        (["--set", "operator.metricsPort=0"], "metricsPort"),
+        (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
+        (["--set", "operator.typo=1"], "typo"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_the_field(args: list[str], field: str) -> None:
+    result = run_helm("template", "kt", str(CHART), *args)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert field in result.stderr
