@@ -59,7 +59,9 @@ def observe_attempt(
         failure = WorkerFailure(reasons.ERROR, message, True)
         return AttemptState("Failed", reasons.ERROR, message, failure=failure)
     running = [pod for pod in live_pods if pod.get("status", {}).get("phase") == "Running"]
-    if len(running) >= nodes:
+    finished = [pod for pod in live_pods if pod.get("status", {}).get("phase") == "Succeeded"]
+    # Workers that already succeeded still count: the Job is marked Complete a moment after the last one.
+    if len(running) + len(finished) >= nodes:
         ip = rank0.get("status", {}).get("podIP") if rank0 is not None else None
         return AttemptState(
             "Running", reasons.ALL_WORKERS_RUNNING, f"{len(running)}/{nodes} workers running", rank0_ip=ip

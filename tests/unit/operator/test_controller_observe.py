@@ -126,3 +126,9 @@ def test_deleted_pods_left_to_the_job_controller_whose_failure_still_counts() ->
     assert observe_attempt(job(), [pod(0, "Running"), dying], 2, NOW, 300).phase == "Pending"
     state = observe_attempt(job("Failed"), [dying], 2, NOW, 300)
     assert state.phase == "Failed" and state.failure is not None and state.failure.retriable
+
+
+def test_gang_that_finished_before_the_job_is_marked_complete_is_still_running() -> None:
+    pods = [pod(0, "Succeeded"), pod(1, "Succeeded")]
+    assert observe_attempt(job(), pods, 2, NOW, 300).phase == "Running"
+    assert observe_attempt(job(), [pod(0, "Succeeded"), pod(1, "Pending")], 2, NOW, 300).phase == "Pending"
