@@ -35,7 +35,7 @@ test: lint typecheck
 
 crds: setup
 	$(BIN)/kubetune crds --output-dir crds
-	hack/sync-chart-crds.sh
+	$(BIN)/python hack/sync-chart-crds.py
 	$(BIN)/python hack/gen_api_docs.py > docs/api.md
 
 # Until `kubetune demo` (the end-to-end demo) exists, this shows what exists, computed, and what is missing.

@@ -23,13 +23,20 @@ export GOTOOLCHAIN=local
 mkdir -p "$OUT"
 start=$(date +%s)
 echo "build-helm: building helm $VERSION" >&2
-# `go install pkg@version` builds outside any module, exactly what upstream's release uses; version
-# stamping as in upstream's Makefile so `helm version` reports the release (charts may gate on it).
+# Stamp like upstream's Makefile: the release in `helm version`, and the Kubernetes version that `helm
+# template`/`helm lint` assume without a cluster (from its client-go v0.X.Y, i.e. 1.X), else they assume
+# v1.20 and reject charts whose kubeVersion needs anything newer.
+gomod="$(cd "$(mktemp -d)" && go mod download -json "helm.sh/helm/v3@$VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')"
+k8s_minor="$(sed -n 's/^\s*k8s\.io\/client-go v0\.\([0-9]*\)\..*$/\1/p' "$gomod")"
+[[ -n "$k8s_minor" ]] || { echo "build-helm: no k8s.io/client-go in $gomod" >&2; exit 1; }
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in pkg/lint/rules pkg/chartutil; do
+  ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$k8s_minor"
+done
 tmp="$(mktemp -d "$CACHE/.helm-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath \
-  -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
-  "helm.sh/helm/v3/cmd/helm@$VERSION"
+# `go install pkg@version` builds outside any module, exactly the module versions upstream releases with.
+CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$VERSION"
 # Move into place only when complete, so an interrupted build never leaves a binary the check accepts.
 mv "$tmp/helm" "$OUT/helm"
 echo "build-helm: built helm $VERSION in $(($(date +%s) - start)) s" >&2

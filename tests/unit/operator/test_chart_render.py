@@ -28,7 +28,7 @@ def helm() -> str:
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([helm(), *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 def render(*args: str) -> list[dict[str, Any]]:
@@ -100,7 +100,9 @@ def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
         assert "*" not in verbs and "escalate" not in verbs and "bind" not in verbs
     assert all("*" not in rule["resources"] for rule in cluster_role["rules"])
     (binding,) = by_kind(docs, "ClusterRoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kt-kubetune", "namespace": "kubetune-system"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kt-kubetune", "namespace": "kubetune-system"}
+    ]
     (peering,) = by_kind(docs, "ClusterKopfPeering")
     assert peering["metadata"]["name"] == "kubetune"
 
@@ -124,7 +126,9 @@ def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds() -> None:
     (deployment,) = by_kind(docs, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args == ["--namespace=team-a", "--namespace=team-b"]
-    workload_accounts = [sa for sa in by_kind(docs, "ServiceAccount") if sa["metadata"]["name"] == "kubetune-workload"]
+    workload_accounts = [
+        sa for sa in by_kind(docs, "ServiceAccount") if sa["metadata"]["name"] == "kubetune-workload"
+    ]
     assert sorted(sa["metadata"]["namespace"] for sa in workload_accounts) == ["team-a", "team-b"]
     assert all(sa["automountServiceAccountToken"] is False for sa in workload_accounts)
 
@@ -132,7 +136,10 @@ def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds() -> None:
 def test_roles_and_cluster_role_share_the_same_namespaced_rules() -> None:
     (cluster_role,) = by_kind(render(), "ClusterRole")
     role = by_kind(render(*NAMESPACED), "Role")[0]
-    cluster_only = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kopf.dev", "clusterkopfpeerings")}
+    cluster_only = {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("kopf.dev", "clusterkopfpeerings"),
+    }
     namespaced_only = {("kopf.dev", "kopfpeerings")}
     cluster_rules = {k: v for k, v in rules_of(cluster_role).items() if k not in cluster_only}
     assert cluster_rules == {k: v for k, v in rules_of(role).items() if k not in namespaced_only}
