@@ -19,6 +19,8 @@ import torch
 from kubetune_trainer.packing import best_fit_pack
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample
 
+NON_MODEL_KEYS = frozenset({"targets", "real_tokens", "num_examples"})
+
 
 def make_units(examples: Sequence[TokenizedExample], packing: bool, capacity: int) -> list[list[int]]:
     """Training units: each a list of example indices (one per unit without packing)."""
@@ -92,7 +94,13 @@ def collate(rows: Sequence[Sequence[TokenizedExample]], pad_id: int, packed: boo
     else:
         batch["attention_mask"] = attention_mask
     batch["real_tokens"] = attention_mask.sum()
+    batch["num_examples"] = torch.tensor(sum(len(row) for row in rows))
     return batch
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors the model's forward takes (the rest is bookkeeping)."""
+    return {k: v for k, v in batch.items() if k not in NON_MODEL_KEYS}
 
 
 def padding_ratio(batch: dict[str, torch.Tensor]) -> float:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kubetune_trainer import checkpoints, export
-from kubetune_trainer.batching import BatchPlan, collate, make_units
+from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs
 from kubetune_trainer.modeling import (
     apply_lora,
     count_parameters,
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJob
 
 log = logging.getLogger("kubetune_trainer")
-PREEMPTED_EXIT_CODE = 143  # 128 + SIGTERM, what Kubernetes expects from a terminated container
+PREEMPTED_EXIT_CODE = 143
+HISTORY_POINTS = 2000  # 128 + SIGTERM, what Kubernetes expects from a terminated container
 
 
 class PreemptedError(Exception):
@@ -71,6 +72,8 @@ class RunState:
     train_loss: float | None = None
     eval_metrics: dict[str, float] = field(default_factory=dict)
     last_checkpoint: dict[str, Any] | None = None
+    # [step, train loss] pairs (thinned on long runs), kept across resumes: the loss curve of the job.
+    history: list[list[float]] = field(default_factory=list)
 
 
 def work_dir_for(job: FineTuneJob) -> Path:
@@ -207,6 +210,7 @@ class FineTuneRecipe:
         saved = checkpoints.read_checkpoint_state(latest, self.options)
         self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
         self.state.examples = int(saved.get("examples", 0))
+        self.state.history = [list(point) for point in saved.get("history", [])]
         self.state.last_checkpoint = {"uri": latest.uri, "step": latest.step}
         log.info("resumed from checkpoint", extra={"checkpoint": latest.uri, "step": self.state.step})
 
@@ -222,11 +226,10 @@ class FineTuneRecipe:
         return collate(rows, self.tokenizer.pad_token_id, packed=self.hp.packing)
 
     def _forward_sums(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = {
-            k: v.to(self.accelerator.device) for k, v in batch.items() if k not in {"targets", "real_tokens"}
-        }
+        inputs = {k: v.to(self.accelerator.device) for k, v in model_inputs(batch).items()}
         with self.accelerator.autocast():
-            logits = self.model(**inputs).logits
+            # use_cache=False: with a KV cache transformers ignores packed position ids (no block mask).
+            logits = self.model(**inputs, use_cache=False).logits
         return token_loss_sums(logits, batch["targets"].to(self.accelerator.device))
 
     def _reduce(self, values: list[float]) -> list[float]:
@@ -266,12 +269,14 @@ class FineTuneRecipe:
                     loss_total,
                     float(sum(int(b["real_tokens"]) for b in micro)),
                     float(sum(b["input_ids"].numel() for b in micro)),
-                    float(sum(len(b["input_ids"]) for b in micro)),
+                    float(sum(int(b["num_examples"]) for b in micro)),
                 ]
             )
             self.state.train_loss = loss_sum_all / max(global_tokens, 1.0)
             self.state.tokens += int(real)
             self.state.examples += int(examples)
+            if self.state.step % max(1, self.total_steps // HISTORY_POINTS) == 0 or self.state.step == 1:
+                self.state.history.append([self.state.step, self.state.train_loss])
             elapsed = time.monotonic() - started
             self._report_step(
                 real=real,
@@ -421,7 +426,12 @@ class FineTuneRecipe:
             uri = checkpoints.seal_checkpoint(
                 self.output,
                 step,
-                {"step": step, "tokens": self.state.tokens, "examples": self.state.examples},
+                {
+                    "step": step,
+                    "tokens": self.state.tokens,
+                    "examples": self.state.examples,
+                    "history": self.state.history,
+                },
                 self.options,
             )
             removed = checkpoints.prune_checkpoints(self.output, self.spec.checkpoint.keep, self.options)
@@ -464,6 +474,7 @@ class FineTuneRecipe:
             "splitManifest": split_manifest_uri(self.output),
             "lastCheckpoint": self.state.last_checkpoint,
             "counts": self.data.counts,
+            "history": self.state.history,
         }
         # result.json last: its presence means the export is complete.
         write_json(join_uri(self.output, "result.json"), result, self.options)

@@ -74,7 +74,13 @@ def build_tokenizer(output_dir: Path, vocab_size: int = 320) -> Any:
 
 
 def build_tiny_model(
-    output_dir: Path, *, hidden_size: int = 128, layers: int = 2, heads: int = 4, seed: int = 0
+    output_dir: Path,
+    *,
+    hidden_size: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    seed: int = 0,
+    initializer_range: float = 0.02,
 ) -> Path:
     """Save a tokenizer + randomly initialised LlamaForCausalLM (fp32 safetensors) in `output_dir`."""
     import torch
@@ -94,6 +100,7 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

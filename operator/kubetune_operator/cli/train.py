@@ -1,0 +1,77 @@
+"""`kubetune train [--dry-run] job.yaml`: run a FineTuneJob locally with the code the trainer pods run.
+
+torch and transformers are imported inside the command (the operator image has neither).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _print_dry_run(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    counts = Table(title="Examples per task and split")
+    for column in ("task", "rows", "train", "in mixture", "validation", "test"):
+        counts.add_column(column, justify="left" if column == "task" else "right")
+    for task, c in report["counts"].items():
+        counts.add_row(task, *(str(c[k]) for k in ("rows", "train", "mixture", "validation", "test")))
+    console.print(counts)
+    for part, info in report["splits"].items():
+        t = info["truncation"]
+        console.print(
+            f"[bold]{part}[/]: {info['examples']} examples, {info['tokens']} tokens "
+            f"({info['completionTokens']} carry loss); truncated prompts {t['promptTruncated']}, "
+            f"truncated completions {t['completionTruncated']}"
+        )
+        if part == "train":
+            peak = max((n for _, _, n in info["histogram"]), default=0) or 1
+            for low, high, n in info["histogram"]:
+                console.print(f"  {low:>6}-{high:<6} {'#' * round(40 * n / peak):<40} {n}")
+    console.print("[bold]Preview[/] (tokens that carry loss are [reverse]highlighted[/]):")
+    for item in report["preview"]:
+        line = Text(f"task {item['task']} row {item['row'] + 1}: ")
+        for piece, supervised in item["tokens"]:
+            line.append(piece, style="reverse green" if supervised else "dim")
+        console.print(line)
+
+
+def train_command(
+    manifest: Annotated[Path, typer.Argument(help="FineTuneJob YAML manifest.", exists=True, dir_okay=False)],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show data counts, lengths and loss masks; do not train.")
+    ] = False,
+) -> None:
+    """Fine-tune locally from a FineTuneJob manifest (S3 or local paths); --dry-run previews the data."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+    from kubetune_trainer.entrypoint import run_job
+    from kubetune_trainer.errors import KubetuneError
+    from kubetune_trainer.logs import configure_logging
+    from kubetune_trainer.recipe import PreemptedError
+
+    configure_logging(json_lines=False)
+    try:
+        result = run_job(manifest, dry_run=dry_run, progress_bar=not dry_run)
+    except KubetuneError as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except PreemptedError as err:
+        typer.secho(str(err), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(143) from None
+    if dry_run:
+        assert result is not None
+        _print_dry_run(result)
+        return
+    if result is not None:
+        metrics = result.get("metrics", {})
+        typer.echo(f"model: {result['output']['uri']}\ndigest: {result['output']['digest']}")
+        typer.echo(
+            "metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float))
+        )
