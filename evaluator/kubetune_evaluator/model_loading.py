@@ -15,6 +15,7 @@ from typing import Any
 
 from kubetune_evaluator.errors import EvalInputError
 
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -36,7 +37,7 @@ def fetch_model_dir(uri: str, storage: Any = None) -> Path:
 
 
 def model_digest(directory: Path) -> str:
-    """The trainer's digest of an exported model directory, so it matches the FineTuneJob's status.output.digest."""
+    """The trainer's directory digest, so it equals the FineTuneJob's status.output.digest."""
     from kubetune_trainer.export import directory_digest
 
     return directory_digest(directory)

@@ -49,7 +49,13 @@ def publish(
 
 
 def write_termination_log(outcome: EvalOutcome, report_uri: str, path: Path = TERMINATION_LOG) -> bool:
-    """The compact summary the operator copies into EvalJob status (only where the file is writable)."""
+    """The compact summary the operator copies into EvalJob status.
+
+    Written only where the file already exists: Kubernetes (and the local node agent) mount it into
+    the container; a local run must not create /dev/termination-log.
+    """
+    if not path.is_file():
+        return False
     message = termination_message(outcome.results["summary"], outcome.verdict, outcome.reasons, report_uri)
     try:
         with path.open("w") as handle:

@@ -56,7 +56,7 @@ class EvalOutcome:
     notes: dict[str, list[str | None]] = field(default_factory=dict)
 
 
-def _storage(spec: EvalJobSpec) -> StorageOptions:
+def storage_of(spec: EvalJobSpec) -> StorageOptions:
     from kubetune_trainer.pipeline import storage_options
 
     return storage_options(spec.storage)
@@ -92,7 +92,7 @@ def find_split_manifest(spec: EvalJobSpec, storage: StorageOptions) -> dict[str,
 
 def prepare_inputs(spec: EvalJobSpec) -> list[TaskSamples]:
     """Every check that needs no model: data, templates, split, metric/task fit, judge key."""
-    storage = _storage(spec)
+    storage = storage_of(spec)
     model_uri_of(spec)
     tasks = build_task_samples(spec, find_split_manifest(spec, storage), storage)
     check_metrics_fit_tasks(spec.metrics, tasks)
@@ -234,7 +234,7 @@ def run_eval(
 
     progress = progress or LogProgress()
     load = load or load_model
-    storage = _storage(spec)
+    storage = storage_of(spec)
     tasks = prepare_inputs(spec)
     baseline_uri = spec.baseline.uri if spec.baseline else None
     loaded = load(model_uri_of(spec), base_uri=baseline_uri, storage=storage)

@@ -59,7 +59,7 @@ def is_choice_row(row: Mapping[str, Any]) -> bool:
 
 
 def parse_answer(answer: Any, choices: Sequence[str], where: str) -> int:
-    """The correct choice's index from an index, a letter (A, B, ...) or the choice text."""
+    """The correct choice's index from the choice text, a letter (A, B, ...) or an index."""
     if isinstance(answer, bool):
         raise EvalInputError(
             f"{where}: field 'answer' must be an index, a letter or a choice, got {answer!r}"
@@ -68,12 +68,13 @@ def parse_answer(answer: Any, choices: Sequence[str], where: str) -> int:
         return answer
     if isinstance(answer, str):
         text = answer.strip()
+        # The choice text wins over a letter: with choices ["c", "d"], answer "c" means the first one.
+        if text in choices:
+            return list(choices).index(text)
         if len(text) == 1 and text.upper() in string.ascii_uppercase[: len(choices)]:
             return string.ascii_uppercase.index(text.upper())
         if text.isdigit() and int(text) < len(choices):
             return int(text)
-        if text in choices:
-            return list(choices).index(text)
     raise EvalInputError(
         f"{where}: field 'answer' {answer!r} is not an index, letter or text of one of {len(choices)} choices"
     )

@@ -40,7 +40,7 @@ def eval_command(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:
-            run = evaluate_manifest(manifest, _RichProgress(progress), termination_log=False)
+            run = evaluate_manifest(manifest, _RichProgress(progress), termination_log=None)
     except EvalInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
