@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kubetune_operator.cli import crds, eval, operator, score
+from kubetune_operator.cli import crds, dev, eval, operator, score, train
 
 app = typer.Typer(
     name="kubetune",
@@ -17,9 +17,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("crds")(crds.crds_command)
+app.add_typer(dev.app, name="dev")
 app.command("eval")(eval.eval_command)
 app.command("score")(score.score_command)
 app.command("operator")(operator.operator_command)
+app.command("train")(train.train_command)
 
 
 @app.callback()

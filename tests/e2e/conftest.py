@@ -1,0 +1,102 @@
+"""Fixtures for tests against the local stack (real kube-apiserver, controller-manager, scheduler, node
+agent, MinIO, Prometheus).
+
+Lifetime: the session-scoped `stack` calls the same idempotent code as `kubetune dev up`, so it reuses a
+stack that is already up and starts (building missing binaries first) whatever is not. The stack is LEFT
+RUNNING after the session, like a developer's cluster: the next run starts in about a second, and
+several pytest sessions can share it. `kubetune dev down` stops it; set KUBETUNE_DEV_STOP_AFTER_TESTS=1
+to stop it at the end of a session that started it (CI machines that are not thrown away).
+
+Fixture names are a contract with the other e2e tests: `stack`, `k8s`, `namespace`, `s3`, `wait_for`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_operator.devstack.probes import wait_for as _wait_for
+from kubetune_operator.devstack.stack import LocalStack, down, is_up, up
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+WaitFor = Callable[..., Any]
+STOP_AFTER_TESTS_ENV = "KUBETUNE_DEV_STOP_AFTER_TESTS"
+
+
+def _selects_e2e(items: list[pytest.Item]) -> bool:
+    return any(item.get_closest_marker("e2e") is not None for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build missing binaries before any test runs: a cold build takes ~15 min, far beyond a test's
+    timeout, and must not be charged to whichever test happens to request `stack` first."""
+    if _selects_e2e(session.items) and not session.config.option.collectonly:
+        from kubetune_operator.devstack.binaries import ensure_binaries
+
+        ensure_binaries()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    """The running local stack (see the module docstring for its lifetime)."""
+    was_up = is_up()
+    running = up(report=lambda line: print(f"[dev up] {line}"))
+    yield running
+    if not was_up and os.environ.get(STOP_AFTER_TESTS_ENV) == "1":
+        down(report=lambda line: print(f"[dev down] {line}"))
+
+
+@pytest.fixture(scope="session")
+def k8s(stack: LocalStack) -> Iterator[KubeClients]:
+    """A `KubeClients` bundle (admin credentials): `.api_client`, `.core` (CoreV1Api), `.batch`
+    (BatchV1Api), `.custom` (CustomObjectsApi), `.apiextensions` (ApiextensionsV1Api)."""
+    clients = KubeClients.from_kubeconfig(stack.kubeconfig)
+    yield clients
+    clients.close()
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")
+    # DNS-1123 label: at most 63 characters; the random suffix keeps reruns and parallel sessions apart.
+    return f"t-{slug[:48].rstrip('-')}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def namespace(k8s: KubeClients, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting: the namespace controller
+    and the node agent finish the cleanup in the background).
+
+    PodSecurity `baseline` is enforced (and `restricted` warned about), as on a typical shared cluster.
+    """
+    name = _namespace_name(request.node.name)
+    labels = {
+        "kubetune.io/e2e": "true",
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/warn": "restricted",
+    }
+    k8s.core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    yield name
+    k8s.core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def s3(stack: LocalStack) -> S3Client:
+    """A boto3 S3 client for the stack's MinIO (path-style addressing)."""
+    from kubetune_operator.devstack.s3 import s3_client
+
+    return s3_client(stack.s3_endpoint_url, stack.s3_credentials)
+
+
+@pytest.fixture
+def wait_for() -> WaitFor:
+    """`wait_for(predicate, timeout, message)`: poll until the predicate returns something truthy and
+    return it; on timeout fail with the message plus the last value or exception."""
+    return _wait_for
