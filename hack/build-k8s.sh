@@ -23,6 +23,20 @@ if [[ ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 
+# One build at a time per output directory (two pytest sessions may ask at once); whoever waited
+# finds the binary built and stops here.
+mkdir -p "$OUT"
+exec 9>"$OUT/.build.lock"
+flock 9
+missing=()
+for b in "${BINARIES[@]}"; do
+  [[ -x "$OUT/$b" ]] || missing+=("$b")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "$OUT"
+  exit 0
+fi
+
 command -v go >/dev/null || { echo "build-k8s: 'go' not found on PATH (Go >= 1.25 is required)" >&2; exit 1; }
 # The Go toolchain on this machine is new enough; never let go.mod's toolchain line trigger a download.
 export GOTOOLCHAIN=local

@@ -18,6 +18,16 @@ if [[ -x "$OUT/minio" ]]; then
   exit 0
 fi
 
+# One build at a time per output directory (two pytest sessions may ask at once); whoever waited
+# finds the binary built and stops here.
+mkdir -p "$OUT"
+exec 9>"$OUT/.build.lock"
+flock 9
+if [[ -x "$OUT/minio" ]]; then
+  echo "$OUT/minio"
+  exit 0
+fi
+
 command -v go >/dev/null || { echo "build-minio: 'go' not found on PATH (Go >= 1.24 is required)" >&2; exit 1; }
 export GOTOOLCHAIN=local
 mkdir -p "$OUT"

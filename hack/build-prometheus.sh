@@ -20,6 +20,16 @@ if [[ -x "$OUT/prometheus" ]]; then
   exit 0
 fi
 
+# One build at a time per output directory (two pytest sessions may ask at once); whoever waited
+# finds the binary built and stops here.
+mkdir -p "$OUT"
+exec 9>"$OUT/.build.lock"
+flock 9
+if [[ -x "$OUT/prometheus" ]]; then
+  echo "$OUT/prometheus"
+  exit 0
+fi
+
 command -v go >/dev/null || { echo "build-prometheus: 'go' not found on PATH (Go >= 1.26 is required)" >&2; exit 1; }
 export GOTOOLCHAIN=local
 # Its go.mod carries `replace` lines, which `go install pkg@version` refuses; so build inside a throwaway

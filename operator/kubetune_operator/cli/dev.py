@@ -21,16 +21,17 @@ StateDirOption = Annotated[
 @app.command("up")
 def up_command(
     state_dir: StateDirOption = None,
-    crds_dir: Annotated[Path, typer.Option("--crds-dir", help="Apply every CRD YAML found here.")] = Path(
-        "crds"
-    ),
+    crds_dir: Annotated[
+        Path | None,
+        typer.Option("--crds-dir", help="Apply every CRD YAML found here (default: the checkout's crds/)."),
+    ] = None,
 ) -> None:
     """Build missing binaries, start whatever is not running and wait until it is ready (idempotent)."""
-    from kubetune_operator.devstack.binaries import BinaryError
+    from kubetune_operator.devstack.binaries import REPO_ROOT, BinaryError
     from kubetune_operator.devstack.stack import up
 
     try:
-        up(state_dir, crds_dir if crds_dir.is_dir() else None, report=typer.echo)
+        up(state_dir, crds_dir or REPO_ROOT / "crds", report=typer.echo)
     except (BinaryError, RuntimeError) as error:
         typer.echo(f"dev up failed: {error}", err=True)
         raise typer.Exit(1) from None
