@@ -16,6 +16,9 @@ from typing import Any
 from kubetune_evaluator.errors import EvalInputError
 
 
+NOT_MODEL_FILES = ("result.json", "split", "checkpoints")
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -40,7 +43,14 @@ def model_digest(directory: Path) -> str:
     """The trainer's directory digest, so it equals the FineTuneJob's status.output.digest."""
     from kubetune_trainer.export import directory_digest
 
-    return directory_digest(directory)
+    # The trainer digests its export staging directory; the output prefix also holds what it writes
+    # beside the model (result.json, the split manifest, checkpoints), which the digest leaves out.
+    beside_model = tuple(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.relative_to(directory).parts[0] in NOT_MODEL_FILES
+    )
+    return directory_digest(directory, exclude=beside_model)
 
 
 def is_adapter_dir(directory: Path) -> bool:

@@ -95,7 +95,12 @@ def choice_question(row: Mapping[str, Any], where: str, prompt: str | None) -> C
 def select_indices(
     n_rows: int, split: str, *, task: str, source: str, split_spec: SplitSpec, manifest: dict[str, Any] | None
 ) -> list[int]:
-    """Row indices to score: all rows, the FineTuneJob's recorded split, or the split recomputed."""
+    """Row indices to score.
+
+    `all`: every row. With the FineTuneJob's split manifest: the recorded rows of the tasks it trained
+    on, and every row of the other tasks (the model never saw them: the forgetting check). Without a
+    manifest: the split recomputed from `split_spec` (the same sha256 order the trainer uses).
+    """
     from kubetune_trainer.errors import KubetuneError
     from kubetune_trainer.split import split_indices
 
@@ -109,6 +114,8 @@ def select_indices(
                     f"{entry.get('numRows')}; the dataset changed since training"
                 )
             return list(entry["rows"][split])
+    if manifest is not None:
+        return list(range(n_rows))
     try:
         return split_indices(n_rows, split_spec.validation, split_spec.test, split_spec.seed).part(split)
     except KubetuneError as error:
