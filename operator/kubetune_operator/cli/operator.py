@@ -88,7 +88,8 @@ def operator_command(
         clusterwide=not namespace,
         namespaces=namespace or [],
         standalone=peering is None,
-        peering_name=peering or "default",
+        # A peering name makes Kopf require the peering CRDs even when standalone: pass it only for HA.
+        peering_name=peering,
         priority=peering_priority if peering_priority is not None else random.randint(1, 2**31 - 1),
         liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
     )

@@ -139,6 +139,8 @@ for _plural, _kind in PLURAL_KINDS.items():
         _plural,
         id=f"{_plural}-poll",
         interval=SETTINGS.reconcile_interval_seconds,
+        # The create handler does the first reconcile; a timer firing with it would only repeat it.
+        initial_delay=SETTINGS.reconcile_interval_seconds,
         when=_needs_timer,
     )(_handler)
 

@@ -174,6 +174,7 @@ def evaljob(name: str, model: dict[str, Any], scenario: str = "{}") -> dict[str,
         "spec": {
             "model": model,
             "dataset": {"uri": "s3://data/test.jsonl"},
+            "metrics": ["rouge", "exact_match"],
             "output": {"uri": f"s3://evals/{name}/"},
             "podTemplate": {"annotations": {"kubetune.io/fake-workload": scenario}},
         },

@@ -1,0 +1,214 @@
+"""The operator end to end: a real `kubetune operator` process against the local stack's API server,
+Job controller, scheduler and node agent; pods run the fake trainer/evaluator (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_operator.devstack.stack import LocalStack
+from kubetune_operator.testing.operator_harness import (
+    Objects,
+    OperatorProcess,
+    evaljob,
+    finetunejob,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+# The conftest names each test's namespace `t-<test name>-<random>`: every test here is named
+# `test_operator_*`, so one operator watching this glob sees them all and nothing of other modules.
+NAMESPACE_GLOB = "t-test-operator-*"
+FTJ, EVJ = "finetunejobs", "evaljobs"
+
+
+@pytest.fixture(scope="module")
+def operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(stack.kubeconfig, log, namespaces=[NAMESPACE_GLOB]).start()
+    wait_until(lambda: _get(f"http://127.0.0.1:{process.health_port}/healthz"), 30, "operator liveness")
+    yield process
+    process.stop()
+    print(process.log_tail(80))
+
+
+@pytest.fixture
+def objects(k8s: KubeClients, namespace: str, operator: OperatorProcess) -> Objects:
+    return Objects(k8s.api_client, namespace)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
+
+
+def phase_is(objects: Objects, plural: str, name: str, *phases: str) -> dict[str, Any] | None:
+    status = objects.status(plural, name)
+    return status if status.get("phase") in phases else None
+
+
+def live_pods(objects: Objects, name: str) -> list[Any]:
+    return [p for p in objects.pods(name) if p.status.phase in ("Pending", "Running")]
+
+
+def termination(pod: Any) -> dict[str, Any]:
+    state = pod.status.container_statuses[0].state
+    message = state.terminated.message if state.terminated else None
+    return dict(json.loads(message)) if message else {}
+
+
+def test_operator_two_node_success_path_with_progress_conditions_events(objects: Objects) -> None:
+    objects.create(finetunejob("tune", json.dumps({"seconds": 4}), resources={"nodes": 2}))
+    running = wait_until(lambda: phase_is(objects, FTJ, "tune", "Running"), 30, "Running")
+    progress = wait_until(lambda: objects.status(FTJ, "tune").get("progress", {}).get("step"), 15, "progress")
+    assert progress > 0 and running["startTime"]
+    done = wait_until(lambda: phase_is(objects, FTJ, "tune", "Succeeded", "Failed"), 30, "finished")
+    assert done["phase"] == "Succeeded", done
+    assert done["completionTime"] >= done["startTime"]
+    assert done["output"] == {"uri": "s3://models/tuned/tune/", "digest": "sha256:" + "0" * 64}
+    assert done["lastCheckpoint"]["step"] > 0
+    assert done["restarts"] == 0 and done["observedGeneration"] == 1
+    for type_ in ("Created", "Succeeded", "Ready"):
+        assert condition(done, type_)["status"] == "True", type_
+    assert condition(done, "Running")["status"] == "False"
+    reasons = {event.reason for event in objects.events("tune")}
+    assert {"AllWorkersRunning", "Completed"} <= reasons
+    # Children: one ConfigMap, one headless Service, exactly one Job, all owned by the FineTuneJob.
+    (job,) = objects.jobs("tune")
+    assert job.metadata.name == "tune-r0"
+    assert job.metadata.owner_references[0].kind == "FineTuneJob"
+    assert objects.core.read_namespaced_service("tune", objects.namespace).spec.cluster_ip == "None"
+    config_map = objects.core.read_namespaced_config_map("tune-config", objects.namespace)
+    assert "s3://models/base/" in config_map.data["config.yaml"]
+    # Each node rank ran on its own node with the rendezvous address of rank 0.
+    pods = sorted(objects.pods("tune"), key=lambda p: p.metadata.name)
+    identities = [termination(p)["identity"] for p in pods]
+    assert [i["KUBETUNE_NODE_RANK"] for i in identities] == ["0", "1"]
+    assert {i["KUBETUNE_MASTER_ADDR"] for i in identities} == {"tune-r0-0.tune"}
+    assert len({p.spec.node_name for p in pods}) == 2
+
+
+def test_operator_worker_failure_restarts_the_gang_once_then_succeeds(objects: Objects) -> None:
+    scenario = {"seconds": 3, "failRank": 1, "failAttempts": [0], "exitCode": 3}
+    objects.create(finetunejob("flaky", json.dumps(scenario), resources={"nodes": 2}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "flaky", "Succeeded", "Failed"), 60, "finished")
+    assert done["phase"] == "Succeeded", done
+    assert done["restarts"] == 1
+    assert condition(done, "Restarting")["status"] == "False"
+    assert [job.metadata.name for job in objects.jobs("flaky")] == ["flaky-r1"]
+    warnings = [e for e in objects.events("flaky") if e.type == "Warning"]
+    assert any("exited with code 3" in e.message for e in warnings)
+
+
+def test_operator_failure_past_max_restarts_fails_with_the_worker_reason(objects: Objects) -> None:
+    scenario = {"seconds": 5, "failRank": 0, "exitCode": 7, "failAfter": 0.2}
+    objects.create(finetunejob("broken", json.dumps(scenario), runPolicy={"maxRestarts": 1}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "broken", "Succeeded", "Failed"), 60, "finished")
+    assert done["phase"] == "Failed"
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "Error"
+    assert "code 7" in failed["message"] and "exhausted (1/1" in failed["message"]
+    assert done["restarts"] == 1 and done["completionTime"]
+    assert condition(done, "Ready")["status"] == "False"
+
+
+def test_operator_missing_secret_fails_fast_without_pods(objects: Objects) -> None:
+    objects.create(finetunejob("nosecret", storage={"credentialsSecret": "absent-creds"}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "nosecret", "Failed"), 20, "Failed")
+    assert condition(done, "Failed")["reason"] == "MissingSecret"
+    assert "absent-creds" in condition(done, "Failed")["message"]
+    assert condition(done, "Created")["status"] == "False"
+    assert objects.jobs("nosecret") == [] and objects.pods("nosecret") == []
+
+
+def test_operator_workload_reported_storage_failure_is_not_retried(objects: Objects) -> None:
+    scenario = {"reportReason": "StorageUnreachable"}
+    objects.create(finetunejob("nos3", json.dumps(scenario), runPolicy={"maxRestarts": 3}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "nos3", "Failed"), 30, "Failed")
+    assert condition(done, "Failed")["reason"] == "StorageUnreachable"
+    assert done["restarts"] == 0
+
+
+def test_operator_suspend_removes_pods_and_resume_runs_again(objects: Objects) -> None:
+    objects.create(finetunejob("pausable", json.dumps({"seconds": 60}), runPolicy={"suspend": False}))
+    wait_until(lambda: phase_is(objects, FTJ, "pausable", "Running"), 30, "Running")
+    objects.patch_spec(FTJ, "pausable", {"runPolicy": {"suspend": True}})
+    suspended = wait_until(lambda: phase_is(objects, FTJ, "pausable", "Suspended"), 20, "Suspended")
+    assert condition(suspended, "Suspended")["reason"] == "SuspendedByUser"
+    assert objects.jobs("pausable")[0].spec.suspend is True
+    wait_until(lambda: not live_pods(objects, "pausable"), 20, "pods gone while suspended")
+    objects.patch_spec(FTJ, "pausable", {"runPolicy": {"suspend": False}})
+    resumed = wait_until(lambda: phase_is(objects, FTJ, "pausable", "Running"), 30, "Running again")
+    assert condition(resumed, "Suspended")["status"] == "False"
+    assert resumed["restarts"] == 0 and resumed["observedGeneration"] == 3
+
+
+def test_operator_active_deadline_fails_and_stops_the_pods(objects: Objects) -> None:
+    objects.create(finetunejob("slow", json.dumps({"seconds": 60}), runPolicy={"activeDeadlineSeconds": 2}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "slow", "Failed"), 30, "Failed")
+    assert condition(done, "Failed")["reason"] == "DeadlineExceeded"
+    wait_until(lambda: not live_pods(objects, "slow"), 20, "pods gone after the deadline")
+
+
+def test_operator_ttl_deletes_the_finished_job_and_its_children(objects: Objects) -> None:
+    objects.create(
+        finetunejob("shortlived", json.dumps({"seconds": 0.5}), runPolicy={"ttlSecondsAfterFinished": 1})
+    )
+    wait_until(lambda: objects.get(FTJ, "shortlived") is None, 40, "FineTuneJob deleted by TTL")
+    wait_until(lambda: not objects.jobs("shortlived"), 30, "child Job garbage-collected")
+
+
+def test_operator_delete_while_running_stops_pods_promptly(objects: Objects) -> None:
+    objects.create(finetunejob("doomed", json.dumps({"seconds": 120}), resources={"nodes": 2}))
+    wait_until(lambda: phase_is(objects, FTJ, "doomed", "Running"), 30, "Running")
+    objects.delete(FTJ, "doomed")
+    wait_until(lambda: not live_pods(objects, "doomed"), 30, "pods stopped after deletion")
+    wait_until(lambda: objects.get(FTJ, "doomed") is None, 20, "FineTuneJob gone")
+
+
+def test_operator_evaljob_waits_for_its_finetunejob_then_scores_its_output(objects: Objects) -> None:
+    objects.create(evaljob("score", {"fineTuneJobRef": {"name": "base-tune"}}, json.dumps({"seconds": 0.5})))
+    waiting = wait_until(lambda: condition(objects.status(EVJ, "score"), "Waiting"), 20, "Waiting")
+    assert waiting["reason"] == "ModelNotReady" and waiting["status"] == "True"
+    assert objects.jobs("score") == []
+    objects.create(finetunejob("base-tune", json.dumps({"seconds": 1})))
+    done = wait_until(lambda: phase_is(objects, EVJ, "score", "Succeeded", "Failed"), 60, "EvalJob finished")
+    assert done["phase"] == "Succeeded", done
+    assert done["modelUri"] == "s3://models/tuned/base-tune/"
+    assert done["verdict"] == "Passed"
+    assert done["results"]["model"]["rougeL"] == 0.5
+    assert done["reportUri"] == "s3://evals/score/report.html"
+    assert condition(done, "Waiting")["status"] == "False"
+
+
+def test_operator_evaljob_fails_when_its_finetunejob_fails(objects: Objects) -> None:
+    scenario = {"failRank": 0, "exitCode": 1, "failAfter": 0}
+    objects.create(finetunejob("bad-tune", json.dumps(scenario), runPolicy={"maxRestarts": 0}))
+    objects.create(evaljob("score-bad", {"fineTuneJobRef": {"name": "bad-tune"}}))
+    done = wait_until(lambda: phase_is(objects, EVJ, "score-bad", "Failed"), 40, "EvalJob Failed")
+    assert condition(done, "Failed")["reason"] == "ModelFailed"
+
+
+def test_operator_metrics_and_health_endpoints(objects: Objects, operator: OperatorProcess) -> None:
+    objects.create(finetunejob("counted", json.dumps({"seconds": 0.5})))
+    wait_until(lambda: phase_is(objects, FTJ, "counted", "Succeeded"), 30, "Succeeded")
+    metrics = wait_until(lambda: _get(f"http://127.0.0.1:{operator.metrics_port}/metrics"), 10, "metrics")
+    assert (
+        f'kubetune_operator_jobs{{kind="FineTuneJob",namespace="{objects.namespace}",phase="Succeeded"}} 1.0'
+        in metrics
+    )
+    assert "kubetune_operator_reconcile_duration_seconds_count" in metrics
+    assert "kubetune_operator_time_to_running_seconds_bucket" in metrics
+    assert _get(f"http://127.0.0.1:{operator.health_port}/healthz") is not None
