@@ -98,8 +98,9 @@ class OperatorProcess:
         argv = [
             sys.executable,
             "-c",
-            # The verb's own function: independent of the other verbs registered in the CLI.
-            "import typer; from kubetune_operator.cli.operator import operator_command; typer.run(operator_command)",
+            # `kubetune operator`, through the same entry point as the console script.
+            "from kubetune_operator.cli import main; main()",
+            "operator",
             "--launcher",
             self.launcher,
             "--trainer-module",
