@@ -170,7 +170,7 @@ class FineTuneRecipe:
         self._resume()
         if self.accelerator.is_main_process and self.state.step == 0:
             self._write_split_files()
-        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _fetch_model(self) -> Path:
         uri = self.spec.model.uri
@@ -496,6 +496,8 @@ class FineTuneRecipe:
         return bar
 
     def cleanup(self) -> None:
+        if getattr(self, "_previous_sigterm", None) is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
         if getattr(self, "server", None) is not None:
             self.server.stop()
         if getattr(self, "accelerator", None) is not None:

@@ -22,12 +22,19 @@ LETTERS = "abcdefgh"
 
 
 def reverse_task_rows(n: int, seed: int = 0, min_len: int = 3, max_len: int = 5) -> list[dict[str, Any]]:
-    """Rows {"word": "b a d", "reversed": "d a b"}: spaced letters so every letter is one token."""
+    """Rows {"word": "b a d", "reversed": "d a b", "shifted": "c b e"}: spaced letters, one token each.
+
+    `shifted` maps every letter to the next one (h wraps to a): a copy-like task a copy-trained base model
+    adapts to with LoRA alone.
+    """
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         letters = [rng.choice(LETTERS) for _ in range(rng.randint(min_len, max_len))]
-        rows.append({"word": " ".join(letters), "reversed": " ".join(reversed(letters))})
+        shifted = [LETTERS[(LETTERS.index(c) + 1) % len(LETTERS)] for c in letters]
+        rows.append(
+            {"word": " ".join(letters), "reversed": " ".join(reversed(letters)), "shifted": " ".join(shifted)}
+        )
     return rows
 
 
@@ -106,3 +113,58 @@ def build_tiny_model(
     model = LlamaForCausalLM(config)
     model.save_pretrained(output_dir)
     return output_dir
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows as JSON lines."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def write_finetune_job(path: Path, name: str, spec: dict[str, Any]) -> Path:
+    """Write a FineTuneJob manifest (camelCase spec dict) to `path`."""
+    import yaml
+
+    manifest = {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+def letter_task_spec(
+    model_uri: str,
+    data_uri: str,
+    output_uri: str,
+    *,
+    prompt: str,
+    completion: str,
+    method: str = "full",
+    **hyperparameters: Any,
+) -> dict[str, Any]:
+    """A FineTuneJob spec for the letter tasks of `reverse_task_rows` (tiny-model friendly defaults)."""
+    hp = {
+        "epochs": 6,
+        "learningRate": "3e-3",
+        "batchSize": 16,
+        "maxSeqLength": 64,
+        "warmupRatio": 0.05,
+        "seed": 1,
+        **hyperparameters,
+    }
+    spec: dict[str, Any] = {
+        "model": {"uri": model_uri},
+        "dataset": {"uri": data_uri, "split": {"validation": 0.05, "test": 0.1, "seed": 1}},
+        "tasks": [{"name": "letters", "templates": [{"prompt": prompt, "completion": completion}]}],
+        "method": method,
+        "hyperparameters": hp,
+        "output": {"uri": output_uri},
+        "checkpoint": {"everySteps": 1000, "keep": 2},
+    }
+    return spec
