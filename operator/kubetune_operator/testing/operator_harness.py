@@ -65,7 +65,10 @@ def apply_manifests(api_client: client.ApiClient, documents: Iterable[dict[str, 
                 raise
 
 
-def install_peering(api_client: client.ApiClient) -> None:
+def install_peering(
+    api_client: client.ApiClient, namespace: str | None = None, name: str = "kubetune"
+) -> None:
+    """Peering CRDs and ClusterKopfPeering; with `namespace`, a KopfPeering there too (namespaced mode)."""
     documents = [doc for doc in yaml.safe_load_all(PEERING_MANIFEST.read_text()) if doc]
     apply_manifests(api_client, [d for d in documents if d["kind"] == "CustomResourceDefinition"])
     extensions = client.ApiextensionsV1Api(api_client)
@@ -77,6 +80,15 @@ def install_peering(api_client: client.ApiClient) -> None:
 
     wait_until(established, 30, "peering CRD established")
     apply_manifests(api_client, [d for d in documents if d["kind"] != "CustomResourceDefinition"])
+    if namespace is not None:
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
+        try:
+            client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+                "kopf.dev", "v1", namespace, "kopfpeerings", peering
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
 
 
 @dataclass
@@ -90,6 +102,7 @@ class OperatorProcess:
     reconcile_interval: float = 1.0
     pending_timeout: float = 5.0
     peering: str | None = None
+    priority: int | None = None
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -120,6 +133,8 @@ class OperatorProcess:
             argv += ["--namespace", namespace]
         if self.peering:
             argv += ["--peering", self.peering]
+        if self.priority is not None:
+            argv += ["--peering-priority", str(self.priority)]
         return argv
 
     def start(self) -> OperatorProcess:
