@@ -3,33 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 pytestmark = pytest.mark.e2e
 
 
-# The stack helper's fixtures give the running stack (`stack`: kubeconfig, state_dir) and a fresh
-# `namespace`; these typed clients and the agent's directory are built from them.
+# Shorthands over the stack helper's fixtures (`stack`, `k8s`, `namespace` in tests/e2e/conftest.py).
 @pytest.fixture
-def api_client(stack: Any) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(stack.kubeconfig))
-    yield api
-    api.close()
+def core(k8s: Any) -> client.CoreV1Api:
+    api: client.CoreV1Api = k8s.core
+    return api
 
 
 @pytest.fixture
-def core(api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture
-def batch(api_client: client.ApiClient) -> client.BatchV1Api:
-    return client.BatchV1Api(api_client)
+def batch(k8s: Any) -> client.BatchV1Api:
+    api: client.BatchV1Api = k8s.batch
+    return api
 
 
 @pytest.fixture

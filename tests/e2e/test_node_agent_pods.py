@@ -8,34 +8,28 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.e2e
 
 
-# The stack helper's fixtures give the running stack (`stack`: kubeconfig, state_dir) and a fresh
-# `namespace`; these typed clients and the agent's directory are built from them.
+# Shorthands over the stack helper's fixtures (`stack`, `k8s`, `namespace` in tests/e2e/conftest.py).
 @pytest.fixture
-def api_client(stack: Any) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(stack.kubeconfig))
-    yield api
-    api.close()
+def core(k8s: Any) -> client.CoreV1Api:
+    api: client.CoreV1Api = k8s.core
+    return api
 
 
 @pytest.fixture
-def core(api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture
-def batch(api_client: client.ApiClient) -> client.BatchV1Api:
-    return client.BatchV1Api(api_client)
+def batch(k8s: Any) -> client.BatchV1Api:
+    api: client.BatchV1Api = k8s.batch
+    return api
 
 
 @pytest.fixture
@@ -126,12 +120,14 @@ def test_pod_succeeds_with_exit_code_zero_and_its_log(
     assert terminated(pod)["exitCode"] == 0
     assert terminated(pod)["reason"] == "Completed"
     assert pod["status"]["podIP"].startswith("127.")
-    assert pod["status"]["hostIP"].startswith("127.1.0.")
+    assert pod["status"]["hostIP"].startswith("127.1.")
     conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
     assert conditions["PodScheduled"] == "True"
     assert conditions["Initialized"] == "True"
     assert conditions["Ready"] == "False"
     assert "42" in log_of(agent_dir, pod).splitlines()
+    # The same log through the API server (pods/log -> the agent's kubelet endpoint), as `kubectl logs`.
+    assert core.read_namespaced_pod_log("hello", namespace) == "42\n"
 
 
 def test_failing_command_fails_with_its_exit_code(core: client.CoreV1Api, namespace: str) -> None:

@@ -66,7 +66,7 @@ def test_hostname_and_address_from_pod() -> None:
 
 
 def test_allocator_gives_unique_loopback_addresses_and_does_not_reuse_at_once() -> None:
-    allocator = LoopbackIPAllocator("127.64.0.0/24")
+    allocator = LoopbackIPAllocator("127.64.0.0/24", first="127.64.0.1")
     allocator.reserve("127.64.0.1")
     first = allocator.allocate()
     second = allocator.allocate()
@@ -77,8 +77,14 @@ def test_allocator_gives_unique_loopback_addresses_and_does_not_reuse_at_once() 
 
 
 def test_allocator_reports_exhaustion() -> None:
-    allocator = LoopbackIPAllocator("127.64.0.0/30")  # .1 and .2 usable
+    allocator = LoopbackIPAllocator("127.64.0.0/30", first="127.64.0.1")  # .1 and .2 usable
     allocator.allocate()
     allocator.allocate()
     with pytest.raises(AddressesExhaustedError, match=r"127\.64\.0\.0/30"):
         allocator.allocate()
+
+
+def test_allocators_start_at_random_points_so_two_stacks_rarely_collide() -> None:
+    starts = {LoopbackIPAllocator().allocate() for _ in range(20)}
+    assert len(starts) > 15
+    assert all(ip.startswith("127.") for ip in starts)

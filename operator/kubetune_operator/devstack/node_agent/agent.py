@@ -23,12 +23,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from kubetune_operator.devstack.node_agent import hosts, nodes, status
-from kubetune_operator.devstack.node_agent.config import AgentConfig
+from kubetune_operator.devstack.node_agent.config import KUBELET_PORT, AgentConfig
 from kubetune_operator.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
 from kubetune_operator.devstack.node_agent.ipam import LoopbackIPAllocator
 from kubetune_operator.devstack.node_agent.kube import (
@@ -37,6 +38,7 @@ from kubetune_operator.devstack.node_agent.kube import (
     PodEvent,
     PodInformer,
 )
+from kubetune_operator.devstack.node_agent.kubelet_server import KubeletEndpoints, serving_certificate
 from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
 from kubetune_operator.devstack.node_agent.process import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
@@ -188,6 +190,7 @@ class NodeAgent:
     def run(self) -> None:
         self.config.pods_dir.mkdir(parents=True, exist_ok=True)
         self.register_nodes()
+        endpoints = self.start_kubelet_endpoints()
         self.informer.start()
         next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
         while not self.stopping.is_set():
@@ -199,6 +202,8 @@ class NodeAgent:
             if time.monotonic() >= next_heartbeat:
                 self.heartbeat()
                 next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
+        if endpoints is not None:
+            endpoints.stop()
         self.shutdown()
 
     def _drain_events(self) -> None:
@@ -238,6 +243,44 @@ class NodeAgent:
             signal_group(process.pid, signal.SIGKILL)
             process.wait()
         log.info("node agent stopped (%d containers stopped)", len(running))
+
+    # --- kubelet endpoint (kubectl logs) ----------------------------------------------------------
+    def start_kubelet_endpoints(self) -> KubeletEndpoints | None:
+        """Serve `kubectl logs`; pods run without it if it cannot start (it is a convenience)."""
+        addresses = [self.config.node_address(n) for n in sorted(self.node_names)]
+        try:
+            cert, key = serving_certificate(
+                self.config.state_dir, (*addresses, *sorted(self.node_names)), self.config.state_dir / "pki"
+            )
+            endpoints = KubeletEndpoints(self, cert, key)
+        except Exception:
+            log.exception("the kubelet log endpoint could not start; kubectl logs will not work")
+            return None
+        for address in addresses:
+            endpoints.serve(address, KUBELET_PORT)
+        return endpoints
+
+    def _runtime_named(self, namespace: str, pod: str) -> PodRuntime | None:
+        # Called from the endpoint's threads: list() copies the values atomically under the GIL.
+        return next((r for r in list(self.pods.values()) if (r.namespace, r.name) == (namespace, pod)), None)
+
+    def log_file(self, namespace: str, pod: str, container: str, previous: bool) -> Path | None:
+        runtime = self._runtime_named(namespace, pod)
+        if runtime is not None:
+            root = runtime.paths.root
+        else:  # a pod the agent no longer tracks: its newest directory of that name
+            candidates = sorted(
+                self.config.pods_dir.glob(f"{namespace}_{pod}_*"), key=lambda p: p.stat().st_mtime
+            )
+            if not candidates:
+                return None
+            root = candidates[-1]
+        paths = PodPaths(root)
+        return paths.previous_log(container) if previous else paths.log(container)
+
+    def is_running(self, namespace: str, pod: str, container: str) -> bool:
+        runtime = self._runtime_named(namespace, pod)
+        return runtime is not None and container in runtime.processes
 
     # --- nodes -----------------------------------------------------------------------------------
     def register_nodes(self) -> None:
@@ -538,6 +581,8 @@ class NodeAgent:
             user=user,
             start_error_path=paths.start_error(record.name),
         )
+        if record.last_terminated is not None and paths.log(record.name).exists():
+            paths.log(record.name).replace(paths.previous_log(record.name))  # for `kubectl logs --previous`
         process = start_process(spec, paths.launch_spec(record.name), paths.log(record.name))
         runtime.processes[record.name] = process
         if record.last_terminated is not None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune_operator.devstack.layout import StackLayout, default_state_dir
+
+KUBELET_PORT = 10250  # the kubelet's own; each node listens on its own address, so they do not collide
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,13 @@ class AgentConfig:
         return [f"{self.node_prefix}-{index}" for index in range(self.nodes)]
 
     def node_address(self, node: str) -> str:
-        """Each node has its own loopback address (127.1.0.N), reported as its InternalIP and hostIP."""
-        return f"127.1.0.{self.node_names().index(node) + 1}"
+        """Each node has its own loopback address 127.1.S.N, its InternalIP and pods' hostIP.
+
+        S comes from the state directory, so two stacks on one machine (parallel test runs) rarely
+        share node addresses and their kubelet endpoints do not fight over the same address and port.
+        """
+        subnet = zlib.crc32(str(self.state_dir.resolve()).encode()) % 254 + 1
+        return f"127.1.{subnet}.{self.node_names().index(node) + 1}"
 
     @property
     def pods_dir(self) -> Path:

@@ -9,6 +9,7 @@ of a gone pod then points nowhere rather than at an unrelated new pod.
 from __future__ import annotations
 
 import ipaddress
+import random
 
 
 class AddressesExhaustedError(RuntimeError):
@@ -18,11 +19,16 @@ class AddressesExhaustedError(RuntimeError):
 class LoopbackIPAllocator:
     """Hands out unique host addresses of `cidr`, skipping network-like (.0) and broadcast-like (.255)."""
 
-    def __init__(self, cidr: str = "127.64.0.0/10") -> None:
+    def __init__(self, cidr: str = "127.64.0.0/10", first: str | None = None) -> None:
+        """`first`: where round-robin starts; by default a random point of the range, so two agents on
+        one machine (two stacks) are unlikely to hand out the same addresses."""
         self._network = ipaddress.IPv4Network(cidr)
         self._first = int(self._network.network_address) + 1
         self._last = int(self._network.broadcast_address) - 1
-        self._next = self._first
+        if first is None:
+            self._next = random.randint(self._first, self._last)
+        else:
+            self._next = int(ipaddress.IPv4Address(first))
         self._in_use: set[int] = set()
 
     def reserve(self, address: str) -> None:

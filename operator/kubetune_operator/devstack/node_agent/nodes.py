@@ -6,7 +6,7 @@ import platform
 from datetime import datetime
 from typing import Any
 
-from kubetune_operator.devstack.node_agent.config import AgentConfig
+from kubetune_operator.devstack.node_agent.config import KUBELET_PORT, AgentConfig
 from kubetune_operator.devstack.node_agent.status import rfc3339
 
 NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -72,6 +72,7 @@ def build_node_status(config: AgentConfig, name: str, now: datetime) -> dict[str
             {"type": "InternalIP", "address": config.node_address(name)},
             {"type": "Hostname", "address": name},
         ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
         "nodeInfo": {
             "machineID": name,
             "systemUUID": name,

@@ -34,6 +34,10 @@ class PodPaths:
     def log(self, container: str) -> Path:
         return self.root / f"{container}.log"
 
+    def previous_log(self, container: str) -> Path:
+        """The log of the container's run before its last restart."""
+        return self.root / f"{container}.previous.log"
+
     def container_dir(self, container: str) -> Path:
         return self.root / "containers" / container
 
