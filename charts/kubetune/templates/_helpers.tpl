@@ -13,12 +13,19 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "kubetune.labels" -}}
+{{/* Labels of every object but the component, which differs between the operator and workloads. */}}
+{{- define "kubetune.baseLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{ include "kubetune.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "kubetune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kubetune
+{{- end -}}
+
+{{- define "kubetune.labels" -}}
+{{ include "kubetune.baseLabels" . }}
+app.kubernetes.io/component: operator
 {{- end -}}
 
 {{- define "kubetune.selectorLabels" -}}

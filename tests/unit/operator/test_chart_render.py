@@ -31,10 +31,21 @@ def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm(), *args], check=False, capture_output=True, text=True, timeout=120)
 
 
+class StrictLoader(yaml.SafeLoader):
+    """Fails on a duplicate mapping key, which PyYAML would silently resolve to the last value but the API
+    server's strict decoding (kubectl, server-side apply) rejects."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        duplicates = sorted({str(key) for key in keys if keys.count(key) > 1})
+        assert not duplicates, f"duplicate keys {duplicates} at {node.start_mark}"
+        return super().construct_mapping(node, deep=deep)
+
+
 def render(*args: str) -> list[dict[str, Any]]:
     result = run_helm("template", "kt", str(CHART), "--namespace", "kubetune-system", *args)
     assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.load_all(result.stdout, Loader=StrictLoader) if doc]
 
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
