@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
 
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
@@ -23,6 +24,7 @@ from kubetune_operator.testing.operator_harness import Objects, OperatorProcess,
 pytestmark = pytest.mark.e2e
 JOBS = 30
 KILLS = 10
+STARTED = "Initial authentication has finished"
 
 
 class JobWatch(threading.Thread):
@@ -37,13 +39,20 @@ class JobWatch(threading.Thread):
         self._stop = threading.Event()
 
     def run(self) -> None:
-        stream = watch.Watch()
         while not self._stop.is_set():
-            for event in stream.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=2):
-                job = event["object"]
-                owner = job.metadata.labels.get("kubetune.io/job-name", "?")
-                self.seen.setdefault(owner, set()).add(job.metadata.name)
-                self.uids.setdefault(job.metadata.name, set()).add(job.metadata.uid)
+            # A fresh list+watch each round: a resumed watch may hit "too large resource version" (504).
+            try:
+                self._round()
+            except ApiException:
+                time.sleep(0.2)
+
+    def _round(self) -> None:
+        stream = watch.Watch()
+        for event in stream.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=2):
+            job = event["object"]
+            owner = (job.metadata.labels or {}).get("kubetune.io/job-name", "?")
+            self.seen.setdefault(owner, set()).add(job.metadata.name)
+            self.uids.setdefault(job.metadata.name, set()).add(job.metadata.uid)
 
     def stop(self) -> None:
         self._stop.set()
@@ -74,8 +83,10 @@ def test_chaos_operator_killed_ten_times_every_job_finishes_without_duplicates(
             scenario, spec, expected[name] = {"seconds": 2}, {}, "Succeeded"
         objects.create(finetunejob(name, json.dumps(scenario), **spec))
     try:
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(1.0, 4.0))
+        for round_ in range(KILLS):
+            # Kill it while it works: after it has logged in again (startup can take seconds under load).
+            wait_until(lambda n=round_: operator.log_text().count(STARTED) > n, 60, "operator started")
+            time.sleep(rng.uniform(0.5, 3.0))
             operator.kill()
             time.sleep(rng.uniform(0.0, 1.0))
             operator.start()

@@ -70,8 +70,9 @@ def run_attempts(
 
     if current is None:
         secret = workload.credentials_secret
-        # Fail fast, before any pod: metadata only, so the operator never receives the credentials.
-        if not attempts and secret and not kube.exists_metadata_only("Secret", owner.namespace, secret):
+        # Fail fast, before any pod: metadata only, so the operator never receives the credentials. Without
+        # RBAC for it (None) the pod finds out instead: CreateContainerConfigError -> MissingSecret.
+        if not attempts and secret and kube.exists_metadata_only("Secret", owner.namespace, secret) is False:
             message = (
                 f'Secret "{secret}" (spec.storage.credentialsSecret) not found in namespace '
                 f"{owner.namespace}; create it with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"

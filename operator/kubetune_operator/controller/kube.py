@@ -105,10 +105,14 @@ class Kube:
         self._checked(status, payload, 404)
         return None if status == 404 else payload
 
-    def exists_metadata_only(self, kind: str, namespace: str, name: str) -> bool:
-        """Existence check that receives only metadata (for Secrets: never their values)."""
+    def exists_metadata_only(self, kind: str, namespace: str, name: str) -> bool | None:
+        """Existence check that receives only metadata (for Secrets: never their values).
+
+        None when the operator may not look (403: RBAC without `get secrets`): the caller decides."""
         accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
         status, payload = self._request("GET", object_path(kind, namespace, name), headers={"Accept": accept})
+        if status == 403:
+            return None
         self._checked(status, payload, 404)
         return status != 404
 
