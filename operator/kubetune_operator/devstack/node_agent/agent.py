@@ -39,6 +39,7 @@ from kubetune_operator.devstack.node_agent.kube import (
     PodInformer,
 )
 from kubetune_operator.devstack.node_agent.kubelet_server import KubeletEndpoints, serving_certificate
+from kubetune_operator.devstack.node_agent.orphans import PID_FILE, record_process, stop_orphans
 from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
 from kubetune_operator.devstack.node_agent.process import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
@@ -189,6 +190,7 @@ class NodeAgent:
     # --- loop ------------------------------------------------------------------------------------
     def run(self) -> None:
         self.config.pods_dir.mkdir(parents=True, exist_ok=True)
+        stop_orphans(self.config.pods_dir)
         self.register_nodes()
         endpoints = self.start_kubelet_endpoints()
         self.informer.start()
@@ -438,6 +440,7 @@ class NodeAgent:
             if code is None:
                 continue
             del runtime.processes[name]
+            (runtime.paths.container_dir(name) / PID_FILE).unlink(missing_ok=True)
             signal_group(process.pid, signal.SIGKILL)  # leftovers of the container, as a runtime would
             container = runtime.container_spec(name)
             record = next(r for r in [*runtime.init, *runtime.main] if r.name == name)
@@ -585,6 +588,7 @@ class NodeAgent:
             paths.log(record.name).replace(paths.previous_log(record.name))  # for `kubectl logs --previous`
         process = start_process(spec, paths.launch_spec(record.name), paths.log(record.name))
         runtime.processes[record.name] = process
+        record_process(container_dir, process.pid)
         if record.last_terminated is not None:
             record.restart_count += 1
         record.state, record.reason, record.message = "running", "", ""
