@@ -82,6 +82,13 @@ def operator_command(
     from kubetune_operator.controller.metrics import serve_metrics
 
     del handlers  # imported for its registrations
+    if namespace and not any(char in name for name in namespace for char in "*?[!"):
+        # Exact namespaces only (the Helm chart's namespaced mode): nothing to discover cluster-wide, and
+        # least-privilege Roles forbid listing namespaces and CRDs, which Kopf would retry for a minute.
+        @kopf.on.startup()
+        def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
+            settings.scanning.disabled = True
+
     serve_metrics(metrics_port)
     kopf.configure(verbose=verbose)
     kopf.run(
