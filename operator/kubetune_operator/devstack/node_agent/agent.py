@@ -51,6 +51,7 @@ from kubetune_operator.devstack.node_agent.process import (
     termination_message,
     user_of,
 )
+from kubetune_operator.devstack.node_agent.python_access import grant_search_access
 from kubetune_operator.devstack.node_agent.status import ContainerRecord, PodView, Terminated
 from kubetune_operator.devstack.node_agent.volumes import BindMount, container_mounts, plan_volume
 
@@ -191,6 +192,8 @@ class NodeAgent:
     def run(self) -> None:
         self.config.pods_dir.mkdir(parents=True, exist_ok=True)
         stop_orphans(self.config.pods_dir)
+        python = self.config.python_bin_dir / "python3"
+        grant_search_access([python, python.resolve() if python.exists() else python])
         self.register_nodes()
         endpoints = self.start_kubelet_endpoints()
         self.informer.start()

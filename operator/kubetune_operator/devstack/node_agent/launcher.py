@@ -10,6 +10,7 @@ The spec file holds resolved Secrets: it is read and deleted first.
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import socket
@@ -31,8 +32,8 @@ def _mount(source: str | None, target: str, flags: int) -> None:
         source.encode() if source else None, target.encode(), None, ctypes.c_ulong(flags), None
     )
     if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"mount {source} -> {target}: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"mount {source} -> {target}: {os.strerror(code)}")
 
 
 def _ensure_target(source: str, target: Path) -> None:
@@ -81,6 +82,8 @@ def main() -> None:
     except OSError as error:
         # Reported as the kubelet's StartError (exit code 128) with this message.
         message = f"failed to start container: {error}"
+        if error.errno == errno.EACCES and spec.get("uid") not in (None, 0):
+            message += f" (runAsUser {spec['uid']} must be able to reach and execute it)"
         Path(spec["start_error_path"]).write_text(message)
         print(message, file=sys.stderr)
         sys.exit(START_ERROR_EXIT_CODE)
