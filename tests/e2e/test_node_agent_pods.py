@@ -316,3 +316,14 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
     assert log_of(agent_dir, done).splitlines() == ["1000 ready v"]
+
+
+def test_container_over_its_memory_limit_is_oom_killed(core: client.CoreV1Api, namespace: str) -> None:
+    limits = {"memory": "64Mi"}
+    script = "chunks = [bytearray(16 * 1024 * 1024) for _ in range(64)]; print('survived 1 GiB')"
+    core.create_namespaced_pod(
+        namespace, python_pod("hog", script, container={"resources": {"limits": limits, "requests": limits}})
+    )
+    pod = wait_pod(core, namespace, "hog", phase_is("Succeeded", "Failed"))
+    assert pod["status"]["phase"] == "Failed"
+    assert (terminated(pod)["exitCode"], terminated(pod)["reason"]) == (137, "OOMKilled")

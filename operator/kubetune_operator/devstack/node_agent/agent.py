@@ -30,7 +30,12 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetune_operator.devstack.node_agent import hosts, nodes, status
 from kubetune_operator.devstack.node_agent.config import KUBELET_PORT, AgentConfig
-from kubetune_operator.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
+from kubetune_operator.devstack.node_agent.env import (
+    ContainerConfigError,
+    container_argv,
+    parse_quantity,
+    resolve_env,
+)
 from kubetune_operator.devstack.node_agent.ipam import LoopbackIPAllocator
 from kubetune_operator.devstack.node_agent.kube import (
     HTTP_NOT_FOUND,
@@ -39,6 +44,7 @@ from kubetune_operator.devstack.node_agent.kube import (
     PodInformer,
 )
 from kubetune_operator.devstack.node_agent.kubelet_server import KubeletEndpoints, serving_certificate
+from kubetune_operator.devstack.node_agent.memory_limits import MemoryCgroups
 from kubetune_operator.devstack.node_agent.orphans import PID_FILE, record_process, stop_orphans
 from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
 from kubetune_operator.devstack.node_agent.process import (
@@ -101,6 +107,7 @@ class PodRuntime:
     deletion_confirmed: bool = False
     last_status: dict[str, Any] | None = None
     last_signature: tuple[Any, ...] = ()
+    cgroups: dict[str, Path] = field(default_factory=dict)
 
     def signature(self) -> tuple[Any, ...]:
         """Everything the status is built from: when unchanged, building and comparing it is skipped
@@ -187,6 +194,7 @@ class NodeAgent:
         self.cluster_pods: dict[str, dict[str, Any]] = {}
         self.hosts_dirty = False
         self.informer = PodInformer(kube, self.events)
+        self.memory = MemoryCgroups()
 
     # --- loop ------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -391,6 +399,8 @@ class NodeAgent:
         if runtime.ip:
             self.ipam.release(runtime.ip)
         shutil.rmtree(runtime.paths.volumes, ignore_errors=True)
+        for group in runtime.cgroups.values():
+            MemoryCgroups.remove(group)
         self.pods.pop(runtime.uid, None)
         self.hosts_dirty = True
 
@@ -449,13 +459,14 @@ class NodeAgent:
             record = next(r for r in [*runtime.init, *runtime.main] if r.name == name)
             signum = -code if code < 0 else None
             exit_code = 128 + signum if signum else code
+            oom_killed = self._oom_killed(runtime, name, signum)
             start_error = runtime.paths.start_error(name)
             if start_error.exists() and start_error.stat().st_size:
                 reason = status.START_ERROR
             elif exit_code == 0:
                 reason = status.COMPLETED
-            elif signum == signal.SIGKILL and name not in runtime.killed_by_agent:
-                reason = status.OOM_KILLED  # a SIGKILL the agent did not send: the kernel's OOM killer
+            elif oom_killed:
+                reason = status.OOM_KILLED
             else:
                 reason = status.ERROR
             runtime.killed_by_agent.discard(name)
@@ -471,6 +482,15 @@ class NodeAgent:
             log.info("pod %s/%s container %s exited %d", runtime.namespace, runtime.name, name, exit_code)
             if not runtime.stopping and not runtime.failure_reason:
                 self._after_exit(runtime, record, is_init=record in runtime.init)
+
+    def _oom_killed(self, runtime: PodRuntime, name: str, signum: int | None) -> bool:
+        group = runtime.cgroups.pop(name, None)
+        if group is not None:
+            killed = MemoryCgroups.oom_killed(group)
+            MemoryCgroups.remove(group)
+            return killed
+        # Without a cgroup: a SIGKILL the agent did not send is most likely the kernel's OOM killer.
+        return signum == signal.SIGKILL and name not in runtime.killed_by_agent
 
     def _after_exit(self, runtime: PodRuntime, record: ContainerRecord, is_init: bool) -> None:
         """restartPolicy: schedule a restart with the kubelet's doubling back-off, or leave it terminated."""
@@ -586,6 +606,7 @@ class NodeAgent:
             working_dir=container.get("workingDir") or "/",
             user=user,
             start_error_path=paths.start_error(record.name),
+            cgroup=self._memory_cgroup(runtime, container),
         )
         if record.last_terminated is not None and paths.log(record.name).exists():
             paths.log(record.name).replace(paths.previous_log(record.name))  # for `kubectl logs --previous`
@@ -603,6 +624,15 @@ class NodeAgent:
             record.name,
             process.pid,
         )
+
+    def _memory_cgroup(self, runtime: PodRuntime, container: dict[str, Any]) -> Path | None:
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if limit is None:
+            return None
+        group = self.memory.create(f"{runtime.uid}_{container['name']}", int(parse_quantity(str(limit))))
+        if group is not None:
+            runtime.cgroups[container["name"]] = group
+        return group
 
     # --- status and DNS --------------------------------------------------------------------------
     def publish_status(self, runtime: PodRuntime) -> None:

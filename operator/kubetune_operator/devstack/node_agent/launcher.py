@@ -58,6 +58,9 @@ def bind_mounts(mounts: list[dict[str, Any]]) -> None:
 
 
 def become_container(spec: dict[str, Any]) -> None:
+    if spec.get("cgroup"):
+        # Join the memory cgroup before exec: every process of the container is then limited.
+        Path(spec["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
     bind_mounts(spec["mounts"])
     socket.sethostname(spec["hostname"])
     working_dir = Path(spec["working_dir"])

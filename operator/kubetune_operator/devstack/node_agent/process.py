@@ -86,6 +86,7 @@ def build_launch_spec(
     working_dir: str,
     user: tuple[int | None, int | None, list[int]],
     start_error_path: Path,
+    cgroup: Path | None = None,
 ) -> dict[str, Any]:
     """What launcher.py needs to become the container."""
     uid, gid, groups = user
@@ -99,6 +100,7 @@ def build_launch_spec(
         "gid": gid,
         "groups": groups,
         "start_error_path": str(start_error_path),
+        "cgroup": str(cgroup) if cgroup else None,
     }
 
 
