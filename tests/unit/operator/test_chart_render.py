@@ -186,3 +186,19 @@ def test_schema_rejects_bad_values_naming_the_field(args: list[str], field: str)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert field in result.stderr
+
+
+def test_namespaces_that_yaml_reads_as_booleans_stay_strings() -> None:
+    # `on`, `y`, `no` are valid namespace names but YAML 1.1 booleans when unquoted.
+    result = run_helm(
+        "template", "kt", str(CHART), "--namespace", "y", "--set", "watchNamespaces={on,no}",
+        "--set", "monitoring.podMonitor.enabled=true", "--set", "monitoring.serviceMonitor.enabled=true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    docs = [doc for doc in yaml.load_all(result.stdout, Loader=StrictLoader) if doc]
+    namespaces = {doc["metadata"]["namespace"] for doc in docs if "namespace" in doc["metadata"]}
+    assert namespaces == {"y", "on", "no"}
+    (monitor,) = by_kind(docs, "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["on", "no"]
+    (service_monitor,) = by_kind(docs, "ServiceMonitor")
+    assert service_monitor["spec"]["namespaceSelector"]["matchNames"] == ["y"]
