@@ -204,6 +204,13 @@ def test_missing_secret_waits_then_runs_once_it_exists(core: client.CoreV1Api, n
         'secret "late" not found' in waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
     )
     assert waiting["status"]["phase"] == "Pending"
+    # ... and says so in an Event, once (not at every retry), as `kubectl describe pod` shows it.
+    time.sleep(6)  # longer than one retry period
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=late").items
+    failed = [e for e in events if e.reason == "Failed"]
+    assert len(failed) == 1
+    assert failed[0].type == "Warning"
+    assert 'secret "late" not found' in failed[0].message
     core.create_namespaced_secret(namespace, {"metadata": {"name": "late"}, "stringData": {"k": "v"}})
     assert (
         wait_pod(core, namespace, "late", phase_is("Succeeded", "Failed"))["status"]["phase"] == "Succeeded"

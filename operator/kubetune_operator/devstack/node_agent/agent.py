@@ -28,7 +28,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.node_agent import hosts, nodes, status
+from kubetune_operator.devstack.node_agent import events, hosts, nodes, status
 from kubetune_operator.devstack.node_agent.config import KUBELET_PORT, AgentConfig
 from kubetune_operator.devstack.node_agent.env import (
     ContainerConfigError,
@@ -422,6 +422,12 @@ class NodeAgent:
             and (_utcnow() - runtime.start_time).total_seconds() > float(deadline)
         ):
             runtime.failure_reason = status.DEADLINE_EXCEEDED
+            self.event(
+                runtime,
+                status.DEADLINE_EXCEEDED,
+                f"Pod was active on the node longer than {deadline}s",
+                warning=True,
+            )
             runtime.failure_message = (
                 f"Pod was active on the node longer than the specified deadline ({deadline}s)"
             )
@@ -446,6 +452,7 @@ class NodeAgent:
         for name, process in runtime.processes.items():
             runtime.killed_by_agent.add(name)
             signal_group(process.pid, signal.SIGTERM)
+            self.event(runtime, "Killing", f"Stopping container {name}", container=name)
 
     def reap(self, runtime: PodRuntime) -> None:
         for name, process in list(runtime.processes.items()):
@@ -508,6 +515,9 @@ class NodeAgent:
         record.state = "waiting"
         record.reason = status.CRASH_LOOP
         record.message = f"back-off {delay:g}s restarting failed container={record.name} pod={runtime.name}"
+        self.event(
+            runtime, "BackOff", "Back-off restarting failed container", warning=True, container=record.name
+        )
 
     def ensure_sandbox(self, runtime: PodRuntime) -> None:
         """IP, directory, hosts file, HOME and volumes; ContainerConfigError while something is missing."""
@@ -539,6 +549,8 @@ class NodeAgent:
         try:
             self.ensure_sandbox(runtime)
         except ContainerConfigError as error:
+            if pending[0].message != str(error):  # one Event per distinct problem, not per retry
+                self.event(runtime, "FailedMount", str(error), warning=True)
             for record in pending:
                 record.reason, record.message = status.CONFIG_ERROR, str(error)
                 runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
@@ -572,6 +584,8 @@ class NodeAgent:
             argv = container_argv(container, env)
             mounts = container_mounts(container, runtime.volume_dirs or {})
         except ContainerConfigError as error:
+            if record.message != str(error):  # one Event per distinct problem, not per retry
+                self.event(runtime, "Failed", f"Error: {error}", warning=True, container=record.name)
             record.state, record.reason, record.message = "waiting", status.CONFIG_ERROR, str(error)
             runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
             return
@@ -617,6 +631,7 @@ class NodeAgent:
             record.restart_count += 1
         record.state, record.reason, record.message = "running", "", ""
         record.started_at = _utcnow()
+        self.event(runtime, "Started", f"Started container {record.name}", container=record.name)
         log.info(
             "pod %s/%s container %s started (pid %d)",
             runtime.namespace,
@@ -633,6 +648,23 @@ class NodeAgent:
         if group is not None:
             runtime.cgroups[container["name"]] = group
         return group
+
+    def event(
+        self,
+        runtime: PodRuntime,
+        reason: str,
+        message: str,
+        *,
+        warning: bool = False,
+        container: str | None = None,
+    ) -> None:
+        kind = events.WARNING if warning else events.NORMAL
+        node = runtime.spec["nodeName"]
+        self.kube.post_event(
+            events.build_event(
+                runtime.pod, node, reason, message, kind=kind, container=container, now=_utcnow()
+            )
+        )
 
     # --- status and DNS --------------------------------------------------------------------------
     def publish_status(self, runtime: PodRuntime) -> None:

@@ -133,6 +133,13 @@ class Kube:
                 raise
             self.coordination.create_namespaced_lease(metadata["namespace"], lease, _preload_content=False)
 
+    def post_event(self, event: dict[str, Any]) -> None:
+        """Best effort, as the kubelet's recorder: a lost Event must never stop a pod."""
+        try:
+            self.core.create_namespaced_event(event["metadata"]["namespace"], event, _preload_content=False)
+        except Exception as error:
+            log.debug("event %s not posted: %s", event["reason"], error)
+
     # --- pods ----------------------------------------------------------------------------------
     def patch_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.core.patch_namespaced_pod_status(name, namespace, {"status": status}, _preload_content=False)
