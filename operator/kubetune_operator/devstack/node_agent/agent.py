@@ -18,11 +18,8 @@ import os
 import queue
 import shutil
 import signal
-import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,13 @@ from kubetune_operator.devstack.node_agent.kubelet_server import KubeletEndpoint
 from kubetune_operator.devstack.node_agent.memory_limits import MemoryCgroups
 from kubetune_operator.devstack.node_agent.orphans import PID_FILE, record_process, stop_orphans
 from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
+from kubetune_operator.devstack.node_agent.pod_runtime import (
+    PodRuntime,
+    is_terminal,
+    parse_time,
+    records_after_restart,
+    utcnow,
+)
 from kubetune_operator.devstack.node_agent.process import (
     DEFAULT_TERMINATION_MESSAGE_PATH,
     SYSTEM_PATH,
@@ -66,120 +70,8 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.5
 CONFIG_RETRY_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 300.0
-DEFAULT_GRACE_SECONDS = 30
 SHUTDOWN_GRACE_SECONDS = 10.0
 POD_HOME = "/home/kubetune"  # each pod's own writable HOME, bind-mounted from its directory
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) if value else None
-
-
-def _is_terminal(pod: dict[str, Any]) -> bool:
-    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-
-
-@dataclass
-class PodRuntime:
-    """The agent's state of one pod bound to one of its nodes."""
-
-    pod: dict[str, Any]
-    paths: PodPaths
-    host_ip: str
-    start_time: datetime
-    init: list[ContainerRecord]
-    main: list[ContainerRecord]
-    ip: str | None = None
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    next_start: dict[str, float] = field(default_factory=dict)
-    backoff: dict[str, float] = field(default_factory=dict)
-    killed_by_agent: set[str] = field(default_factory=set)
-    volume_dirs: dict[str, str] | None = None
-    stopping: bool = False
-    kill_at: float = 0.0
-    failure_reason: str = ""
-    failure_message: str = ""
-    terminal: bool = False
-    deletion_confirmed: bool = False
-    last_status: dict[str, Any] | None = None
-    last_signature: tuple[Any, ...] = ()
-    cgroups: dict[str, Path] = field(default_factory=dict)
-
-    def signature(self) -> tuple[Any, ...]:
-        """Everything the status is built from: when unchanged, building and comparing it is skipped
-        (that work dominated the idle loop with 100 running pods)."""
-        return (
-            self.ip,
-            self.failure_reason,
-            *((r.state, r.reason, r.message, r.restart_count) for r in [*self.init, *self.main]),
-        )
-
-    @property
-    def uid(self) -> str:
-        return str(self.pod["metadata"]["uid"])
-
-    @property
-    def namespace(self) -> str:
-        return str(self.pod["metadata"]["namespace"])
-
-    @property
-    def name(self) -> str:
-        return str(self.pod["metadata"]["name"])
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.pod["spec"]
-        return spec
-
-    def grace_seconds(self) -> float:
-        metadata = self.pod["metadata"]
-        grace = metadata.get("deletionGracePeriodSeconds")
-        if grace is None:
-            grace = self.spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-        return float(grace)
-
-    def container_spec(self, name: str) -> dict[str, Any]:
-        containers: list[dict[str, Any]] = [*self.spec.get("initContainers", []), *self.spec["containers"]]
-        return next(c for c in containers if c["name"] == name)
-
-
-def _records_after_restart(
-    specs: list[dict[str, Any]], previous: list[dict[str, Any]]
-) -> list[ContainerRecord]:
-    """Container records of a pod found at start-up: a container the last agent ran is lost (exit 137)."""
-    before = {s["name"]: s for s in previous}
-    records = []
-    for spec in specs:
-        record = ContainerRecord(spec["name"], spec.get("image", ""))
-        old = before.get(spec["name"])
-        if old is not None:
-            record.restart_count = int(old.get("restartCount", 0))
-            state = old.get("state") or {}
-            if "terminated" in state:
-                done = state["terminated"]
-                record.state = "terminated"
-                record.terminated = Terminated(
-                    exit_code=int(done["exitCode"]),
-                    reason=done.get("reason", ""),
-                    started_at=_parse_time(done.get("startedAt")),
-                    finished_at=_parse_time(done.get("finishedAt")) or _utcnow(),
-                    message=done.get("message", ""),
-                )
-            elif "running" in state:
-                record.state = "terminated"
-                record.terminated = Terminated(
-                    exit_code=137,
-                    reason=status.ERROR,
-                    started_at=_parse_time(state["running"].get("startedAt")),
-                    finished_at=_utcnow(),
-                    message="the node agent restarted and lost this container",
-                )
-        records.append(record)
-    return records
 
 
 class NodeAgent:
@@ -311,7 +203,7 @@ class NodeAgent:
 
     def heartbeat(self) -> None:
         """Node status (Ready, capacity, heartbeat time), not-ready taints removed, Lease renewed."""
-        now = _utcnow()
+        now = utcnow()
         for name in sorted(self.node_names):
             try:
                 node = self.kube.patch_node_status(name, nodes.build_node_status(self.config, name, now))
@@ -355,7 +247,7 @@ class NodeAgent:
         if runtime is not None:
             runtime.pod = pod
             return
-        if _is_terminal(pod):
+        if is_terminal(pod):
             if pod["metadata"].get("deletionTimestamp"):
                 self.kube.confirm_pod_deletion(pod["metadata"]["namespace"], pod["metadata"]["name"], uid)
             return
@@ -369,11 +261,11 @@ class NodeAgent:
                 self.config.pods_dir, metadata["namespace"], metadata["name"], metadata["uid"]
             ),
             host_ip=self.config.node_address(spec["nodeName"]),
-            start_time=_parse_time(previous.get("startTime")) or _utcnow(),
-            init=_records_after_restart(
+            start_time=parse_time(previous.get("startTime")) or utcnow(),
+            init=records_after_restart(
                 spec.get("initContainers") or [], previous.get("initContainerStatuses") or []
             ),
-            main=_records_after_restart(spec["containers"], previous.get("containerStatuses") or []),
+            main=records_after_restart(spec["containers"], previous.get("containerStatuses") or []),
         )
         if previous.get("podIP"):
             runtime.ip = previous["podIP"]
@@ -419,7 +311,7 @@ class NodeAgent:
             deadline is not None
             and not runtime.stopping
             and not runtime.terminal
-            and (_utcnow() - runtime.start_time).total_seconds() > float(deadline)
+            and (utcnow() - runtime.start_time).total_seconds() > float(deadline)
         ):
             runtime.failure_reason = status.DEADLINE_EXCEEDED
             self.event(
@@ -482,7 +374,7 @@ class NodeAgent:
                 exit_code=exit_code,
                 reason=reason,
                 started_at=record.started_at,
-                finished_at=_utcnow(),
+                finished_at=utcnow(),
                 message=termination_message(runtime.paths, container, exit_code),
                 signal=signum,
             )
@@ -630,7 +522,7 @@ class NodeAgent:
         if record.last_terminated is not None:
             record.restart_count += 1
         record.state, record.reason, record.message = "running", "", ""
-        record.started_at = _utcnow()
+        record.started_at = utcnow()
         self.event(runtime, "Started", f"Started container {record.name}", container=record.name)
         log.info(
             "pod %s/%s container %s started (pid %d)",
@@ -662,7 +554,7 @@ class NodeAgent:
         node = runtime.spec["nodeName"]
         self.kube.post_event(
             events.build_event(
-                runtime.pod, node, reason, message, kind=kind, container=container, now=_utcnow()
+                runtime.pod, node, reason, message, kind=kind, container=container, now=utcnow()
             )
         )
 
@@ -682,7 +574,7 @@ class NodeAgent:
             failure_message=runtime.failure_message,
         )
         previous = (runtime.last_status or runtime.pod.get("status") or {}).get("conditions") or []
-        new_status = status.build_pod_status(view, previous, _utcnow())
+        new_status = status.build_pod_status(view, previous, utcnow())
         if new_status == runtime.last_status:
             runtime.last_signature = signature
             return
@@ -721,7 +613,7 @@ class NodeAgent:
     def _addresses(self) -> list[hosts.PodAddress]:
         known: dict[str, hosts.PodAddress] = {}
         for uid, pod in self.cluster_pods.items():
-            if pod.get("spec", {}).get("subdomain") and not _is_terminal(pod):
+            if pod.get("spec", {}).get("subdomain") and not is_terminal(pod):
                 record = hosts.pod_address(pod)
                 if record is not None:
                     known[uid] = record
