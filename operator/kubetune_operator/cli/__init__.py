@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from kubetune_operator.cli import crds, dev, eval, operator, score, train
+from kubetune_operator.cli import crds, demo, dev, eval, operator, score, train
 
 app = typer.Typer(
     name="kubetune",
@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("crds")(crds.crds_command)
+app.command("demo")(demo.demo_command)
 app.add_typer(dev.app, name="dev")
 app.command("eval")(eval.eval_command)
 app.command("score")(score.score_command)

@@ -87,6 +87,7 @@ MODULES = (
     "sched",
 )
 
+EXCERPT_CHARS = 160
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -125,6 +126,8 @@ def _function_rows(module_name: str) -> list[dict[str, Any]]:
                 "function": name,
                 "summary": summary,
                 "details": details[:600],
+                # A short excerpt keeps the summarize prompts within a small maxSeqLength on a CPU.
+                "excerpt": details[:EXCERPT_CHARS],
             }
         )
     return rows
@@ -148,11 +151,11 @@ DEMO_TASKS: list[dict[str, Any]] = [
         "templates": [
             {
                 "prompt": "Write a one-sentence summary of this Python function.\n"
-                "Function: {{ name }}\nDocumentation: {{ details }}\nSummary:",
+                "Function: {{ name }}\nDocumentation: {{ excerpt }}\nSummary:",
                 "completion": " {{ summary }}",
             },
             {
-                "prompt": "Summarize what {{ name }} does.\n{{ details }}\nSummary:",
+                "prompt": "Summarize what {{ name }} does.\n{{ excerpt }}\nSummary:",
                 "completion": " {{ summary }}",
             },
         ],
