@@ -104,8 +104,13 @@ class FineTuneRecipe:
         from accelerate.utils import set_seed
 
         self.on_gpu = torch.cuda.is_available()
-        self.accelerator = Accelerator(mixed_precision="bf16" if self.on_gpu else "no")
+        # cpu=True on CPU-only machines: otherwise accelerate ignores RANK/WORLD_SIZE and every launched
+        # process trains alone (measured with accelerate 1.15); with it, gloo data parallelism (MULTI_CPU).
+        self.accelerator = Accelerator(mixed_precision="bf16" if self.on_gpu else "no", cpu=not self.on_gpu)
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched != self.world:
+            raise RuntimeError(f"launched {launched} processes but accelerate sees {self.world}")
         set_seed(self.hp.seed)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
