@@ -63,12 +63,22 @@ class PodPaths:
         return self.root / "home"
 
 
+# The USER of the project's images (Dockerfile): what a pod runs as when it only says runAsNonRoot.
+IMAGE_NON_ROOT_USER = 1000
+
+
 def user_of(pod: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[int | None, int | None, list[int]]:
-    """runAsUser, runAsGroup (container settings win over the pod's) and supplemental groups + fsGroup."""
+    """runAsUser, runAsGroup (container settings win over the pod's) and supplemental groups + fsGroup.
+
+    Images are not pulled, so their USER is unknown: a container that must not run as root
+    (`runAsNonRoot`) without a `runAsUser` runs as the project images' user, 1000:1000.
+    """
     pod_context = pod["spec"].get("securityContext") or {}
     own = container.get("securityContext") or {}
     uid = own.get("runAsUser", pod_context.get("runAsUser"))
     gid = own.get("runAsGroup", pod_context.get("runAsGroup"))
+    if uid is None and own.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+        uid = IMAGE_NON_ROOT_USER
     groups = [int(g) for g in pod_context.get("supplementalGroups") or []]
     if pod_context.get("fsGroup") is not None:
         groups.append(int(pod_context["fsGroup"]))
