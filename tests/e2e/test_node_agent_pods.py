@@ -334,3 +334,26 @@ def test_container_over_its_memory_limit_is_oom_killed(core: client.CoreV1Api, n
     pod = wait_pod(core, namespace, "hog", phase_is("Succeeded", "Failed"))
     assert pod["status"]["phase"] == "Failed"
     assert (terminated(pod)["exitCode"], terminated(pod)["reason"]) == (137, "OOMKilled")
+
+
+IN_CLUSTER_SCRIPT = """
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+config.load_incluster_config()  # KUBERNETES_SERVICE_HOST/PORT + the projected service account token
+try:
+    client.CoreV1Api().list_namespaced_secret("kube-system")
+except ApiException as error:
+    print(error.status, error.body)
+"""
+
+
+def test_pod_reaches_the_api_server_with_its_service_account(
+    core: client.CoreV1Api, namespace: str, agent_dir: Path
+) -> None:
+    core.create_namespaced_pod(namespace, python_pod("incluster", IN_CLUSTER_SCRIPT))
+    pod = wait_pod(core, namespace, "incluster", phase_is("Succeeded", "Failed"))
+    log = log_of(agent_dir, pod)
+    assert pod["status"]["phase"] == "Succeeded", log
+    # Authenticated as the pod's service account (and rightly not allowed to read kube-system secrets).
+    assert log.startswith("403 ")
+    assert f"system:serviceaccount:{namespace}:default" in log
