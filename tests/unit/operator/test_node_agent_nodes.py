@@ -17,7 +17,9 @@ CONFIG = AgentConfig(kubeconfig=Path("/k"), state_dir=Path("/tmp/kt-state/node-a
 
 def test_nodes_are_named_and_labelled_by_prefix() -> None:
     assert CONFIG.node_names() == ["kt-node-0", "kt-node-1"]
-    assert build_node(CONFIG, "kt-node-1")["metadata"]["labels"]["kubernetes.io/hostname"] == "kt-node-1"
+    labels = build_node(CONFIG, "kt-node-1")["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == "kt-node-1"
+    assert labels["kubetune.io/node-agent"] == "kt-node"  # how a later agent finds nodes it no longer runs
 
 
 def test_status_is_ready_with_configured_capacity_and_own_address() -> None:

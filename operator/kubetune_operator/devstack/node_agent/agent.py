@@ -199,7 +199,19 @@ class NodeAgent:
                     log.warning("registering node %s failed (%s); retrying", name, error)
                     self.stopping.wait(1.0)
             log.info("node %s registered", name)
+        self.remove_stale_nodes()
         self.heartbeat()
+
+    def remove_stale_nodes(self) -> None:
+        """Nodes an earlier agent with more --nodes registered: without a node lifecycle controller they
+        would stay Ready for ever and the scheduler would bind pods nobody runs."""
+        try:
+            mine = self.kube.node_names(f"{nodes.AGENT_LABEL}={self.config.node_prefix}")
+            for name in sorted(set(mine) - self.node_names):
+                self.kube.delete_node(name)
+                log.warning("deleted node %s: this agent runs only %s", name, sorted(self.node_names))
+        except Exception as error:  # an optional cleanup: never fatal
+            log.warning("could not check for stale nodes: %s", error)
 
     def heartbeat(self) -> None:
         """Node status (Ready, capacity, heartbeat time), not-ready taints removed, Lease renewed."""

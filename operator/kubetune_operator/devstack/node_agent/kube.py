@@ -114,6 +114,17 @@ class Kube:
             if error.status != HTTP_CONFLICT:
                 raise
 
+    def node_names(self, label_selector: str) -> list[str]:
+        response = self.core.list_node(label_selector=label_selector, _preload_content=False)
+        return [item["metadata"]["name"] for item in json.loads(response.data)["items"]]
+
+    def delete_node(self, name: str) -> None:
+        try:
+            self.core.delete_node(name, _preload_content=False)
+        except ApiException as error:
+            if error.status != HTTP_NOT_FOUND:
+                raise
+
     def patch_node_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
         response = self.core.patch_node_status(name, {"status": status}, _preload_content=False)
         node: dict[str, Any] = json.loads(response.data)

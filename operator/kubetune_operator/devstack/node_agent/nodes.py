@@ -12,6 +12,7 @@ from kubetune_operator.devstack.node_agent.status import rfc3339
 NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
+AGENT_LABEL = "kubetune.io/node-agent"  # value: the node prefix, to find this agent's nodes
 AGENT_VERSION = "v1.36.0-kubetune-node-agent"
 
 
@@ -36,7 +37,7 @@ def build_node(config: AgentConfig, name: str) -> dict[str, Any]:
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "amd64",
-                "kubetune.io/node-agent": "true",
+                AGENT_LABEL: config.node_prefix,
             },
         },
         "spec": {},
