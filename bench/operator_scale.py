@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 
 from kubetune_operator.testing.operator_harness import OperatorProcess, finetunejob, free_port, wait_until
 
@@ -40,12 +41,15 @@ class PeakRss(threading.Thread):
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.peak = 0
+        self.cpu_seconds = 0.0
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
             try:
                 self.peak = max(self.peak, self.process.memory_info().rss)
+                times = self.process.cpu_times()
+                self.cpu_seconds = times.user + times.system
             except psutil.Error:
                 return
             time.sleep(0.1)
@@ -62,12 +66,19 @@ class JobArrivals(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        stream = watch.Watch()
         self.ready.set()
-        for event in stream.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=600):
-            owner = event["object"].metadata.labels.get("kubetune.io/job-name")
-            if owner and owner not in self.seen:
-                self.seen[owner] = time.time()
+        while True:
+            # A fresh list+watch per round: resuming a watch can fail with "too large resource version".
+            try:
+                stream = watch.Watch()
+                for event in stream.stream(
+                    self.batch.list_namespaced_job, self.namespace, timeout_seconds=30
+                ):
+                    owner = (event["object"].metadata.labels or {}).get("kubetune.io/job-name")
+                    if owner and owner not in self.seen:
+                        self.seen[owner] = time.time()
+            except ApiException:
+                time.sleep(0.1)
 
 
 def run(jobs: int, kubeconfig: Path, workers: int, timeout: float) -> dict[str, Any]:
@@ -85,7 +96,9 @@ def run(jobs: int, kubeconfig: Path, workers: int, timeout: float) -> dict[str, 
     arrivals = JobArrivals(api, namespace)
     arrivals.start()
     arrivals.ready.wait()
-    time.sleep(3)  # the operator is up and watching before the burst starts
+    # The burst starts once the operator is up and watching (startup takes seconds on a busy machine).
+    wait_until(lambda: "Initial authentication has finished" in operator.log_text(), 60, "operator start")
+    time.sleep(2)
     created: dict[str, float] = {}
 
     def create(index: int) -> None:
@@ -113,6 +126,8 @@ def run(jobs: int, kubeconfig: Path, workers: int, timeout: float) -> dict[str, 
         "create_to_job_p50_seconds": round(statistics.median(latencies), 3),
         "create_to_job_p99_seconds": round(percentile(latencies, 0.99), 3),
         "operator_peak_rss_mb": round(rss.peak / 2**20, 1),
+        "operator_cpu_seconds": round(rss.cpu_seconds, 1),
+        "load_average_1m": round(psutil.getloadavg()[0], 1),
     }
 
 

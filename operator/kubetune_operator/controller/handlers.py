@@ -57,7 +57,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    settings.posting.level = logging.INFO
+    # Only warnings from logs become Events: the transitions are posted explicitly (kopf.event), and
+    # posting every "Handler succeeded" line cost more API calls than the reconcile itself.
+    settings.posting.level = logging.WARNING
     # Sync handlers run in this pool; the API layer keeps as many connections.
     settings.execution.max_workers = 32
     settings.batching.worker_limit = 1000
