@@ -202,6 +202,9 @@ class PodInformer(threading.Thread):
                 resource_version=version,
                 allow_watch_bookmarks=True,
                 timeout_seconds=WATCH_SECONDS,
+                # The server ends the watch after WATCH_SECONDS; a connection that died silently must
+                # not hang the informer for ever.
+                _request_timeout=(10, WATCH_SECONDS + 30),
                 _preload_content=False,
             )
             try:
