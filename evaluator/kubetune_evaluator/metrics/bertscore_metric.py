@@ -30,6 +30,8 @@ def score_bertscore(
         model_type=str(encoder_dir),
         num_layers=encoder_layers(encoder_dir),
         batch_size=batch_size,
+        # bert-score insists on a language when rescaling; with a custom baseline file it is unused.
+        lang="en" if baseline_path is not None else None,
         rescale_with_baseline=baseline_path is not None,
         baseline_path=str(baseline_path) if baseline_path is not None else None,
     )
