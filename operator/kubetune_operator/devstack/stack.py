@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import importlib.util
 import json
@@ -26,6 +27,7 @@ from kubetune_operator.devstack.s3 import S3Credentials, ensure_s3_credentials
 
 NODE_AGENT_MODULE = "kubetune_operator.devstack.node_agent"
 NODE_COUNT = 2
+NODE_HEARTBEAT_MAX_AGE_SECONDS = 60
 READY_TIMEOUT_SECONDS = 90.0
 # Start order; `down` stops in reverse so the node agent can still reach the API server to clean up.
 COMPONENT_ORDER = (
@@ -218,17 +220,28 @@ def _plan(
 
 
 def _nodes_ready(kubeconfig: Path) -> bool:
+    """At least NODE_COUNT agent Nodes Ready *and* heartbeating: with the node-lifecycle controller off,
+    a Node of a stopped agent would otherwise stay Ready forever."""
     from kubetune_operator.devstack.kube_clients import kube_clients
 
     with kube_clients(kubeconfig) as clients:
         nodes = clients.core.list_node().items
+    fresh_after = datetime.datetime.now(datetime.UTC) - datetime.timedelta(
+        seconds=NODE_HEARTBEAT_MAX_AGE_SECONDS
+    )
     ready = [
         node
         for node in nodes
         if node.metadata is not None
         and (node.metadata.name or "").startswith("kt-node")
         and node.status is not None
-        and any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+        and any(
+            c.type == "Ready"
+            and c.status == "True"
+            and c.last_heartbeat_time is not None
+            and c.last_heartbeat_time > fresh_after
+            for c in (node.status.conditions or [])
+        )
     ]
     return len(ready) >= NODE_COUNT
 
@@ -244,7 +257,9 @@ def _start(component: Component, layout: StackLayout, report: Report) -> None:
     report(f"{component.name}: started (pid {pid}) at {component.endpoint}, log {layout.log(component.name)}")
 
 
-def _await_ready(components: list[Component], layout: StackLayout, timeout: float) -> None:
+def _await_ready(
+    components: list[Component], layout: StackLayout, timeout: float, report: Report, started_at: float
+) -> None:
     for component in components:
 
         def ready(component: Component = component) -> bool:
@@ -255,6 +270,7 @@ def _await_ready(components: list[Component], layout: StackLayout, timeout: floa
 
         try:
             wait_for(ready, timeout, f"{component.name} to be ready at {component.endpoint}")
+            report(f"{component.name}: ready (+{time.monotonic() - started_at:.1f} s)")
         except AssertionError as error:
             raise RuntimeError(
                 f"{error}\nlast log lines of {component.name}:\n{_log_tail(layout.log(component.name))}"
@@ -289,10 +305,10 @@ def up(
         plan = _plan(layout, ports, binaries, credentials)
 
         _start(plan["etcd"], layout, report)
-        _await_ready([plan["etcd"]], layout, READY_TIMEOUT_SECONDS)
+        _await_ready([plan["etcd"]], layout, READY_TIMEOUT_SECONDS, report, started_at)
         for name in ("kube-apiserver", "minio", "prometheus"):
             _start(plan[name], layout, report)
-        _await_ready([plan["kube-apiserver"]], layout, READY_TIMEOUT_SECONDS)
+        _await_ready([plan["kube-apiserver"]], layout, READY_TIMEOUT_SECONDS, report, started_at)
         for name in ("kube-controller-manager", "kube-scheduler", "node-agent"):
             if name in plan:
                 _start(plan[name], layout, report)
@@ -302,7 +318,8 @@ def up(
             )
         applied = bootstrap_cluster(layout.admin_kubeconfig, crds_dir)
         report(f"applied (server-side): {', '.join(applied)}")
-        _await_ready([plan[name] for name in COMPONENT_ORDER if name in plan], layout, READY_TIMEOUT_SECONDS)
+        rest = [plan[name] for name in COMPONENT_ORDER[2:] if name in plan]
+        _await_ready(rest, layout, READY_TIMEOUT_SECONDS, report, started_at)
 
         stack = describe_stack(layout, ports, credentials)
         layout.stack_file.write_text(stack.to_json())
