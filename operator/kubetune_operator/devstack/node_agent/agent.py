@@ -430,7 +430,9 @@ class NodeAgent:
             self.hosts_dirty = True
         paths = runtime.paths
         paths.root.mkdir(parents=True, exist_ok=True)
-        paths.root.chmod(0o755)
+        # Private to root: volumes hold Secrets. Containers reach their files through bind mounts,
+        # where only each mounted file's or directory's own mode counts, not its parents'.
+        paths.root.chmod(0o700)
         if not paths.hosts.exists():
             write_in_place(paths.hosts, self._hosts_file(runtime))
         if not paths.home.exists():
