@@ -71,7 +71,8 @@ def termination(pod: Any) -> dict[str, Any]:
 
 def test_operator_two_node_success_path_with_progress_conditions_events(objects: Objects) -> None:
     objects.create(finetunejob("tune", json.dumps({"seconds": 4}), resources={"nodes": 2}))
-    running = wait_until(lambda: phase_is(objects, FTJ, "tune", "Running"), 30, "Running")
+    # The first test also waits for the operator to discover namespaces (seconds on a busy machine).
+    running = wait_until(lambda: phase_is(objects, FTJ, "tune", "Running"), 90, "Running")
     progress = wait_until(lambda: objects.status(FTJ, "tune").get("progress", {}).get("step"), 15, "progress")
     assert progress > 0 and running["startTime"]
     done = wait_until(lambda: phase_is(objects, FTJ, "tune", "Succeeded", "Failed"), 30, "finished")

@@ -84,6 +84,12 @@ def run_attempts(
             return _suspended(workload, attempt)
         return AttemptOutcome(Transition(phase, reasons.PODS_PENDING, "child Job created"), attempt, True)
 
+    if current.get("metadata", {}).get("deletionTimestamp"):
+        # Deleted by someone else (a namespace being torn down, a user): its dying pods are no failure.
+        # Once it is gone the same attempt is created again and the trainer resumes from its checkpoint.
+        message = f"child Job {current['metadata']['name']} is being deleted"
+        return AttemptOutcome(Transition("Pending", reasons.PODS_PENDING, message), attempt, True)
+
     if deadline_exceeded(previous.get("startTime"), workload.run_policy.active_deadline_seconds, now):
         kube.delete("Job", owner.namespace, current["metadata"]["name"])
         message = f"running longer than activeDeadlineSeconds={workload.run_policy.active_deadline_seconds}"

@@ -91,19 +91,27 @@ def _record(kind: str, body: dict[str, Any], previous: dict[str, Any], status: d
 
 def reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
     raw: dict[str, Any] = dict(body)
+    if raw["metadata"].get("deletionTimestamp"):
+        return  # going away: children follow by ownerReference, nothing to reconcile
     previous = dict(raw.get("status") or {})
     started = time.monotonic()
     with _lock_for(raw["metadata"]["uid"]):
         try:
             result = RECONCILERS[kind](_kube(), raw, SETTINGS, datetime.now(UTC))
         except KubeError as error:
+            if error.status == 403 and "being terminated" in error.message:
+                # The namespace is being deleted, and this object with it: nothing left to do.
+                logger.debug(f"namespace terminating, skipped: {error}")
+                return
             RECONCILE_ERRORS.labels(kind).inc()
             raise kopf.TemporaryError(f"API error, retrying: {error}", delay=2) from error
         finally:
             RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        logger.info(f"{event.reason}: {event.message}")
+        logger.info(
+            f"{raw['metadata']['namespace']}/{raw['metadata']['name']} {event.reason}: {event.message}"
+        )
     if result.deleted:
         TRACKER.forget(raw["metadata"]["uid"])
         return
