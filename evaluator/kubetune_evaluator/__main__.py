@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -31,8 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         run = evaluate_manifest(args.config, serve_metrics=True)
     except EvalInputError as error:
         print(f"error: {error}", file=sys.stderr)
-        with contextlib.suppress(OSError):  # only writable inside a pod
-            TERMINATION_LOG.write_text(f"InvalidInput: {error}"[:4000])
+        # `InvalidSpec` tells the operator a restart cannot help: it fails the EvalJob at once.
+        if TERMINATION_LOG.is_file():  # mounted inside a pod only
+            with contextlib.suppress(OSError):
+                report = {"reason": "InvalidSpec", "message": str(error)[:3500]}
+                TERMINATION_LOG.write_text(json.dumps(report))
         return 2
     logging.getLogger("kubetune.evaluator").info(
         "verdict %s; report %s", run.outcome.verdict, run.uris["report.html"]
