@@ -15,7 +15,6 @@ from typing import Any
 
 from kubetune_evaluator.errors import EvalInputError
 
-
 NOT_MODEL_FILES = ("result.json", "split", "checkpoints")
 
 
