@@ -38,9 +38,9 @@ crds: setup
 	$(BIN)/python hack/sync-chart-crds.py
 	$(BIN)/python hack/gen_api_docs.py > docs/api.md
 
-# Until `kubetune demo` (the end-to-end demo) exists, this shows what exists, computed, and what is missing.
+# Fine-tunes and evaluates end to end on the local stack (docs/demo.md); starts the stack when needed.
 demo: setup
-	$(BIN)/python hack/demo.py
+	$(BIN)/kubetune demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

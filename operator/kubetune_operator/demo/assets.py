@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubetune_operator.demo.stdlib_docs import build_rows
 
@@ -33,6 +33,11 @@ def write_dataset(path: Path, rows: int) -> int:
 
 
 def build_base_model(kind: BaseModel, output_dir: Path) -> Path:
+    from transformers.utils import logging as hf_logging
+
+    # The demo prints only what it computed; the weight-writing progress bars are noise there.
+    disable: Any = hf_logging.disable_progress_bar  # Any: untyped in transformers
+    disable()
     if kind == "tiny":
         from kubetune_trainer.testing import build_tiny_model
 

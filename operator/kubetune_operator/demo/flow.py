@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from kubetune_operator.demo import assets, cluster
+from kubetune_operator.demo import assets, cluster, local_node
 from kubetune_operator.demo.plan import (
     BUCKET,
     GATE_SCORE,
@@ -36,7 +36,7 @@ from kubetune_operator.demo.results_table import (
 )
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.s3 import ensure_bucket, s3_client
-from kubetune_operator.devstack.stack import LocalStack, down, is_up, up
+from kubetune_operator.devstack.stack import LocalStack, StackNotUpError, down, is_up, load_stack, status, up
 
 
 class DemoJobError(RuntimeError):
@@ -115,14 +115,26 @@ def _prepare_inputs(
         say(f"dataset: {count} rows of Python standard-library docstrings -> {plan.dataset_uri}")
 
 
+def _running_stack() -> LocalStack | None:
+    """The stack when everything the demo uses runs. Prometheus is not among them: the demo reads status
+    and S3 only, so it need not wait for a Prometheus that is still being built or was stopped."""
+    needed = [entry for entry in status() if entry.name != "prometheus"]
+    if not all(entry.running for entry in needed):
+        return None
+    try:
+        return load_stack()
+    except StackNotUpError:
+        return None
+
+
 def run_demo(options: DemoOptions, console: Console) -> DemoOutcome:
     started = time.monotonic()
 
     def say(line: str) -> None:
-        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {line}")
+        console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {line}", soft_wrap=True)
 
     was_up = is_up()
-    stack = up(report=lambda line: say(f"[dev up] {line}"))
+    stack = _running_stack() or up(report=lambda line: say(f"[dev up] {line}"))
     plan = DemoPlan(
         run_id=time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2),
         s3_endpoint=stack.s3_endpoint_url,
@@ -159,6 +171,8 @@ def _run_on_stack(
     say(f"operator: {cluster.install_operator(stack, plan)} (ready)")
     _prepare_inputs(stack, plan, options, say)
     cluster.apply_secret(k8s, stack, plan)
+    if local_node.ensure_pods_can_write():
+        say(f"{local_node.shared_work_dir()}: made writable for the pods (see demo/local_node.py)")
     say(f"secret/{plan.namespace}/demo-s3: S3 credentials for the pods")
 
     finetune, evaluation = finetunejob_manifest(plan), evaljob_manifest(plan)

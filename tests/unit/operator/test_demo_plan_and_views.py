@@ -1,0 +1,100 @@
+"""The demo's pure parts: manifests valid under the API models, progress lines, results table and gate."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from kubetune_operator.api import EvalJob, FineTuneJob, parse_manifest
+from kubetune_operator.demo.local_node import ensure_pods_can_write
+from kubetune_operator.demo.plan import TUNED_TASK, DemoPlan, DemoSize, evaljob_manifest, finetunejob_manifest
+from kubetune_operator.demo.progress_view import eval_line, finetune_line, finished
+from kubetune_operator.demo.results_table import DemoGateError, check_gate, results_table, score_rows
+from kubetune_operator.demo.stdlib_docs import DEMO_TASKS, build_rows
+
+PLAN = DemoPlan(run_id="r1", s3_endpoint="http://127.0.0.1:9000", size=DemoSize(rows=100, epochs=2))
+
+
+def test_finetunejob_is_a_valid_two_node_multi_task_job() -> None:
+    job = parse_manifest(finetunejob_manifest(PLAN))
+    assert isinstance(job, FineTuneJob)
+    assert job.spec.resources.nodes == 2
+    assert [task.name for task in job.spec.tasks or []] == [task["name"] for task in DEMO_TASKS]
+    assert job.spec.output.uri == "s3://kubetune-demo/runs/r1/tuned/"
+    assert job.spec.storage.credentials_secret == "demo-s3"
+    # Only the long-prompt task is capped; the tuned task keeps every row.
+    caps = {task.name: task.max_examples for task in job.spec.tasks or []}
+    assert caps[TUNED_TASK] is None and caps["summarize"] == PLAN.size.summarize_examples
+
+
+def test_evaljob_scores_the_finetunejob_against_its_base() -> None:
+    job = parse_manifest(evaljob_manifest(PLAN))
+    assert isinstance(job, EvalJob)
+    assert job.spec.model.fine_tune_job_ref is not None
+    assert job.spec.model.fine_tune_job_ref.name == PLAN.finetune_name
+    assert job.spec.baseline is not None and job.spec.baseline.uri == PLAN.model_uri
+    assert job.spec.dataset is not None and job.spec.dataset.split == "test"
+
+
+def test_demo_rows_are_real_text_with_every_template_field() -> None:
+    rows = build_rows()
+    assert len(rows) > 200
+    assert len({row["name"] for row in rows}) == len(rows)
+    for row in rows[:20]:
+        assert row["summary"].endswith(".") and row["name"].startswith(row["module"] + ".")
+        assert row["excerpt"] == row["details"][: len(row["excerpt"])]
+
+
+def test_progress_lines_show_step_loss_and_eta() -> None:
+    status = {
+        "phase": "Running",
+        "progress": {"step": 40, "totalSteps": 160, "percent": 25.0, "trainLoss": 2.1134, "etaSeconds": 65},
+    }
+    assert finetune_line(status) == "Running  step 40/160 (25.0%)  loss 2.113  ETA 1m05s"
+    assert finetune_line({}) == "Pending"
+    failed = {
+        "phase": "Failed",
+        "conditions": [{"type": "Failed", "status": "True", "reason": "X", "message": "m"}],
+    }
+    assert finetune_line(failed) == "Failed — X: m"
+    assert eval_line({"phase": "Succeeded", "verdict": "Passed"}) == "Succeeded  verdict Passed"
+    assert finished({"phase": "Succeeded"}) and not finished({"phase": "Running"})
+
+
+def _results(tuned: float, base: float) -> dict[str, Any]:
+    entry = {
+        "model": {"value": tuned},
+        "baseline": {"value": base},
+        "delta": {"value": tuned - base, "low": tuned - base - 0.1, "high": tuned - base + 0.1},
+    }
+    return {"tasks": {TUNED_TASK: {"scores": {"rougeL": entry, "bleu": {"model": {"value": 0.5}}}}}}
+
+
+def test_results_table_and_gate() -> None:
+    rows = score_rows(_results(0.8, 0.1))
+    assert [(row.task, row.score) for row in rows] == [(TUNED_TASK, "rougeL"), (TUNED_TASK, "bleu")]
+    assert rows[1].base is None and rows[1].delta is None
+    assert check_gate(rows, TUNED_TASK, "rougeL").delta == pytest.approx(0.7)
+    console = Console(width=120, record=True)
+    console.print(results_table(rows, "Passed"))
+    text = console.export_text()
+    assert "verdict: Passed" in text and "+0.700" in text and "[+0.600, +0.800]" in text
+
+
+def test_gate_fails_with_the_numbers_when_tuning_did_not_help() -> None:
+    with pytest.raises(DemoGateError, match=r"did not beat its base on task 'module': rougeL tuned 0.100"):
+        check_gate(score_rows(_results(0.1, 0.1)), TUNED_TASK, "rougeL")
+    with pytest.raises(DemoGateError, match="no exactMatch score"):
+        check_gate(score_rows(_results(0.8, 0.1)), TUNED_TASK, "exactMatch")
+
+
+def test_shared_work_dir_is_opened_up_once(tmp_path: Path) -> None:
+    work = tmp_path / "kubetune"
+    work.mkdir(mode=0o755)
+    assert ensure_pods_can_write(work) is True
+    assert stat.S_IMODE(work.stat().st_mode) == 0o1777
+    assert ensure_pods_can_write(work) is False
