@@ -305,14 +305,20 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
     ]
     pod = python_pod(
         "staged",
-        "import os; print(os.getuid(), open('/shared/init-done').read(), open('/etc/kt-cfg/k').read())",
+        "import os; print(os.getuid(), open('/shared/init-done').read(), open('/etc/kt-cfg/k').read(), "
+        "os.listdir('/tmp'))",
         securityContext={"runAsUser": 1000, "runAsGroup": 1000},
         container={"volumeMounts": mounts},
         initContainers=[
             {
                 "name": "prepare",
                 "image": "x",
-                "command": ["python3", "-c", "open('/shared/init-done', 'w').write('ready')"],
+                # /tmp is private to each container: this marker must not show up in the main container.
+                "command": [
+                    "python3",
+                    "-c",
+                    "open('/shared/init-done', 'w').write('ready'); open('/tmp/m', 'w')",
+                ],
                 "volumeMounts": mounts,
             }
         ],
@@ -322,7 +328,7 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
     done = wait_pod(core, namespace, "staged", phase_is("Succeeded", "Failed"))
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
-    assert log_of(agent_dir, done).splitlines() == ["1000 ready v"]
+    assert log_of(agent_dir, done).splitlines() == ["1000 ready v []"]
 
 
 def test_container_over_its_memory_limit_is_oom_killed(core: client.CoreV1Api, namespace: str) -> None:

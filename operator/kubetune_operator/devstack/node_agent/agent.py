@@ -513,6 +513,8 @@ class NodeAgent:
                 read_only=False,
             ),
         ]
+        if not any(m.target.rstrip("/") == "/tmp" for m in mounts):
+            mounts.append(BindMount(str(self._fresh_tmp(paths, record.name)), "/tmp", read_only=False))
         image_env = {
             "PATH": f"{self.config.python_bin_dir}:{SYSTEM_PATH}",
             "HOME": POD_HOME,
@@ -545,6 +547,16 @@ class NodeAgent:
             record.name,
             process.pid,
         )
+
+    @staticmethod
+    def _fresh_tmp(paths: PodPaths, container: str) -> Path:
+        """The container's own empty /tmp, as a container's writable layer gives it (the host's /tmp
+        is shared by everything on this machine, under other users and other pods)."""
+        tmp = paths.container_dir(container) / "tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        tmp.chmod(0o1777)
+        return tmp
 
     def _memory_cgroup(self, runtime: PodRuntime, container: dict[str, Any]) -> Path | None:
         limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")

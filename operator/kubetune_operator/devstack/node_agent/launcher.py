@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,11 @@ def _mount(source: str | None, target: str, flags: int) -> None:
         raise OSError(code, f"mount {source} -> {target}: {os.strerror(code)}")
 
 
-def _ensure_target(source: str, target: Path) -> None:
+def _ensure_target(source_is_dir: bool, target: Path) -> None:
     """A bind mount needs an existing target of the same kind; a missing one is created."""
     if target.exists():
         return
-    if os.path.isdir(source):
+    if source_is_dir:
         target.mkdir(parents=True, exist_ok=True)
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,12 +50,20 @@ def _ensure_target(source: str, target: Path) -> None:
 
 def bind_mounts(mounts: list[dict[str, Any]]) -> None:
     # Shallow targets first, so a mount nested in another volume lands inside it, not under it.
-    for mount in sorted(mounts, key=lambda m: len(Path(m["target"]).parts)):
-        target = Path(mount["target"])
-        _ensure_target(mount["source"], target)
-        _mount(mount["source"], str(target), MS_BIND | MS_REC)
-        if mount.get("read_only"):
-            _mount(None, str(target), MS_BIND | MS_REMOUNT | MS_RDONLY)
+    ordered = sorted(mounts, key=lambda m: len(Path(m["target"]).parts))
+    # Every source is opened before anything is mounted: covering /tmp must not hide a source that
+    # lives under /tmp (a state directory there); the mount then goes through /proc/self/fd.
+    sources = [os.open(m["source"], os.O_PATH) for m in ordered]
+    try:
+        for mount, source in zip(ordered, sources, strict=True):
+            target = Path(mount["target"])
+            _ensure_target(stat.S_ISDIR(os.fstat(source).st_mode), target)
+            _mount(f"/proc/self/fd/{source}", str(target), MS_BIND | MS_REC)
+            if mount.get("read_only"):
+                _mount(None, str(target), MS_BIND | MS_REMOUNT | MS_RDONLY)
+    finally:
+        for source in sources:
+            os.close(source)
 
 
 def become_container(spec: dict[str, Any]) -> None:
@@ -80,6 +89,8 @@ def main() -> None:
     spec_path = Path(sys.argv[1])
     spec: dict[str, Any] = json.loads(spec_path.read_text())
     spec_path.unlink()
+    # Opened now, while its path is still visible (mounts may cover it); not inherited by the container.
+    start_error = os.open(spec["start_error_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         become_container(spec)
     except OSError as error:
@@ -87,7 +98,7 @@ def main() -> None:
         message = f"failed to start container: {error}"
         if error.errno == errno.EACCES and spec.get("uid") not in (None, 0):
             message += f" (runAsUser {spec['uid']} must be able to reach and execute it)"
-        Path(spec["start_error_path"]).write_text(message)
+        os.write(start_error, message.encode())
         print(message, file=sys.stderr)
         sys.exit(START_ERROR_EXIT_CODE)
 
