@@ -139,9 +139,11 @@ def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "kubetune.io/e2e": "true"}
     k8s.core.create_namespace({"metadata": {"name": namespace, "labels": labels}})
     # Pods run as uid 1000 on this machine: a world-readable work dir (pytest's tmp_path is private).
-    work = Path(tempfile.mkdtemp(prefix="kt-deploy-prom-", dir="/tmp"))
+    work = Path(tempfile.mkdtemp(prefix="kt-deploy-prom-", dir="/var/tmp"))
     work.chmod(0o755)
     build_tiny_model(work / "model")
+    for path in (work / "model").iterdir():
+        path.chmod(0o644)  # safetensors writes model.safetensors as 0600
     (work / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in reverse_task_rows(64)))
     (work / "out").mkdir(mode=0o777)
     (work / "out").chmod(0o777)
@@ -169,7 +171,14 @@ def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     owner = Owner(kind="FineTuneJob", name=JOB, namespace=namespace, uid="none")
     settings = OperatorSettings(launcher="python", trainer_module="kubetune_trainer")
     job = without_owner(build_worker_job(owner, manifest.spec, 0, settings))  # type: ignore[arg-type]
-    job["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "OMP_NUM_THREADS", "value": "1"})
+    # The node agent's pods share the host's /tmp, where the trainer's default scratch dir may belong to
+    # another user: give this one its own.
+    (work / "scratch").mkdir(mode=0o777)
+    (work / "scratch").chmod(0o777)
+    job["spec"]["template"]["spec"]["containers"][0]["env"] += [
+        {"name": "OMP_NUM_THREADS", "value": "1"},
+        {"name": "KUBETUNE_WORK_DIR", "value": str(work / "scratch")},
+    ]
     k8s.core.create_namespaced_config_map(namespace, without_owner(build_config_map(owner, manifest.spec)))
     k8s.core.create_namespaced_service(namespace, without_owner(build_headless_service(owner)))
     k8s.batch.create_namespaced_job(namespace, job)
@@ -184,11 +193,14 @@ def without_owner(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def rank0_metrics(k8s: KubeClients, namespace: str) -> str | None:
+    """The trainer's exposition once it has a loss; a failed pod ends the wait at once (wait_for retries
+    on exceptions, so a failure is returned, not raised)."""
     pods = k8s.core.list_namespaced_pod(namespace, label_selector=f"kubetune.io/job-name={JOB}").items
+    failed = [pod for pod in pods if pod.status.phase == "Failed"]
+    if failed:
+        return f"FAILED: {failed[0].status.container_statuses}"
     running = [pod for pod in pods if pod.status.phase == "Running" and pod.status.pod_ip]
     if not running:
-        failed = [pod for pod in pods if pod.status.phase == "Failed"]
-        assert not failed, f"trainer pod failed: {failed[0].status}"
         return None
     try:
         with urllib.request.urlopen(f"http://{running[0].status.pod_ip}:9400/metrics", timeout=3) as response:
@@ -198,8 +210,14 @@ def rank0_metrics(k8s: KubeClients, namespace: str) -> str | None:
     return text if re.search(r"^kubetune_trainer_loss\{", text, re.MULTILINE) else None
 
 
+def wait_for_trainer_metrics(k8s: KubeClients, namespace: str, wait_for: Any) -> str:
+    exposition: str = wait_for(lambda: rank0_metrics(k8s, namespace), 240, "the trainer's loss on /metrics")
+    assert not exposition.startswith("FAILED"), exposition
+    return exposition
+
+
 def test_trainer_metrics_pass_promtool(k8s: KubeClients, trainer: str, wait_for: Any) -> None:
-    exposition = wait_for(lambda: rank0_metrics(k8s, trainer), 240, "the trainer's loss on /metrics")
+    exposition = wait_for_trainer_metrics(k8s, trainer, wait_for)
     checked = subprocess.run(
         ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
@@ -219,7 +237,7 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
 def test_prometheus_with_the_podmonitor_relabelling_returns_the_loss(
     stack: LocalStack, k8s: KubeClients, trainer: str, wait_for: Any, tmp_path: Path
 ) -> None:
-    wait_for(lambda: rank0_metrics(k8s, trainer), 240, "the trainer's loss on /metrics")
+    wait_for_trainer_metrics(k8s, trainer, wait_for)
     scrape = podmonitor_scrape_config(rendered_podmonitor(trainer), stack_pod_discovery(stack))
     config = tmp_path / "prometheus.yml"
     config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}))
@@ -233,7 +251,14 @@ def test_prometheus_with_the_podmonitor_relabelling_returns_the_loss(
     try:
         url = f"http://127.0.0.1:{port}"
         promql = f'kubetune_trainer_loss{{namespace="{trainer}", kubetune_job="{JOB}"}}'
-        (series,) = wait_for(lambda: query(url, promql), 90, f"{promql} in the test Prometheus")
+
+        def loss() -> list[dict[str, Any]] | str:
+            # wait_for retries on exceptions: an exited Prometheus is returned, not raised.
+            return "EXITED" if process.poll() is not None else query(url, promql)
+
+        found = wait_for(loss, 90, f"{promql} in the test Prometheus")
+        assert found != "EXITED", (tmp_path / "prometheus.log").read_text()[-2000:]
+        (series,) = found
         labels = series["metric"]
         assert labels["kubetune_kind"] == "FineTuneJob"
         assert labels["kubetune_attempt"] == "0"
