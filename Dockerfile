@@ -14,7 +14,8 @@ COPY evaluator ./evaluator
 FROM base AS operator
 RUN pip install ".[operator]"
 USER 1000:1000
-EXPOSE 8080
+# /metrics and /healthz (charts/kubetune values operator.metricsPort, operator.healthPort)
+EXPOSE 8080 8081
 ENTRYPOINT ["kubetune", "operator"]
 
 FROM base AS trainer
