@@ -363,3 +363,32 @@ def test_pod_reaches_the_api_server_with_its_service_account(
     # Authenticated as the pod's service account (and rightly not allowed to read kube-system secrets).
     assert log.startswith("403 ")
     assert f"system:serviceaccount:{namespace}:default" in log
+
+
+def test_missing_config_map_volume_keeps_pod_creating_until_it_exists(
+    core: client.CoreV1Api, namespace: str
+) -> None:
+    pod = python_pod(
+        "mounts",
+        "print(open('/etc/kt-later/k').read())",
+        container={"volumeMounts": [{"name": "later", "mountPath": "/etc/kt-later"}]},
+        volumes=[{"name": "later", "configMap": {"name": "later"}}],
+    )
+    core.create_namespaced_pod(namespace, pod)
+
+    def creating_with_message(pod: Pod) -> bool:
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        waiting = statuses[0].get("state", {}).get("waiting", {})
+        return waiting.get("reason") == "ContainerCreating" and "later" in waiting.get("message", "")
+
+    waiting = wait_pod(core, namespace, "mounts", creating_with_message)
+    assert (
+        'configmap "later" not found'
+        in waiting["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
+    events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=mounts").items
+    assert any(e.reason == "FailedMount" and e.type == "Warning" for e in events)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "later"}, "data": {"k": "v"}})
+    assert (
+        wait_pod(core, namespace, "mounts", phase_is("Succeeded", "Failed"))["status"]["phase"] == "Succeeded"
+    )

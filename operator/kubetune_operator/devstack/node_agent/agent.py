@@ -457,8 +457,9 @@ class NodeAgent:
         except ContainerConfigError as error:
             if pending[0].message != str(error):  # one Event per distinct problem, not per retry
                 self.event(runtime, "FailedMount", str(error), warning=True)
+            # A volume that cannot be set up keeps the pod in ContainerCreating, as on a kubelet.
             for record in pending:
-                record.reason, record.message = status.CONFIG_ERROR, str(error)
+                record.reason, record.message = status.CONTAINER_CREATING, str(error)
                 runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
             return
         unfinished_init = [r for r in runtime.init if not r.succeeded]
