@@ -51,6 +51,8 @@ class DemoOptions:
     size: DemoSize = field(default_factory=DemoSize)
     timeout_seconds: float = 900
     poll_seconds: float = 3
+    namespace: str = "kubetune-demo"
+    """Where the jobs run; the operator's release goes to `<namespace>-system` (tests use their own)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ def run_demo(options: DemoOptions, console: Console) -> DemoOutcome:
     plan = DemoPlan(
         run_id=time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2),
         s3_endpoint=stack.s3_endpoint_url,
+        namespace=options.namespace,
+        system_namespace=f"{options.namespace}-system",
+        release=options.namespace,
         size=options.size,
     )
     options.output_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +193,7 @@ def _run_on_stack(
     )
 
     tuned, scored = _watch(k8s, finetune, evaluation, console, options)
+    console.print()  # without a terminal, Live leaves its last frame without a line end
     if tuned.get("phase") == "Failed" or scored.get("phase") != "Succeeded":
         raise DemoJobError(
             f"FineTuneJob: {finetune_line(tuned)}; EvalJob: {eval_line(scored)}; "

@@ -26,7 +26,8 @@ class DemoSize:
     rows: int = 368
     epochs: int = 8
     learning_rate: str = "3e-3"
-    batch_size: int = 16
+    batch_size: int = 8
+    """Per rank: two ranks make a global batch of 16, i.e. more optimiser steps for the same compute."""
     max_seq_length: int = 160
     summarize_examples: int = 48
     """Cap on the long-prompt task in the mixture (FLAN-style per-task cap): keeps the CPU budget."""
@@ -49,11 +50,11 @@ class DemoPlan:
 
     @property
     def model_uri(self) -> str:
-        return f"s3://{BUCKET}/models/base/"
+        return f"s3://{BUCKET}/runs/{self.run_id}/base/"
 
     @property
     def dataset_uri(self) -> str:
-        return f"s3://{BUCKET}/data/stdlib-docs.jsonl"
+        return f"s3://{BUCKET}/runs/{self.run_id}/data/stdlib-docs.jsonl"
 
     @property
     def tuned_uri(self) -> str:
