@@ -187,6 +187,7 @@ def _score_judge(
         timeout_s=spec.judge.timeout_seconds,
         max_attempts=spec.judge.max_retries + 1,
         concurrency=spec.judge.concurrency,
+        response_format=spec.judge.response_format,
     )
     first_refs = [refs[0] for refs in references]
     prompts = runs[0].prompts[task.name]

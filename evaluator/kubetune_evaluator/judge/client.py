@@ -18,12 +18,14 @@ from kubetune_evaluator.judge.prompts import (
     PAIRWISE_RESPONSE_FORMAT,
     SINGLE_RESPONSE_FORMAT,
     JudgeOutcome,
+    ResponseFormatStyle,
     VerdictParseError,
     Winner,
     combine_both_orders,
     pairwise_messages,
     parse_rating,
     parse_winner,
+    response_format,
     single_messages,
 )
 
@@ -40,6 +42,7 @@ class JudgeSettings:
     backoff_s: float = 0.5
     concurrency: int = 4
     max_tokens: int = 32
+    response_format: ResponseFormatStyle = "json_schema"
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,16 @@ class JudgeClient:
         self._url = chat_completions_url(settings.endpoint)
         self._slots = asyncio.Semaphore(settings.concurrency)
 
-    async def _ask(self, messages: list[dict[str, str]], response_format: dict[str, Any]) -> str:
-        payload = {
+    async def _ask(self, messages: list[dict[str, str]], openai_format: dict[str, Any]) -> str:
+        payload: dict[str, Any] = {
             "model": self._settings.model,
             "messages": messages,
             "temperature": 0.0,
             "max_tokens": self._settings.max_tokens,
-            "response_format": response_format,
         }
+        wanted = response_format(self._settings.response_format, openai_format)
+        if wanted is not None:
+            payload["response_format"] = wanted
         response = await self._http.post(self._url, json=payload)
         response.raise_for_status()
         content = response.json()["choices"][0]["message"]["content"]

@@ -44,6 +44,17 @@ PAIRWISE_RESPONSE_FORMAT: dict[str, Any] = {
 }
 
 Winner = Literal["A", "B", "tie"]
+ResponseFormatStyle = Literal["json_schema", "json_object", "none"]
+
+
+def response_format(style: ResponseFormatStyle, openai_format: dict[str, Any]) -> dict[str, Any] | None:
+    """The `response_format` for a server: OpenAI/vLLM take `json_schema`; llama-cpp-python's server only
+    knows `json_object`, with the schema beside it; `none` sends nothing (free text is parsed)."""
+    if style == "none":
+        return None
+    if style == "json_object":
+        return {"type": "json_object", "schema": openai_format["json_schema"]["schema"]}
+    return openai_format
 
 
 class VerdictParseError(ValueError):

@@ -86,6 +86,11 @@ class JudgeSpec(ApiModel):
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at most.")
     timeout_seconds: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
     max_retries: int = Field(3, ge=0, le=20, description="Retries (with backoff) per request.")
+    response_format: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema",
+        description="How the judge is asked for a JSON verdict: json_schema (OpenAI, vLLM), json_object with "
+        "a schema (llama-cpp-python's server), or none (free text, parsed as JSON or MT-Bench [[n]]).",
+    )
 
 
 class Thresholds(ApiModel):
