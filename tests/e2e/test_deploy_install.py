@@ -3,9 +3,9 @@ installed operator (its pod runs on the node agent with the chart's ServiceAccou
 RBAC) in namespaces that enforce the `restricted` Pod Security Standard.
 
 The release is namespaced (it watches only this module's job namespace), so it never touches other tests'
-jobs. One replica: the node agent runs pods in one network namespace, where two replicas would collide on
-the metrics/health ports (docs/node-agent.md). Pods run the operator's fake trainer/evaluator (its
-documented test workload, KUBETUNE_TRAINER_MODULE / KUBETUNE_EVALUATOR_MODULE), seconds instead of minutes.
+jobs. It runs the chart's default two replicas with Kopf peering: one works, one stands by and takes over.
+Pods run the operator's fake trainer/evaluator (its documented test workload, KUBETUNE_TRAINER_MODULE /
+KUBETUNE_EVALUATOR_MODULE), seconds instead of minutes.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ def installed(
     values = {
         "watchNamespaces": [jobs],
         "operator": {
-            "replicas": 1,
             "metricsPort": metrics_port,
             "healthPort": health_port,
             "reconcileInterval": 1,
@@ -113,12 +112,24 @@ def installed(
         k8s.core.delete_namespace(name, propagation_policy="Background")
 
 
-def operator_pod(k8s: KubeClients, installed: Installed) -> Any:
-    pods = k8s.core.list_namespaced_pod(
+def operator_pods(k8s: KubeClients, installed: Installed) -> list[Any]:
+    pods: list[Any] = k8s.core.list_namespaced_pod(
         installed.system, label_selector=f"app.kubernetes.io/instance={installed.release}"
     ).items
-    assert len(pods) == 1, [pod.metadata.name for pod in pods]
-    return pods[0]
+    return [pod for pod in pods if pod.metadata.deletion_timestamp is None]
+
+
+def operator_log(stack: LocalStack, pod: Any) -> str:
+    """The node agent keeps each container's output under its state dir (docs/node-agent.md)."""
+    directory = f"{pod.metadata.namespace}_{pod.metadata.name}_{pod.metadata.uid}"
+    path = Path(stack.state_dir) / "node-agent" / "pods" / directory / "operator.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def standing_by(stack: LocalStack, pod: Any) -> bool:
+    """Kopf logs this when a live peer has a higher priority (and the reverse when it resumes)."""
+    log = operator_log(stack, pod)
+    return log.rfind("Pausing operations in favour of") > log.rfind("Resuming operations after the pause")
 
 
 def custom_status(k8s: KubeClients, namespace: str, plural: str, name: str) -> dict[str, Any]:
@@ -132,37 +143,47 @@ def finished(k8s: KubeClients, namespace: str, plural: str, name: str) -> dict[s
     return status if status.get("phase") in ("Succeeded", "Failed") else None
 
 
-def test_operator_pod_runs_restricted_with_the_chart_service_account(
+def test_operator_pods_run_restricted_with_the_chart_service_account(
     k8s: KubeClients, installed: Installed, wait_for: Any
 ) -> None:
-    pod = operator_pod(k8s, installed)
-    assert pod.status.phase == "Running"
-    assert pod.spec.service_account_name == f"{installed.release}-kubetune"
+    pods = operator_pods(k8s, installed)
+    assert len(pods) == 2
     # Admitted by PodSecurity in a namespace that enforces `restricted`.
     labels = k8s.core.read_namespace(installed.system).metadata.labels
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert pod.spec.containers[0].security_context.read_only_root_filesystem is True
-    status, _ = wait_for(
-        lambda: http_get(f"http://{pod.status.pod_ip}:{installed.health_port}/healthz"),
-        60,
-        "operator /healthz",
-    )
-    assert status == 200
+    for pod in pods:
+        assert pod.status.phase == "Running"
+        assert pod.spec.service_account_name == f"{installed.release}-kubetune"
+        assert pod.spec.containers[0].security_context.read_only_root_filesystem is True
+        url = f"http://{pod.status.pod_ip}:{installed.health_port}/healthz"
+        status, _ = wait_for(lambda url=url: http_get(url), 60, "operator /healthz")
+        assert status == 200  # a standby replica is healthy too
 
 
-def test_peering_object_carries_the_operators_keepalive(
-    k8s: KubeClients, installed: Installed, wait_for: Any
+def test_exactly_one_replica_is_active(
+    stack: LocalStack, k8s: KubeClients, installed: Installed, wait_for: Any
 ) -> None:
     def peers() -> dict[str, Any] | None:
         peering = k8s.custom.get_namespaced_custom_object(
             "kopf.dev", "v1", installed.jobs, "kopfpeerings", "kubetune"
         )
-        status: dict[str, Any] | None = peering.get("status")
-        return status
+        status: dict[str, Any] = peering.get("status") or {}
+        return status if len(status) == 2 else None
 
-    alive = wait_for(peers, 60, "a keep-alive in the KopfPeering (needs the chart's peering RBAC)")
-    (peer,) = alive.values()
-    assert peer["priority"] > 0  # --peering-priority defaulted to a random positive number
+    # Both keep-alives land in the KopfPeering: the chart's peering object and RBAC work.
+    alive = wait_for(peers, 60, "two keep-alives in the KopfPeering")
+    priorities = [peer["priority"] for peer in alive.values()]
+    assert len(set(priorities)) == 2 and min(priorities) > 0  # --peering-priority: random, positive
+    pods = operator_pods(k8s, installed)
+    # Generous: a peering watch interrupted by the API server (e.g. "storage is (re)initializing" while
+    # another session updates CRDs) is retried with Kopf's back-off, about a minute in all.
+    try:
+        standby = wait_for(
+            lambda: [pod.metadata.name for pod in pods if standing_by(stack, pod)], 150, "a standby"
+        )
+    except AssertionError:
+        raise AssertionError("\n\n".join(operator_log(stack, pod) for pod in pods)) from None
+    assert len(standby) == 1, standby
 
 
 def test_finetunejob_and_evaljob_succeed_through_the_installed_operator(
@@ -191,15 +212,28 @@ def test_finetunejob_and_evaljob_succeed_through_the_installed_operator(
     assert any(event.involved_object.name == "tune" for event in events), "the operator posted no Event"
 
 
-def test_operator_metrics_pass_promtool_and_count_the_jobs(
-    k8s: KubeClients, installed: Installed, wait_for: Any
+def test_operator_metrics_pass_promtool(k8s: KubeClients, installed: Installed, wait_for: Any) -> None:
+    for pod in operator_pods(k8s, installed):
+        url = f"http://{pod.status.pod_ip}:{installed.metrics_port}/metrics"
+        _, exposition = wait_for(lambda url=url: http_get(url), 30, "operator /metrics")
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "# TYPE kubetune_operator_jobs gauge" in exposition
+        assert "# TYPE kubetune_operator_reconcile_duration_seconds histogram" in exposition
+
+
+def test_standby_takes_over_when_the_active_replica_goes(
+    stack: LocalStack, k8s: KubeClients, installed: Installed, wait_for: Any
 ) -> None:
-    pod = operator_pod(k8s, installed)
-    url = f"http://{pod.status.pod_ip}:{installed.metrics_port}/metrics"
-    _, exposition = wait_for(lambda: http_get(url), 30, "operator /metrics")
-    checked = subprocess.run(
-        ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+    (active,) = [pod for pod in operator_pods(k8s, installed) if not standing_by(stack, pod)]
+    k8s.core.delete_namespaced_pod(active.metadata.name, installed.system)
+    ftj = finetunejob("after-failover", '{"seconds": 1}')
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, installed.jobs, "finetunejobs", ftj)
+    done = wait_for(
+        lambda: finished(k8s, installed.jobs, "finetunejobs", "after-failover"),
+        180,
+        "FineTuneJob after failover",
     )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "# TYPE kubetune_operator_jobs gauge" in exposition
-    assert "kubetune_operator_reconcile_duration_seconds_bucket" in exposition
+    assert done["phase"] == "Succeeded", done

@@ -89,7 +89,10 @@ def operator_command(
         def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
             settings.scanning.disabled = True
 
-    serve_metrics(metrics_port)
+    # The pod's own IP when the Deployment passes it (as trainer pods do): replicas never share a port,
+    # even where pods share one network namespace (the local stack's node agent).
+    listen_host = os.environ.get("POD_IP") or "0.0.0.0"
+    serve_metrics(metrics_port, listen_host)
     kopf.configure(verbose=verbose)
     kopf.run(
         clusterwide=not namespace,
@@ -98,5 +101,5 @@ def operator_command(
         # A peering name makes Kopf require the peering CRDs even when standalone: pass it only for HA.
         peering_name=peering,
         priority=peering_priority if peering_priority is not None else random.randint(1, 2**31 - 1),
-        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz",
+        liveness_endpoint=f"http://{listen_host}:{health_port}/healthz",
     )

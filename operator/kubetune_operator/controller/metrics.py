@@ -85,7 +85,7 @@ TRACKER = JobTracker()
 REGISTRY.register(TRACKER)
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:
     """Serve /metrics on a daemon thread; port 0 disables it (e.g. a second replica in tests)."""
     if port:
-        start_http_server(port)
+        start_http_server(port, addr=addr)
