@@ -66,8 +66,14 @@ class EvalGauges:
         self.passed.set(1.0 if outcome.verdict == "Passed" else 0.0)
         self.completed.set_to_current_time()
 
-    def serve(self) -> int:
-        """Serve on KUBETUNE_METRICS_PORT (default 9400) at POD_IP (or 0.0.0.0); returns the port."""
-        port = int(os.environ.get("KUBETUNE_METRICS_PORT", DEFAULT_PORT))
-        start_http_server(port, addr=os.environ.get("POD_IP") or "0.0.0.0", registry=self.registry)
+    def serve(self) -> int | None:
+        """Serve /metrics on KUBETUNE_METRICS_PORT (default 9400; `0` a free port, `off` disabled) at
+        POD_IP, else 0.0.0.0 (Prometheus scrapes pods from elsewhere); returns the bound port."""
+        setting = os.environ.get("KUBETUNE_METRICS_PORT", str(DEFAULT_PORT)).strip().lower()
+        if setting in {"off", "none", ""}:
+            return None
+        server, _ = start_http_server(
+            int(setting), addr=os.environ.get("POD_IP") or "0.0.0.0", registry=self.registry
+        )
+        port: int = server.server_port
         return port

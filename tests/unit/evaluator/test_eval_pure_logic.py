@@ -147,3 +147,20 @@ def test_svg_charts_are_inline_and_escaped() -> None:
     assert svg.startswith("<svg") and "t&lt;1&gt;" in svg and "<script" not in svg
     assert histogram_counts([0.0, 0.05, 0.95, 1.0, math.nan], 1.0, 10) == [2, 0, 0, 0, 0, 0, 0, 0, 0, 2]
     assert "<rect" in histogram("x", [0.1, 0.9], [0.5])
+
+
+def test_gauges_are_served_over_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from kubetune_evaluator.prometheus_metrics import EvalGauges
+
+    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "0")
+    monkeypatch.setenv("POD_IP", "127.0.0.1")
+    gauges = EvalGauges()
+    gauges.score.labels("rating", "rougeL", "model").set(0.625)
+    port = gauges.serve()
+    assert port
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'kubetune_eval_score{score="rougeL",system="model",task="rating"} 0.625' in body
+    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")
+    assert EvalGauges().serve() is None
