@@ -33,7 +33,7 @@ def demo_command(
         typer.Option("--output-dir", help="Local copies of report.html, results.json, jobs.yaml."),
     ] = None,
     rows: Annotated[int, typer.Option("--rows", min=40, help="Dataset rows to use.")] = 368,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 8,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 12,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the jobs.")] = 900,
 ) -> None:
     """Fine-tune a base model on a 2-node FineTuneJob and score it against its base with an EvalJob."""

@@ -36,7 +36,7 @@ from kubetune_operator.demo.results_table import (
 )
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.s3 import ensure_bucket, s3_client
-from kubetune_operator.devstack.stack import LocalStack, StackNotUpError, down, is_up, load_stack, status, up
+from kubetune_operator.devstack.stack import LocalStack, StackNotUpError, down, load_stack, status, up
 
 
 class DemoJobError(RuntimeError):
@@ -135,8 +135,11 @@ def run_demo(options: DemoOptions, console: Console) -> DemoOutcome:
     def say(line: str) -> None:
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {line}", soft_wrap=True)
 
-    was_up = is_up()
-    stack = _running_stack() or up(report=lambda line: say(f"[dev up] {line}"))
+    # "Started by the demo" only when the parts it uses were not running: a stack whose Prometheus is
+    # stopped is still someone's running stack, and clean-up must not stop it.
+    running = _running_stack()
+    was_up = running is not None
+    stack = running or up(report=lambda line: say(f"[dev up] {line}"))
     plan = DemoPlan(
         run_id=time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2),
         s3_endpoint=stack.s3_endpoint_url,

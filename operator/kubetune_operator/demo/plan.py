@@ -24,10 +24,10 @@ class DemoSize:
     """How much the demo trains and evaluates; the e2e test uses a smaller one."""
 
     rows: int = 368
-    epochs: int = 8
+    epochs: int = 12
     learning_rate: str = "3e-3"
-    batch_size: int = 8
-    """Per rank: two ranks make a global batch of 16, i.e. more optimiser steps for the same compute."""
+    batch_size: int = 16
+    """Per rank (two ranks: 32 per optimiser step). Measured: 8 per rank learned nothing in 80 steps."""
     max_seq_length: int = 160
     summarize_examples: int = 48
     """Cap on the long-prompt task in the mixture (FLAN-style per-task cap): keeps the CPU budget."""
