@@ -98,3 +98,13 @@ def test_shared_work_dir_is_opened_up_once(tmp_path: Path) -> None:
     assert ensure_pods_can_write(work) is True
     assert stat.S_IMODE(work.stat().st_mode) == 0o1777
     assert ensure_pods_can_write(work) is False
+
+
+def test_demo_cli_rejects_an_unknown_model_without_a_traceback() -> None:
+    from typer.testing import CliRunner
+
+    from kubetune_operator.cli import app
+
+    result = CliRunner().invoke(app, ["demo", "--model", "gpt-5"])
+    assert result.exit_code == 2
+    assert "--model: expected `tiny` or `smollm2`, got 'gpt-5'" in result.output
