@@ -63,6 +63,7 @@ from kubetune_operator.devstack.node_agent.process import (
 )
 from kubetune_operator.devstack.node_agent.python_access import grant_search_access
 from kubetune_operator.devstack.node_agent.status import ContainerRecord, PodView, Terminated
+from kubetune_operator.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 from kubetune_operator.devstack.node_agent.volumes import BindMount, container_mounts, plan_volume
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,11 @@ class NodeAgent:
                     log.warning("registering node %s failed (%s); retrying", name, error)
                     self.stopping.wait(1.0)
             log.info("node %s registered", name)
+        for name in sorted(self.node_names):
+            try:  # which code runs this node (a re-registered Node keeps its old metadata otherwise)
+                self.kube.annotate_node(name, {CODE_ANNOTATION: code_fingerprint()})
+            except Exception as error:
+                log.warning("could not annotate node %s: %s", name, error)
         self.remove_stale_nodes()
         self.heartbeat()
 

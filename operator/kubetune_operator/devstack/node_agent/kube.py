@@ -130,6 +130,9 @@ class Kube:
         node: dict[str, Any] = json.loads(response.data)
         return node
 
+    def annotate_node(self, name: str, annotations: dict[str, str]) -> None:
+        self.core.patch_node(name, {"metadata": {"annotations": annotations}}, _preload_content=False)
+
     def set_node_taints(self, name: str, taints: list[dict[str, Any]]) -> None:
         self.core.patch_node(name, {"spec": {"taints": taints}}, _preload_content=False)
 
