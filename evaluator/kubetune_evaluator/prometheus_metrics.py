@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from kubetune_evaluator.runner import EvalOutcome
 
 DEFAULT_PORT = 9400
+log = logging.getLogger("kubetune.evaluator")
 
 
 class EvalGauges:
@@ -72,8 +74,11 @@ class EvalGauges:
         setting = os.environ.get("KUBETUNE_METRICS_PORT", str(DEFAULT_PORT)).strip().lower()
         if setting in {"off", "none", ""}:
             return None
-        server, _ = start_http_server(
-            int(setting), addr=os.environ.get("POD_IP") or "0.0.0.0", registry=self.registry
-        )
+        addr = os.environ.get("POD_IP") or "0.0.0.0"
+        try:
+            server, _ = start_http_server(int(setting), addr=addr, registry=self.registry)
+        except OSError as error:  # a taken port costs the scrape, not the evaluation
+            log.warning("cannot serve metrics on %s:%s: %s", addr, setting, error)
+            return None
         port: int = server.server_port
         return port

@@ -51,11 +51,9 @@ def _task_records(outcome: EvalOutcome, task: TaskSamples) -> list[dict[str, Any
         record["scores"] = _per_sample_scores(model, task.name, i)
         if baseline is not None:
             record["baselineScores"] = _per_sample_scores(baseline, task.name, i)
-        notes = (
-            _notes(model, task.name, i) + [f"baseline {n}" for n in _notes(baseline, task.name, i)]
-            if baseline
-            else _notes(model, task.name, i)
-        )
+        notes = _notes(model, task.name, i)
+        if baseline is not None:
+            notes += [f"baseline {note}" for note in _notes(baseline, task.name, i)]
         if notes:
             record["notes"] = notes
         records.append(record)

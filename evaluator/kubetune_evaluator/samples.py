@@ -213,6 +213,11 @@ def check_metrics_fit_tasks(metrics: Sequence[str], tasks: Sequence[TaskSamples]
         raise EvalInputError(
             "spec.metrics: accuracy needs a multiple-choice task (rows with 'question', 'choices', 'answer')"
         )
+    choice_tasks = [task.name for task in tasks if task.kind == "choice"]
+    if choice_tasks and "accuracy" not in metrics:
+        raise EvalInputError(
+            f"spec.metrics: task(s) {', '.join(choice_tasks)} are multiple-choice; add accuracy to score them"
+        )
     text_metrics = [m for m in metrics if m != "accuracy"]
     if text_metrics and "generation" not in kinds:
         raise EvalInputError(

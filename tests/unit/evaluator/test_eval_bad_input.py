@@ -78,6 +78,13 @@ def test_accuracy_without_multiple_choice_task(tmp_path: Path) -> None:
         _run(path)
 
 
+def test_multiple_choice_task_without_accuracy(tmp_path: Path) -> None:
+    rows = [{"question": "q", "choices": ["x", "y"], "answer": "x"}]
+    path = _manifest(tmp_path, rows, metrics=["rouge"])
+    with pytest.raises(EvalInputError, match="task\\(s\\) qa are multiple-choice; add accuracy"):
+        _run(path)
+
+
 def test_bad_multiple_choice_answer(tmp_path: Path) -> None:
     rows = [{"question": "q", "choices": ["x", "y"], "answer": "E"}]
     path = _manifest(
@@ -98,8 +105,9 @@ def test_cli_prints_the_error_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_pod_entry_point_exit_code(tmp_path: Path) -> None:
+def test_pod_entry_point_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kubetune_evaluator.__main__ import main
 
+    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")
     path = _manifest(tmp_path, [])
     assert main(["--config", str(path)]) == 2
