@@ -39,9 +39,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries before any test runs: a cold build takes ~15 min, far beyond a test's
     timeout, and must not be charged to whichever test happens to request `stack` first."""
     if _selects_e2e(session.items) and not session.config.option.collectonly:
-        from kubetune_operator.devstack.binaries import ensure_binaries
+        from kubetune_operator.devstack.binaries import BinaryError, ensure_binaries
 
-        ensure_binaries()
+        try:
+            ensure_binaries()
+        except BinaryError as error:
+            pytest.exit(f"cannot build the local stack's binaries: {error}", returncode=3)
 
 
 @pytest.fixture(scope="session")
