@@ -51,6 +51,26 @@ def _describe_default(schema: Schema) -> None:
     schema["description"] = f"{description} Defaults to {text}.".strip()
 
 
+_BOUND_OPERATORS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+
+
+def _float_string(schema: Schema) -> Schema:
+    """A float written as a string on the wire (learningRate: "2e-5"); its bounds become CEL rules."""
+    bounds = [
+        f"double(self) {operator} {float(schema[keyword])!r}"
+        for keyword, operator in _BOUND_OPERATORS.items()
+        if keyword in schema
+    ]
+    result = {key: value for key, value in schema.items() if key not in _BOUND_OPERATORS}
+    result.update(type="string", pattern=FLOAT_PATTERN, maxLength=32)
+    if bounds:
+        rule = " && ".join(bounds)
+        result["x-kubernetes-validations"] = [
+            {"rule": rule, "message": f"must satisfy {rule.replace('double(self)', 'value')}"}
+        ]
+    return result
+
+
 def _structural(node: Schema) -> Schema:
     schema = dict(node)
     _describe_default(schema)
@@ -66,11 +86,7 @@ def _structural(node: Schema) -> Schema:
             merged["nullable"] = True
         return merged
     if schema.pop("kubetune-float-string", False):
-        # A float written as a string on the wire, e.g. learningRate: "2e-5".
-        schema = {key: value for key, value in schema.items() if key not in ("minimum", "maximum")}
-        schema.update(type="string", pattern=FLOAT_PATTERN)
-        schema.pop("exclusiveMinimum", None)
-        schema.pop("exclusiveMaximum", None)
+        schema = _float_string(schema)
     if schema.get("x-kubernetes-int-or-string"):
         # The pattern and length apply to the string form only; integers need no check.
         schema.pop("type", None)
