@@ -169,7 +169,11 @@ def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     # The operator's builders: exactly the pod labels, annotations and ports the operator creates. No owner
     # object exists, so ownerReferences are dropped (the garbage collector would delete orphans at once).
     owner = Owner(kind="FineTuneJob", name=JOB, namespace=namespace, uid="none")
-    settings = OperatorSettings(launcher="python", trainer_module="kubetune_trainer")
+    # A free port rather than 9400: pods share the host's network here, and a process bound to 0.0.0.0:9400
+    # elsewhere on the machine would block the pod's IP:9400.
+    settings = OperatorSettings(
+        launcher="python", trainer_module="kubetune_trainer", progress_port=free_port()
+    )
     job = without_owner(build_worker_job(owner, manifest.spec, 0, settings))  # type: ignore[arg-type]
     # The node agent's pods share the host's /tmp, where the trainer's default scratch dir may belong to
     # another user: give this one its own.
@@ -203,7 +207,9 @@ def rank0_metrics(k8s: KubeClients, namespace: str) -> str | None:
     if not running:
         return None
     try:
-        with urllib.request.urlopen(f"http://{running[0].status.pod_ip}:9400/metrics", timeout=3) as response:
+        pod = running[0]
+        (port,) = [p.container_port for p in pod.spec.containers[0].ports if p.name == "metrics"]
+        with urllib.request.urlopen(f"http://{pod.status.pod_ip}:{port}/metrics", timeout=3) as response:
             text = response.read().decode()
     except OSError:
         return None
