@@ -7,7 +7,9 @@ runs at the speed of a plain model.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,11 @@ def fetch_model_dir(uri: str, storage: Any = None) -> Path:
     """A local directory holding the files under `uri` (S3 prefixes are downloaded to a temp dir)."""
     from kubetune_trainer.storage import download_prefix, is_s3
 
-    target = Path(tempfile.mkdtemp(prefix="kubetune-model-")) if is_s3(uri) else Path(".")
+    target = Path(".")
+    if is_s3(uri):
+        target = Path(tempfile.mkdtemp(prefix="kubetune-model-"))
+        # Models are large: a local run must not leave copies behind in /tmp.
+        atexit.register(shutil.rmtree, target, ignore_errors=True)
     try:
         return download_prefix(uri, target, storage)
     except FileNotFoundError as error:
