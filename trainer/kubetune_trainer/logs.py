@@ -26,13 +26,21 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class PlainFormatter(logging.Formatter):
+    """`LEVEL message key=value ...` for terminals."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD)
+        return f"{record.levelname} {record.getMessage()} {extras}".rstrip()
+
+
 def configure_logging(json_lines: bool, rank: int = 0) -> None:
     """JSON lines on stderr in pods; plain messages locally (the progress bar shows the numbers)."""
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonLinesFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Other ranks only report problems: N copies of every line help nobody.

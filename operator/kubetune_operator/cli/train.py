@@ -36,10 +36,18 @@ def _print_dry_run(report: dict[str, Any]) -> None:
             for low, high, n in info["histogram"]:
                 console.print(f"  {low:>6}-{high:<6} {'#' * round(40 * n / peak):<40} {n}")
     console.print("[bold]Preview[/] (tokens that carry loss are [reverse]highlighted[/]):")
+    if not console.is_terminal:
+        console.print("(without a terminal: loss-carrying tokens are between ⟦ and ⟧)")
     for item in report["preview"]:
         line = Text(f"task {item['task']} row {item['row'] + 1}: ")
+        previous = False
         for piece, supervised in item["tokens"]:
+            if not console.is_terminal and supervised != previous:
+                line.append("⟦" if supervised else "⟧")
             line.append(piece, style="reverse green" if supervised else "dim")
+            previous = supervised
+        if not console.is_terminal and previous:
+            line.append("⟧")
         console.print(line)
 
 

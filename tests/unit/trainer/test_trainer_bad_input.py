@@ -72,7 +72,9 @@ def test_dry_run_shows_counts_lengths_and_loss_mask(tmp_path: Path, tiny_model_d
     code, output, out = run_cli(tmp_path, tiny_model_dir, GOOD, "--dry-run")
     assert code == 0, output
     assert "letters" in output and "34" in output  # 40 rows - 2 validation - 4 test
-    assert "truncated prompts 0" in output and "Preview" in output and "Reverse:" in output
+    assert "truncated prompts 0" in output and "Preview" in output
+    assert "Reverse: " in output and "⟦" in output  # the reversed letters and EOS carry the loss
+    assert "⟦ " in output and "</s>⟧" in output
     assert not out.exists()
 
 
