@@ -146,11 +146,13 @@ def _immutable_fields(spec: Schema, exempt: tuple[str, ...] = ("runPolicy",)) ->
     for field in run_policy["properties"]:
         if field in MUTABLE_RUN_POLICY_FIELDS:
             continue
+        # runPolicy itself may be added later (e.g. to suspend a job created without it); only the
+        # immutable fields inside it must keep their presence and value.
+        now = f"(has(self.runPolicy) && has(self.runPolicy.{field}))"
+        before = f"(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.{field}))"
         _add_rule(
             spec,
-            f"has(self.runPolicy) == has(oldSelf.runPolicy) && (!has(self.runPolicy) || "
-            f"(has(self.runPolicy.{field}) == has(oldSelf.runPolicy.{field}) && "
-            f"(!has(self.runPolicy.{field}) || self.runPolicy.{field} == oldSelf.runPolicy.{field})))",
+            f"{now} == {before} && (!{now} || self.runPolicy.{field} == oldSelf.runPolicy.{field})",
             f"spec.runPolicy.{field} is immutable",
             f".runPolicy.{field}",
         )
@@ -192,13 +194,13 @@ def evaljob_spec_schema() -> Schema:
     )
     _add_rule(
         spec,
-        "!self.metrics.exists(m, m == 'judge') || has(self.judge)",
+        "!has(self.metrics) || !self.metrics.exists(m, m == 'judge') || has(self.judge)",
         "judge is required when metrics contains judge",
         ".judge",
     )
     _add_rule(
         spec,
-        "!self.metrics.exists(m, m == 'bertscore') || has(self.bertscoreModel)",
+        "!has(self.metrics) || !self.metrics.exists(m, m == 'bertscore') || has(self.bertscoreModel)",
         "bertscoreModel is required when metrics contains bertscore",
         ".bertscoreModel",
     )
@@ -209,7 +211,10 @@ def evaljob_spec_schema() -> Schema:
         ".thresholds.maxRegression",
     )
     _add_rule(
-        spec, "self.metrics.all(m, self.metrics.exists_one(n, n == m))", "metrics must be unique", ".metrics"
+        spec,
+        "!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(n, n == m))",
+        "metrics must be unique",
+        ".metrics",
     )
     _split_rule(spec["properties"]["dataset"]["properties"]["splitSpec"])
     _immutable_fields(spec)
