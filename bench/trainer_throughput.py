@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
-def make_rows(
-    tokenizer: Any, n: int, seed: int, min_tokens: int = 20, max_tokens: int = 400
-) -> list[dict[str, str]]:
+def make_rows(n: int, seed: int, min_tokens: int = 20, max_tokens: int = 400) -> list[dict[str, str]]:
     """Prompt/completion rows whose total token length is uniform in [min_tokens, max_tokens]."""
     rng = random.Random(seed)
     letters = "abcdefgh"
