@@ -69,7 +69,15 @@ def build_smollm2(output_dir: Path) -> Path:
 
     gguf = _smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are already de-quantised, but the model still counts as "gguf-quantised" and refuses
+    # save_pretrained: copy them into a plain model built from the same (quantisation-free) config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    from_config: Any = AutoModelForCausalLM.from_config  # Any: untyped in transformers
+    model = from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
