@@ -342,6 +342,8 @@ def build_evaluator_job(
             f"{CONFIG_DIR}/{CONFIG_FILE}",
         ],
         "env": env,
+        # The evaluator serves its score gauges here (kubetune_eval_*), like the trainer's rank 0.
+        "ports": [{"name": "metrics", "containerPort": settings.progress_port}],
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -355,7 +357,7 @@ def build_evaluator_job(
         overrides=spec.pod_template,
         settings=settings,
         subdomain=None,
-        scrape=False,
+        scrape=True,
     )
     return _job(
         owner,

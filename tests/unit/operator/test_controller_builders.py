@@ -166,3 +166,19 @@ def test_evaluator_job_is_one_pod_with_judge_key_from_secret() -> None:
         "key": "OPENAI_API_KEY",
     }
     assert "subdomain" not in job["spec"]["template"]["spec"]
+
+
+def test_evaluator_pod_is_scraped_on_its_metrics_port() -> None:
+    spec = EvalJobSpec.model_validate(
+        {
+            "model": {"uri": "s3://models/tuned/"},
+            "dataset": {"uri": "s3://data/test.jsonl"},
+            "output": {"uri": "s3://evals/x/"},
+        }
+    )
+    settings = OperatorSettings()
+    job = build_evaluator_job(Owner(kind="EvalJob", name="ev", namespace="a", uid="u"), spec, 0, settings)
+    annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(settings.progress_port)
+    assert container(job)["ports"] == [{"name": "metrics", "containerPort": settings.progress_port}]
