@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WHEELHOUSE := $(HOME)/.cache/kubetune/wheels
 EXTRAS := operator,trainer,evaluator,dev
 
 .PHONY: setup test lint typecheck unit e2e demo crds docs clean
@@ -11,10 +12,11 @@ setup: $(STAMP)
 
 # uv resolves and installs the ~3 GB of torch/CUDA wheels several times faster than pip; its cache
 # (~/.cache/uv) makes the next fresh clone's setup take seconds.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hack/build-wheels.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-	$(BIN)/uv pip install --python $(BIN)/python -e ".[$(EXTRAS)]"
+	PYTHON=$(BIN)/python bash hack/build-wheels.sh $(WHEELHOUSE)
+	$(BIN)/uv pip install --python $(BIN)/python --find-links $(WHEELHOUSE) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 lint: setup

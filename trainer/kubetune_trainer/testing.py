@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,9 @@ def varied_length_rows(
     return rows
 
 
-def build_tokenizer(output_dir: Path, vocab_size: int = 320) -> Any:
-    """A byte-level BPE tokenizer trained on letters and common words, saved as tokenizer.json."""
+def build_tokenizer(output_dir: Path, vocab_size: int = 320, extra_corpus: Sequence[str] = ()) -> Any:
+    """A byte-level BPE tokenizer trained on letters and common words (plus `extra_corpus`, e.g. a
+    demo's own text, so that its words become single tokens), saved as tokenizer.json."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -69,6 +71,7 @@ def build_tokenizer(output_dir: Path, vocab_size: int = 320) -> Any:
         " ".join(string.ascii_lowercase),
         "Reverse: Copy: Continue: Answer: Rate this review:",
         *[" ".join(r["word"] for r in reverse_task_rows(50, seed=s)) for s in range(5)],
+        *extra_corpus,
     ]
     tokenizer.train_from_iterator(corpus, trainer=trainer)
     tokenizer_class: Any = PreTrainedTokenizerFast  # untyped constructor in transformers 5
@@ -88,13 +91,15 @@ def build_tiny_model(
     heads: int = 4,
     seed: int = 0,
     initializer_range: float = 0.02,
+    vocab_size: int = 320,
+    extra_corpus: Sequence[str] = (),
 ) -> Path:
     """Save a tokenizer + randomly initialised LlamaForCausalLM (fp32 safetensors) in `output_dir`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(output_dir)
+    tokenizer = build_tokenizer(output_dir, vocab_size, extra_corpus)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
