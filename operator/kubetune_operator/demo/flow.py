@@ -108,7 +108,7 @@ def _prepare_inputs(
     client = s3_client(stack.s3_endpoint_url, stack.s3_credentials)
     ensure_bucket(client, BUCKET)
     with tempfile.TemporaryDirectory(prefix="kubetune-demo-") as tmp:
-        base = assets.build_base_model(options.model, Path(tmp) / "base")
+        base = assets.build_base_model(options.model, Path(tmp) / "base", options.size.rows)
         files = assets.upload_directory(client, base, plan.model_uri)
         say(f"base model ({options.model}): {files} files -> {plan.model_uri}")
         data = Path(tmp) / "stdlib-docs.jsonl"
