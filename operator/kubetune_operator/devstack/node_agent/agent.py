@@ -522,6 +522,12 @@ class NodeAgent:
         ]
         if not any(m.target.rstrip("/") == "/tmp" for m in mounts):
             mounts.append(BindMount(str(self._fresh_tmp(paths, record.name)), "/tmp", read_only=False))
+            # The project's environment is the image: where it lies under /tmp it is mounted back on top.
+            mounts += [
+                BindMount(str(path), str(path), read_only=False)
+                for path in self.config.image_paths
+                if path.is_relative_to("/tmp")
+            ]
         image_env = {
             "PATH": f"{self.config.python_bin_dir}:{SYSTEM_PATH}",
             "HOME": POD_HOME,

@@ -9,6 +9,15 @@ from pathlib import Path
 
 from kubetune_operator.devstack.layout import StackLayout, default_state_dir
 
+
+def _project_environment() -> tuple[Path, ...]:
+    """The directories that make up the pods' "image": the venv and the checkout it installs editable."""
+    import kubetune_operator
+
+    checkout = Path(kubetune_operator.__file__).resolve().parents[2]
+    return (Path(sys.prefix).resolve(), checkout)
+
+
 KUBELET_PORT = 10250  # the kubelet's own; each node listens on its own address, so they do not collide
 
 
@@ -29,6 +38,9 @@ class AgentConfig:
     heartbeat_seconds: float = 10.0
     # Where `python3`, `accelerate` and `kubetune` resolve for pods: the project's own environment.
     python_bin_dir: Path = Path(sys.executable).parent
+    # Kept visible in every container even where the container's own /tmp covers the host's (a CI
+    # checkout under /tmp would otherwise vanish from the pods).
+    image_paths: tuple[Path, ...] = _project_environment()
 
     def node_names(self) -> list[str]:
         return [f"{self.node_prefix}-{index}" for index in range(self.nodes)]
