@@ -81,6 +81,21 @@ class JobArrivals(threading.Thread):
                 time.sleep(0.1)
 
 
+def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
+    """With the operator gone, its finalizers would keep the namespace Terminating for ever."""
+    listed = custom.list_namespaced_custom_object("kubetune.io", "v1alpha1", namespace, "finetunejobs")
+    for item in listed["items"]:
+        if item["metadata"].get("finalizers"):
+            custom.patch_namespaced_custom_object(
+                "kubetune.io",
+                "v1alpha1",
+                namespace,
+                "finetunejobs",
+                item["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )
+
+
 def run(jobs: int, kubeconfig: Path, workers: int, timeout: float) -> dict[str, Any]:
     api = config.new_client_from_config(config_file=str(kubeconfig))
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -117,6 +132,7 @@ def run(jobs: int, kubeconfig: Path, workers: int, timeout: float) -> dict[str, 
     finally:
         rss.done.set()
         operator.stop()
+        release_finalizers(custom, namespace)
         core.delete_namespace(namespace, propagation_policy="Background")
     latencies = [arrivals.seen[name] - created[name] for name in created]
     return {
