@@ -522,12 +522,13 @@ class NodeAgent:
         ]
         if not any(m.target.rstrip("/") == "/tmp" for m in mounts):
             mounts.append(BindMount(str(self._fresh_tmp(paths, record.name)), "/tmp", read_only=False))
-            # The project's environment is the image: where it lies under /tmp it is mounted back on top.
-            mounts += [
-                BindMount(str(path), str(path), read_only=False)
-                for path in self.config.image_paths
-                if path.is_relative_to("/tmp")
-            ]
+        # The project's environment is the image: where a volume (the container's own /tmp, an emptyDir
+        # at /tmp) covers it, e.g. a CI checkout under /tmp, it is mounted back on top.
+        mounts += [
+            BindMount(str(path), str(path), read_only=False)
+            for path in self.config.image_paths
+            if any(path.is_relative_to(m.target) for m in mounts)
+        ]
         image_env = {
             "PATH": f"{self.config.python_bin_dir}:{SYSTEM_PATH}",
             "HOME": POD_HOME,
