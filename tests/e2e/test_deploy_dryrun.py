@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_operator.devstack.probes import wait_for
 from kubetune_operator.devstack.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -58,10 +59,15 @@ def crds_applied(stack: LocalStack) -> None:
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     ]
-    waited = kubectl(
-        stack, "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]
-    )
-    assert waited.returncode == 0, waited.stderr
+
+    # `kubectl wait` fails at once ("conditions accessor error") while a new CRD has no conditions yet.
+    def established() -> bool:
+        waited = kubectl(
+            stack, "wait", "--for=condition=Established", "--timeout=10s", *[f"crd/{n}" for n in names]
+        )
+        return waited.returncode == 0
+
+    wait_for(established, 60, "the CRDs to be Established")
 
 
 @pytest.fixture(scope="module")

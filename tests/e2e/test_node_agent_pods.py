@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubetune_operator.devstack.node_agent.config import AgentConfig
 from kubetune_operator.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 
 pytestmark = pytest.mark.e2e
@@ -309,6 +310,16 @@ def test_on_failure_restarts_until_success(core: client.CoreV1Api, namespace: st
     assert status["lastState"]["terminated"]["exitCode"] == 1
 
 
+def image_entries_under_tmp() -> set[str]:
+    """Top-level /tmp entries the agent mounts back into pods: the project's environment (the "image")
+    when it lies under /tmp, as in a CI clone."""
+    return {
+        path.relative_to("/tmp").parts[0]
+        for path in AgentConfig(kubeconfig=Path(), state_dir=Path()).image_paths
+        if path.is_relative_to("/tmp")
+    }
+
+
 def test_init_container_runs_first_and_non_root_user_reads_volumes(
     core: client.CoreV1Api, namespace: str, agent_dir: Path
 ) -> None:
@@ -320,7 +331,7 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
     pod = python_pod(
         "staged",
         "import os; print(os.getuid(), open('/shared/init-done').read(), open('/etc/kt-cfg/k').read(), "
-        "os.listdir('/tmp'))",
+        f"sorted(set(os.listdir('/tmp')) - {image_entries_under_tmp()!r}))",
         securityContext={"runAsUser": 1000, "runAsGroup": 1000},
         container={"volumeMounts": mounts},
         initContainers=[
