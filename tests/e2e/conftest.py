@@ -87,7 +87,30 @@ def namespace(k8s: KubeClients, request: pytest.FixtureRequest) -> Iterator[str]
     }
     k8s.core.create_namespace({"metadata": {"name": name, "labels": labels}})
     yield name
+    _release_kubetune_finalizers(k8s, name)
     k8s.core.delete_namespace(name, propagation_policy="Background")
+
+
+def _release_kubetune_finalizers(k8s: KubeClients, namespace: str) -> None:
+    """A test's operator is often gone before its namespace is deleted; the operator's finalizers would
+    then keep the namespace Terminating for ever in the long-lived dev stack. Each job is deleted first:
+    once it is being deleted no finalizer can be added back (a still-running operator would re-add one
+    to a live object), so removing ours lets it go."""
+    from kubernetes.client.exceptions import ApiException
+
+    group, version = "kubetune.io", "v1alpha1"
+    for plural in ("finetunejobs", "evaljobs"):
+        listed = k8s.custom.list_namespaced_custom_object(group, version, namespace, plural)
+        for item in listed["items"]:
+            name = item["metadata"]["name"]
+            try:
+                k8s.custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+                k8s.custom.patch_namespaced_custom_object(
+                    group, version, namespace, plural, name, {"metadata": {"finalizers": None}}
+                )
+            except ApiException as error:
+                if error.status != 404:  # already gone
+                    raise
 
 
 @pytest.fixture(scope="session")
