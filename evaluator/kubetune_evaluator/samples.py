@@ -67,6 +67,8 @@ def parse_answer(answer: Any, choices: Sequence[str], where: str) -> int:
     if isinstance(answer, int) and 0 <= answer < len(choices):
         return answer
     if isinstance(answer, str):
+        if answer in choices:  # choices keep their whitespace (lm-eval scores them as given)
+            return list(choices).index(answer)
         text = answer.strip()
         # The choice text wins over a letter: with choices ["c", "d"], answer "c" means the first one.
         if text in choices:

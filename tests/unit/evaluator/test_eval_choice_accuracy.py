@@ -1,4 +1,5 @@
-"""Multiple-choice accuracy by log-likelihood equals a direct, unbatched computation."""
+"""Multiple-choice accuracy by log-likelihood equals a direct, unbatched computation, with lm-eval's
+tokenization rules (whitespace moved to the continuation, BOS for empty contexts, left truncation)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion, score_multiple_choice
+from kubetune_evaluator.loglikelihood import (
+    encode_pair,
+    length_order,
+    pair_loglikelihoods,
+    resolve_max_length,
+)
+from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion, continuation_of, score_multiple_choice
 from kubetune_evaluator.samples import choice_question, mmlu_prompt
 
 ROWS = [
@@ -69,3 +76,82 @@ def test_a_model_that_prefers_the_answer_scores_full_accuracy(tiny_model: tuple[
     questions = [ChoiceQuestion(prompt="Copy: a", choices=("a", "a"), answer=0)]
     output, _ = score_multiple_choice(model, tokenizer, questions)
     assert output.scores["accuracy"].corpus == 1.0  # ties resolve to the first choice, as numpy argmax does
+
+
+def _direct_tokens_loglikelihood(model: object, context_ids: list[int], continuation_ids: list[int]) -> float:
+    """Unbatched reference on token ids: the continuation's log-probability given the context."""
+    whole = context_ids + continuation_ids
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([whole])).logits[0]  # type: ignore[operator]
+    logprobs = torch.log_softmax(logits.double(), dim=-1)
+    return sum(float(logprobs[i - 1, whole[i]]) for i in range(len(context_ids), len(whole)))
+
+
+def test_all_trailing_whitespace_of_the_context_moves_to_the_continuation(
+    tiny_model: tuple[object, object],
+) -> None:
+    """lm-eval moves spaces *and* newlines: the context is tokenized without them, the pair as one string."""
+    _, tokenizer = tiny_model
+    context_ids, continuation_ids = encode_pair(tokenizer, "Copy: a\nAnswer: \n", " b")
+    whole = tokenizer("Copy: a\nAnswer: \n b")["input_ids"]  # type: ignore[operator]
+    assert context_ids == tokenizer("Copy: a\nAnswer:")["input_ids"]  # type: ignore[operator]
+    assert context_ids + continuation_ids == whole
+    assert tokenizer.decode(continuation_ids) == " \n b"  # type: ignore[attr-defined]
+
+
+def test_choices_keep_their_whitespace() -> None:
+    assert continuation_of(" b ") == "  b "
+    question = choice_question({"question": "q", "choices": ["a", " b"], "answer": " b"}, "row 1", None)
+    assert question.choices == ("a", " b") and question.answer == 1
+
+
+def test_an_empty_context_is_scored_from_bos(tiny_model: tuple[object, object]) -> None:
+    _, tokenizer = tiny_model
+    bos = tokenizer.bos_token_id  # type: ignore[attr-defined]
+    assert bos is not None
+    expected = tokenizer(" a b", add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    assert encode_pair(tokenizer, "", " a b") == ([bos], expected)
+    # A context of whitespace only is the same case once its whitespace has moved.
+    assert encode_pair(tokenizer, "\n", " a") == (
+        [bos],
+        tokenizer("\n a", add_special_tokens=False)["input_ids"],  # type: ignore[operator]
+    )
+
+
+def test_requests_run_longest_first_ties_by_tokens() -> None:
+    pairs = [([5], [1]), ([1, 2], [3]), ([9], [9, 9]), ([1, 2], [2])]
+    assert length_order(pairs) == [3, 1, 2, 0]
+
+
+@pytest.mark.slow
+def test_empty_context_scores_equal_a_direct_computation_from_bos(tiny_model: tuple[object, object]) -> None:
+    model, tokenizer = tiny_model
+    questions = [ChoiceQuestion(prompt="", choices=("a b", "c", "d e f"), answer=0)]
+    _, loglikelihoods = score_multiple_choice(model, tokenizer, questions)
+    bos = tokenizer.bos_token_id  # type: ignore[attr-defined]
+    direct = [
+        _direct_tokens_loglikelihood(
+            model,
+            [bos],
+            tokenizer(" " + c, add_special_tokens=False)["input_ids"],  # type: ignore[operator]
+        )
+        for c in questions[0].choices
+    ]
+    assert loglikelihoods[0] == pytest.approx(direct, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_over_long_inputs_keep_their_last_tokens(tiny_model: tuple[object, object]) -> None:
+    """With a context of 8 tokens, the model sees the last 8 tokens of context + continuation[:-1]."""
+    model, tokenizer = tiny_model
+    prompt = "Copy: " + " ".join("abcdefgh" * 3) + "\nAnswer:"
+    pairs = [encode_pair(tokenizer, prompt, " a b c"), encode_pair(tokenizer, prompt, " h")]
+    assert all(len(c) + len(k) > 9 for c, k in pairs)
+    truncated = pair_loglikelihoods(model, tokenizer, pairs, batch_size=2, max_length=8)
+    for (context_ids, continuation_ids), score in zip(pairs, truncated, strict=True):
+        kept = (context_ids + continuation_ids)[-9:]
+        direct = _direct_tokens_loglikelihood(model, kept[: -len(continuation_ids)], continuation_ids)
+        assert score == pytest.approx(direct, abs=1e-4)
+    full = pair_loglikelihoods(model, tokenizer, pairs, batch_size=2)
+    assert full[0] != pytest.approx(truncated[0], abs=1e-3)  # the truncation did change what the model saw
+    assert resolve_max_length(model, tokenizer) == 1024  # the tiny Llama's max_position_embeddings
