@@ -3,21 +3,41 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-WHEELHOUSE := $(HOME)/.cache/kubetune/wheels
-EXTRAS := operator,trainer,evaluator,dev
+CACHE ?= $(or $(KUBETUNE_CACHE),$(HOME)/.cache/kubetune)
+UV_VERSION := 0.13.9
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
+EXTRAS := --extra operator --extra trainer --extra evaluator --extra dev
 
-.PHONY: setup test lint typecheck unit e2e demo crds docs clean
+.PHONY: setup tools lock test lint typecheck unit e2e demo crds docs verify-pins clean
 
 setup: $(STAMP)
 
-# uv resolves and installs the ~3 GB of torch/CUDA wheels several times faster than pip; its cache
-# (~/.cache/uv) makes the next fresh clone's setup take seconds.
-$(STAMP): pyproject.toml hack/build-wheels.sh
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-	PYTHON=$(BIN)/python bash hack/build-wheels.sh $(WHEELHOUSE)
-	$(BIN)/uv pip install --python $(BIN)/python --find-links $(WHEELHOUSE) -e ".[$(EXTRAS)]"
+# uv itself comes from PyPI with a pinned hash (hack/uv-requirements.txt), outside the checkout.
+$(UV): hack/uv-requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --upgrade \
+		--target $(CACHE)/uv-$(UV_VERSION) -r hack/uv-requirements.txt
+
+# Exactly the versions and hashes in uv.lock (`--locked` fails if pyproject.toml and the lock disagree).
+# uv's cache (~/.cache/uv) keeps the downloaded wheels and the one it builds from source (llama.cpp,
+# ~10 min once), so the next fresh clone's setup takes seconds.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	bash hack/install-system-packages.sh build
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --python $(PYTHON) $(EXTRAS)
 	touch $(STAMP)
+
+# The Go-built binaries (Kubernetes incl. kubectl, MinIO, Prometheus incl. promtool, Helm) and Debian's
+# etcd, from the pins under hack/tools/; cached under $(CACHE). `kubetune dev up` builds them on demand too.
+tools:
+	bash hack/install-system-packages.sh stack
+	for t in kubernetes prometheus minio helm; do bash hack/build-go-tool.sh $$t >/dev/null; done
+
+# Re-resolve the Python pins after a deliberate edit of pyproject.toml (a dependency or exclude-newer).
+lock: $(UV)
+	$(UV) lock
+
+# Fails when any build would resolve something that is not pinned (hack/verify-pins.sh).
+verify-pins: $(UV)
+	UV=$(UV) bash hack/verify-pins.sh
 
 lint: setup
 	$(BIN)/ruff check .
@@ -32,7 +52,7 @@ unit: setup
 e2e: setup
 	$(BIN)/pytest -m e2e tests
 
-test: lint typecheck
+test: verify-pins lint typecheck tools
 	$(BIN)/pytest tests
 
 crds: setup

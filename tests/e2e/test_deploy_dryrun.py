@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_operator.devstack.binaries import client_tool
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.probes import wait_for
 from kubetune_operator.devstack.stack import LocalStack
@@ -29,15 +30,13 @@ MONITORING_ON = [
 
 
 def helm_binary() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
-    )
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return str(client_tool("helm"))
 
 
 def kubectl(stack: LocalStack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["kubectl", "--kubeconfig", str(stack.kubeconfig), *args],
+        [str(client_tool("kubectl")), "--kubeconfig", str(stack.kubeconfig), *args],
         check=False,
         input=stdin,
         capture_output=True,

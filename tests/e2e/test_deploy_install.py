@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_operator.devstack.binaries import client_tool
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
 from kubetune_operator.testing.operator_harness import FAKE_EVALUATOR, FAKE_TRAINER, evaljob, finetunejob
@@ -29,6 +30,13 @@ from kubetune_operator.testing.operator_harness import FAKE_EVALUATOR, FAKE_TRAI
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
+
+
+def promtool_path() -> str:
+    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
+    return str(client_tool("promtool"))
+
+
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "kubetune.io/e2e": "true"}
 GROUP, VERSION = "kubetune.io", "v1alpha1"
 
@@ -43,10 +51,8 @@ class Installed:
 
 
 def helm_binary() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
-    )
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return str(client_tool("helm"))
 
 
 def free_port() -> int:
@@ -221,7 +227,11 @@ def test_operator_metrics_pass_promtool(k8s: KubeClients, installed: Installed, 
         url = f"http://{pod.status.pod_ip}:{installed.metrics_port}/metrics"
         _, exposition = wait_for(lambda url=url: http_get(url), 30, "operator /metrics")
         checked = subprocess.run(
-            ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+            [promtool_path(), "check", "metrics"],
+            input=exposition,
+            check=False,
+            capture_output=True,
+            text=True,
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "# TYPE kubetune_operator_jobs gauge" in exposition

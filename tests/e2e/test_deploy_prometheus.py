@@ -32,21 +32,26 @@ from kubetune_operator.controller.builders import (
     build_worker_job,
 )
 from kubetune_operator.controller.settings import OperatorSettings
-from kubetune_operator.devstack.binaries import ensure_binaries
+from kubetune_operator.devstack.binaries import client_tool, ensure_binaries
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
+
+
+def promtool_path() -> str:
+    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
+    return str(client_tool("promtool"))
+
+
 JOB = "loss"
 
 
 def helm_binary() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
-    )
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return str(client_tool("helm"))
 
 
 def free_port() -> int:
@@ -225,7 +230,7 @@ def wait_for_trainer_metrics(k8s: KubeClients, namespace: str, wait_for: Any) ->
 def test_trainer_metrics_pass_promtool(k8s: KubeClients, trainer: str, wait_for: Any) -> None:
     exposition = wait_for_trainer_metrics(k8s, trainer, wait_for)
     checked = subprocess.run(
-        ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

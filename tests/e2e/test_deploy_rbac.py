@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kubetune_operator.devstack.binaries import client_tool
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
 
@@ -24,10 +25,8 @@ CHART = ROOT / "charts" / "kubetune"
 
 
 def helm_binary() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
-    )
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return str(client_tool("helm"))
 
 
 @dataclass(frozen=True)

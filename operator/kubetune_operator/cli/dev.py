@@ -68,7 +68,11 @@ def env_command(state_dir: StateDirOption = None) -> None:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     for name, value in stack.env().items():
-        typer.echo(f"export {name}={shlex.quote(value)}")
+        if name == "PATH":
+            # Prepend to the PATH of the shell that evaluates this, not to this process's PATH.
+            typer.echo(f'export PATH={shlex.quote(str(stack.tools_dir))}:"$PATH"')
+        else:
+            typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @app.command("status")

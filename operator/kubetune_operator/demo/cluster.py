@@ -14,7 +14,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from kubetune_operator.demo.plan import SECRET_NAME, DemoPlan
-from kubetune_operator.devstack.binaries import REPO_ROOT
+from kubetune_operator.devstack.binaries import REPO_ROOT, BinaryError, client_tool
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
 
@@ -28,13 +28,11 @@ class DemoClusterError(RuntimeError):
 
 
 def helm_binary() -> str:
-    """The pinned Helm, built once from the Go module proxy (cached; see hack/build-helm.sh)."""
-    built = subprocess.run(
-        [str(REPO_ROOT / "hack" / "build-helm.sh")], check=False, capture_output=True, text=True, timeout=1800
-    )
-    if built.returncode != 0:
-        raise DemoClusterError(f"hack/build-helm.sh failed:\n{built.stderr[-2000:]}")
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    try:
+        return str(client_tool("helm"))
+    except BinaryError as error:
+        raise DemoClusterError(str(error)) from error
 
 
 def _free_port() -> int:

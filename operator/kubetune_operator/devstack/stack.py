@@ -6,6 +6,7 @@ import datetime
 import fcntl
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import time
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kubetune_operator.devstack import commands
-from kubetune_operator.devstack.binaries import REPO_ROOT, ensure_binaries
+from kubetune_operator.devstack.binaries import REPO_ROOT, ensure_binaries, link_client_tools
 from kubetune_operator.devstack.cluster_bootstrap import bootstrap_cluster
 from kubetune_operator.devstack.kubeconfig import render_kubeconfig, write_kubeconfig
 from kubetune_operator.devstack.layout import Ports, StackLayout, default_state_dir
@@ -61,9 +62,16 @@ class LocalStack:
     def s3_credentials(self) -> S3Credentials:
         return S3Credentials(self.s3_access_key_id, self.s3_secret_access_key, self.s3_region)
 
+    @property
+    def tools_dir(self) -> Path:
+        """The project's own kubectl, helm and promtool (symlinks into the pinned builds)."""
+        return self.state_dir / "bin"
+
     def env(self) -> dict[str, str]:
-        """The standard variable names kubectl, boto3/AWS CLI and our own code read."""
+        """The standard variable names kubectl, boto3/AWS CLI and our own code read; PATH puts the stack's
+        own kubectl (same release as the API server), helm and promtool first, as kind users expect."""
         return {
+            "PATH": os.pathsep.join([str(self.tools_dir), os.environ.get("PATH", "")]),
             "KUBECONFIG": str(self.kubeconfig),
             "AWS_ENDPOINT_URL": self.s3_endpoint_url,
             "AWS_ACCESS_KEY_ID": self.s3_access_key_id,
@@ -297,6 +305,7 @@ def up(
     with _locked(layout):
         layout.make_dirs()
         binaries = ensure_binaries()
+        link_client_tools(layout.state_dir / "bin")
         created = ensure_pki(layout)
         if created:
             report(f"pki: created {', '.join(created)} in {layout.pki_dir}")

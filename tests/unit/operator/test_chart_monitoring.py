@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import urllib.request
@@ -20,10 +19,18 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import kubetune_operator.controller.metrics  # registers the operator's collectors on REGISTRY
 from kubetune_evaluator.prometheus_metrics import EvalGauges
+from kubetune_operator.devstack.binaries import client_tool
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kubetune"
+
+
+def promtool_path() -> str:
+    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
+    return str(client_tool("promtool"))
+
+
 METRIC_NAME = re.compile(r"\bkubetune_[a-z0-9_]+")
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
 
@@ -101,8 +108,6 @@ def test_alerts_cover_the_failure_modes() -> None:
 
 @pytest.fixture
 def rules_file(tmp_path: Path) -> Path:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed (Debian package prometheus)")
     path = tmp_path / "kubetune-rules.yaml"
     path.write_text(yaml.safe_dump(rendered_rule_groups()))
     return path
@@ -110,7 +115,7 @@ def rules_file(tmp_path: Path) -> Path:
 
 def test_promtool_check_rules_is_clean(rules_file: Path) -> None:
     result = subprocess.run(
-        ["promtool", "check", "rules", str(rules_file)], check=False, capture_output=True, text=True
+        [promtool_path(), "check", "rules", str(rules_file)], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 7 rules found" in result.stdout
@@ -198,7 +203,7 @@ def test_alerts_fire_on_synthetic_series(rules_file: Path, tmp_path: Path) -> No
     test_file = tmp_path / "kubetune-rules-test.yaml"
     test_file.write_text(yaml.safe_dump(tests))
     result = subprocess.run(
-        ["promtool", "test", "rules", str(test_file)], check=False, capture_output=True, text=True
+        [promtool_path(), "test", "rules", str(test_file)], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -208,7 +213,7 @@ def _promtool_check_metrics(url: str) -> subprocess.CompletedProcess[str]:
         exposition = response.read().decode()
     assert "kubetune_" in exposition
     return subprocess.run(
-        ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
 
 
@@ -219,13 +224,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def promtool() -> None:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool not installed (Debian package prometheus)")
+def promtool() -> str:
+    """The project's pinned promtool (hack/tools/prometheus); a missing one fails the test, never skips."""
+    return str(client_tool("promtool"))
 
 
 def test_promtool_check_metrics_on_the_evaluators_endpoint(
-    promtool: None, monkeypatch: pytest.MonkeyPatch
+    promtool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = _free_port()
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", str(port))
@@ -240,7 +245,7 @@ def test_promtool_check_metrics_on_the_evaluators_endpoint(
 
 
 def test_promtool_check_metrics_on_the_trainers_endpoint(
-    promtool: None, monkeypatch: pytest.MonkeyPatch
+    promtool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = _free_port()
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", str(port))
@@ -256,7 +261,7 @@ def test_promtool_check_metrics_on_the_trainers_endpoint(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_check_metrics_on_the_operators_exposition(promtool: None) -> None:
+def test_promtool_check_metrics_on_the_operators_exposition(promtool: str) -> None:
     # The operator serves prometheus_client's default REGISTRY (serve_metrics); the e2e test scrapes the
     # installed operator pod too. Here: the same registry with every family populated.
     from kubetune_operator.controller.metrics import RECONCILE_SECONDS, TRACKER
@@ -272,6 +277,6 @@ def test_promtool_check_metrics_on_the_operators_exposition(promtool: None) -> N
     TRACKER.forget("uid-1")
     assert 'kubetune_operator_gpu_seconds_total{kind="FineTuneJob",namespace="team-a"}' in exposition
     result = subprocess.run(
-        ["promtool", "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

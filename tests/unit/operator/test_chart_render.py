@@ -1,6 +1,6 @@
 """`helm lint` and `helm template` of charts/kubetune: what each mode renders, least privilege, schema.
 
-The Helm binary is built from the Go module proxy by hack/build-helm.sh when missing (cached by version).
+The pinned Helm (hack/tools/helm) is built by hack/build-go-tool.sh when missing (cached by version).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_operator.devstack.binaries import client_tool
+
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kubetune"
 NAMESPACED = ["--set", "watchNamespaces={team-a,team-b}"]
@@ -21,10 +23,8 @@ NAMESPACED = ["--set", "watchNamespaces={team-a,team-b}"]
 
 @cache
 def helm() -> str:
-    built = subprocess.run(
-        [str(ROOT / "hack" / "build-helm.sh")], check=True, capture_output=True, text=True, timeout=1800
-    )
-    return built.stdout.strip().splitlines()[-1]
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return str(client_tool("helm"))
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:

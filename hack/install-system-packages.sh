@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Install the Debian packages the project needs, at the versions stated here (Debian 12 "bookworm").
+#   build: compilers for the one Python dependency PyPI ships only as source (llama-cpp-python, built
+#          once by `uv sync` and kept in uv's cache).
+#   stack: etcd for the local stack's control plane.
+# A missing package is installed at exactly its pinned version. An installed etcd of another version
+# fails loudly (the stack is tested against this one); installed compilers of another version are
+# accepted with a note (they only compile llama.cpp once).
+#
+# Usage: hack/install-system-packages.sh build|stack
+# To bump: change a version below to what `apt-cache policy <package>` offers, and run `make test`.
+set -euo pipefail
+
+declare -A PINS=(
+  [cmake]="3.25.1-1"
+  [g++]="4:12.2.0-3"
+  [etcd-server]="3.4.23-4+b4"
+)
+case "${1:-}" in
+  build) PACKAGES=(cmake g++); STRICT=0 ;;
+  stack) PACKAGES=(etcd-server); STRICT=1 ;;
+  *) echo "usage: $0 build|stack" >&2; exit 2 ;;
+esac
+
+installed_version() { { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '/install ok installed/ { print $4 }'; }
+
+need=()
+for p in "${PACKAGES[@]}"; do
+  have="$(installed_version "$p")"
+  want="${PINS[$p]}"
+  if [[ -z "$have" ]]; then
+    need+=("$p=$want")
+  elif [[ "$have" != "$want" ]]; then
+    if [[ $STRICT == 1 ]]; then
+      echo "install-system-packages: $p $have is installed, the project pins $want (hack/install-system-packages.sh)." >&2
+      echo "  install the pinned one (apt-get install $p=$want) or bump the pin deliberately." >&2
+      exit 1
+    fi
+    echo "install-system-packages: note: $p $have installed (pinned: $want); using it" >&2
+  fi
+done
+[[ ${#need[@]} -eq 0 ]] && exit 0
+
+command -v apt-get >/dev/null || { echo "install-system-packages: apt-get not found: install ${need[*]}" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || { echo "install-system-packages: needs root to install ${need[*]} (sudo $0 $1)" >&2; exit 1; }
+echo "install-system-packages: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if ! apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; then
+  echo "install-system-packages: apt could not install ${need[*]}; if the archive no longer carries a pinned" >&2
+  echo "  version, bump it in hack/install-system-packages.sh to what \`apt-cache policy\` offers." >&2
+  exit 1
+fi
+# etcd-server enables a system service; the stack runs its own instance with its own flags.
+if [[ " ${need[*]} " == *" etcd-server="* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
