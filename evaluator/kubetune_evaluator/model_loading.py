@@ -31,6 +31,7 @@ class LoadedModel:
 
 def fetch_model_dir(uri: str, storage: Any = None) -> Path:
     """A local directory holding the files under `uri` (S3 prefixes are downloaded to a temp dir)."""
+    from kubetune_trainer.errors import UnsafeObjectKeyError
     from kubetune_trainer.storage import download_prefix, is_s3
 
     target = Path(".")
@@ -40,7 +41,7 @@ def fetch_model_dir(uri: str, storage: Any = None) -> Path:
         atexit.register(shutil.rmtree, target, ignore_errors=True)
     try:
         return download_prefix(uri, target, storage)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, UnsafeObjectKeyError) as error:
         raise EvalInputError(f"model {uri}: {error}") from None
 
 

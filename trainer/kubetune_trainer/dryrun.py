@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer.errors import DataError
 from kubetune_trainer.pipeline import prepare_data, storage_options
-from kubetune_trainer.storage import download_prefix, is_s3, list_files
+from kubetune_trainer.storage import download_prefix
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample, tokenize_examples
 
 if TYPE_CHECKING:
@@ -42,23 +42,9 @@ def token_preview(tokenizer: Any, example: TokenizedExample) -> list[tuple[str, 
 
 def _tokenizer_dir(job: FineTuneJob, scratch: Path) -> Path:
     """The tokenizer files only: a dry run should not download gigabytes of weights."""
-    uri = job.spec.model.uri
-    options = storage_options(job.spec.storage)
-    if not is_s3(uri):
-        return download_prefix(uri, scratch, options)
-    from kubetune_trainer.storage import s3_client, split_s3_uri
-
-    bucket, key = split_s3_uri(uri)
-    prefix = key if key.endswith("/") else key + "/"
-    client = s3_client(options)
-    for file_uri in list_files(uri, options):
-        if file_uri.endswith(WEIGHT_SUFFIXES):
-            continue
-        file_key = split_s3_uri(file_uri)[1]
-        target = scratch / file_key[len(prefix) :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(bucket, file_key, str(target))
-    return scratch
+    return download_prefix(
+        job.spec.model.uri, scratch, storage_options(job.spec.storage), skip_suffixes=WEIGHT_SUFFIXES
+    )
 
 
 def dry_run_report(job: FineTuneJob, preview: int = 3) -> dict[str, Any]:

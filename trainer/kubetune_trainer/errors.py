@@ -22,3 +22,7 @@ class DataError(KubetuneError):
 
 class TemplateError(DataError):
     """A prompt template is invalid or refers to a field that a row does not have."""
+
+
+class UnsafeObjectKeyError(KubetuneError):
+    """An S3 object's key would land outside the folder it is downloaded into (`..`, `//`, absolute)."""

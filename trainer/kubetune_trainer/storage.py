@@ -6,7 +6,11 @@ config, IRSA / web identity, instance profile), so nothing here handles secrets;
 (`file://` accepted). No torch import: the evaluator and the CLI use this module too.
 
 Stable functions: `is_s3`, `join_uri`, `read_bytes`, `read_text`, `write_bytes`, `write_text`, `write_json`,
-`exists`, `list_files`, `download_prefix`, `upload_dir`, `delete_prefix`.
+`exists`, `list_files`, `download_prefix`, `upload_dir`, `delete_prefix`, `safe_local_target`.
+
+Downloads never write outside their folder: S3 (unlike a file system) allows keys such as
+`model/../../site-packages/x.py` or `model//etc/x`, and joining those onto a local directory would write
+anywhere the process may write. `safe_local_target` refuses them, naming the key.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+from kubetune_trainer.errors import UnsafeObjectKeyError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -137,10 +143,48 @@ def list_files(uri: str, options: StorageOptions | None = None) -> list[str]:
     return []
 
 
-def download_prefix(uri: str, local_dir: Path, options: StorageOptions | None = None) -> Path:
+def safe_local_target(local_dir: Path, relative_key: str, *, key: str | None = None) -> Path:
+    """Where the object `relative_key` (its key below the downloaded prefix) goes inside `local_dir`.
+
+    Refuses (UnsafeObjectKeyError, naming `key`) anything that is not a plain relative path of non-empty
+    segments: absolute keys, empty segments (`//`), `.` and `..` segments, NUL bytes and backslashes
+    (a separator on Windows). The resolved path is checked too, so a symlink already in `local_dir` cannot
+    lead outside either.
+    """
+    shown = key if key is not None else relative_key
+    segments = relative_key.split("/")
+    bad = (
+        not relative_key
+        or relative_key.startswith("/")
+        or any(segment in ("", ".", "..") for segment in segments)
+        or "\\" in relative_key
+        or "\x00" in relative_key
+    )
+    if bad:
+        raise UnsafeObjectKeyError(
+            f"refusing object key {shown!r}: it does not name a file inside the download folder "
+            "(absolute, '//', '.' or '..' in its path)"
+        )
+    root = local_dir.resolve()
+    target = (root / relative_key).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise UnsafeObjectKeyError(f"refusing object key {shown!r}: it resolves outside {local_dir}")
+    return target
+
+
+def download_prefix(
+    uri: str,
+    local_dir: Path,
+    options: StorageOptions | None = None,
+    *,
+    skip_suffixes: tuple[str, ...] = (),
+) -> Path:
     """Make the files under `uri` available in a local directory and return it.
 
-    A local directory is used in place (no copy); an S3 prefix is downloaded into `local_dir`.
+    A local directory is used in place (no copy); an S3 prefix is downloaded into `local_dir`. Every key is
+    checked before anything is written, so a prefix holding one unsafe key writes nothing at all.
+    Zero-byte "folder" markers (keys ending in `/`) create nothing; keys ending in `skip_suffixes` (e.g.
+    weights, for a dry run that only needs the tokenizer) are checked but not downloaded.
     """
     if not is_s3(uri):
         path = local_path(uri)
@@ -153,9 +197,21 @@ def download_prefix(uri: str, local_dir: Path, options: StorageOptions | None = 
     files = list_files(uri, options)
     if not files:
         raise FileNotFoundError(f"{uri}: no objects under this prefix")
+    targets: list[tuple[str, Path]] = []
     for file_uri in files:
-        _, file_key = split_s3_uri(file_uri)
-        target = local_dir / file_key[len(prefix) :]
+        # Not split_s3_uri: urlparse would cut a key at `?` or `#` and fetch another object.
+        file_key = file_uri.removeprefix(f"s3://{bucket}/")
+        if not file_key.startswith(prefix):  # list_files lists a lone object `key` as itself
+            raise FileNotFoundError(f"{uri}: a single object, not a prefix of files")
+        relative = file_key[len(prefix) :]
+        if not relative or relative.endswith("/"):  # folder markers: checked, nothing to download
+            if relative.rstrip("/"):
+                safe_local_target(local_dir, relative[:-1], key=file_key)
+            continue
+        target = safe_local_target(local_dir, relative, key=file_key)
+        if not file_key.endswith(skip_suffixes):
+            targets.append((file_key, target))
+    for file_key, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         client.download_file(bucket, file_key, str(target))
     return local_dir
