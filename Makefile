@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 CACHE ?= $(or $(KUBETUNE_CACHE),$(HOME)/.cache/kubetune)
 UV_VERSION := 0.13.9
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
-EXTRAS := --extra operator --extra trainer --extra evaluator --extra dev
+RUNTIME_EXTRAS := --extra operator --extra trainer --extra evaluator
 
 .PHONY: setup tools lock test lint typecheck unit e2e demo crds docs verify-pins clean
 
@@ -18,12 +19,20 @@ $(UV): hack/uv-requirements.txt
 		--target $(CACHE)/uv-$(UV_VERSION) -r hack/uv-requirements.txt
 
 # Exactly the versions and hashes in uv.lock (`--locked` fails if pyproject.toml and the lock disagree).
-# uv's cache (~/.cache/uv) keeps the downloaded wheels and the one it builds from source (llama.cpp,
-# ~10 min once), so the next fresh clone's setup takes seconds.
+# uv's cache (~/.cache/uv) keeps the downloaded wheels and the one it builds from source (llama.cpp for the
+# judge tests, ~10 min once), so the next fresh clone's setup takes seconds.
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --python $(PYTHON)
+
+# Everything: the runtime plus the dev extra (linters, test tools, the llama.cpp judge server).
 $(STAMP): pyproject.toml uv.lock $(UV)
 	bash hack/install-system-packages.sh build
-	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --python $(PYTHON) $(EXTRAS)
-	touch $(STAMP)
+	$(SYNC) $(RUNTIME_EXTRAS) --extra dev
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# Only what `make demo` runs (no dev extra, so no llama.cpp compile); --inexact keeps a full setup whole.
+$(RUNTIME_STAMP): pyproject.toml uv.lock $(UV)
+	$(SYNC) --inexact $(RUNTIME_EXTRAS)
+	touch $(RUNTIME_STAMP)
 
 # The Go-built binaries (Kubernetes incl. kubectl, MinIO, Prometheus incl. promtool, Helm) and Debian's
 # etcd, from the pins under hack/tools/; cached under $(CACHE). `kubetune dev up` builds them on demand too.
@@ -52,7 +61,7 @@ unit: setup
 e2e: setup
 	$(BIN)/pytest -m e2e tests
 
-test: verify-pins lint typecheck tools
+test: setup tools verify-pins lint typecheck
 	$(BIN)/pytest tests
 
 crds: setup
@@ -61,7 +70,7 @@ crds: setup
 	$(BIN)/python hack/gen_api_docs.py > docs/api.md
 
 # Fine-tunes and evaluates end to end on the local stack (docs/demo.md); starts the stack when needed.
-demo: setup
+demo: $(RUNTIME_STAMP)
 	$(BIN)/kubetune demo
 
 clean:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kubetune_trainer import checkpoints, export
+from kubetune_trainer import checkpoints, export, train_state
 from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs
 from kubetune_trainer.modeling import (
     apply_lora,
@@ -150,9 +150,8 @@ class FineTuneRecipe:
             num_training_steps=self.total_steps,
         )
         # The scheduler is not passed to prepare(): accelerate would step it once per process, while our
-        # total_steps already counts global optimiser steps. It is registered so save_state includes it.
+        # total_steps already counts global optimiser steps. Checkpoints save it (train_state).
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         log.info(
             "setup done",
             extra={
@@ -211,7 +210,10 @@ class FineTuneRecipe:
             checkpoints.fetch_checkpoint(latest, local, self.options)
         self.accelerator.wait_for_everyone()
         source = local if self.output.startswith("s3://") else Path(latest.uri)
-        self.accelerator.load_state(str(source))
+        # Never accelerate.load_state: it unpickles, and a pickle in checkpoints/ would run code here.
+        train_state.load_all(
+            source, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, self.rank
+        )
         saved = checkpoints.read_checkpoint_state(latest, self.options)
         self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
         self.state.examples = int(saved.get("examples", 0))
@@ -421,7 +423,11 @@ class FineTuneRecipe:
         if self.accelerator.is_local_main_process:
             shutil.rmtree(local, ignore_errors=True)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(local), safe_serialization=False)
+        if self.accelerator.is_main_process:
+            train_state.save_model_and_optimizer(
+                local, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler
+            )
+        train_state.save_rng(local, self.rank)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_local_main_process:
             checkpoints.upload_checkpoint(local, self.output, step, self.options)
