@@ -110,6 +110,7 @@ def run_system(
     spec: EvalJobSpec, role: str, loaded: LoadedModel, tasks: list[TaskSamples], progress: ProgressSink
 ) -> SystemRun:
     """Generate (generation tasks) and score choices (multiple-choice tasks) with one model."""
+    from kubetune_evaluator.fewshot import shots_label
     from kubetune_evaluator.generation import generate_predictions
     from kubetune_evaluator.metrics.choice_accuracy import score_multiple_choice
 
@@ -135,7 +136,12 @@ def run_system(
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
             output, loglik = score_multiple_choice(
-                loaded.model, loaded.tokenizer, task.questions, spec.generation.batch_size, progress.advance
+                loaded.model,
+                loaded.tokenizer,
+                task.questions,
+                spec.generation.batch_size,
+                progress.advance,
+                shots=shots_label(spec.fewshot),
             )
             run.outputs.setdefault(task.name, {})["accuracy"] = output
             run.choice_loglikelihoods[task.name] = loglik

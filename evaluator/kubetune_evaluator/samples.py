@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.fewshot import FewshotPool, add_fewshot_examples
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 
 if TYPE_CHECKING:
@@ -94,6 +95,25 @@ def choice_question(row: Mapping[str, Any], where: str, prompt: str | None) -> C
     return ChoiceQuestion(prompt=prompt, choices=texts, answer=parse_answer(row["answer"], texts, where))
 
 
+def choice_questions(
+    rows: Sequence[Mapping[str, Any]], indices: Sequence[int], templates: Sequence[Any], source: str
+) -> list[ChoiceQuestion]:
+    """The questions of `rows[indices]`; a task template (drawn per row, seeded by it) renders the prompt."""
+    import random
+
+    from kubetune_trainer.templates import render_row
+
+    questions = []
+    for index in indices:
+        where = f"{source}: row {index + 1}"
+        row = rows[index]
+        if not is_choice_row(row):
+            raise EvalInputError(f"{where}: missing field 'choices' or 'answer' (multiple-choice task)")
+        prompt = render_row(templates, row, random.Random(index), where)[0] if templates else None
+        questions.append(choice_question(row, where, prompt))
+    return questions
+
+
 def select_indices(
     n_rows: int, split: str, *, task: str, source: str, split_spec: SplitSpec, manifest: dict[str, Any] | None
 ) -> list[int]:
@@ -135,7 +155,7 @@ def build_task_samples(
     from kubetune_trainer.datasets import Row, read_rows
     from kubetune_trainer.errors import KubetuneError
     from kubetune_trainer.formats import rows_to_examples
-    from kubetune_trainer.templates import compile_templates, render_row
+    from kubetune_trainer.templates import compile_templates
 
     cache: dict[str, list[Row]] = {}
     tasks: list[TaskSamples] = []
@@ -170,18 +190,43 @@ def build_task_samples(
                 name=name, kind="generation", source=source, split=spec.dataset.split, rows=indices
             )
             if is_choice_row(rows[indices[0]]):
-                import random
-
                 result.kind = "choice"
-                for index in indices:
-                    where = f"{source}: row {index + 1}"
-                    row = rows[index]
-                    if not is_choice_row(row):
-                        raise EvalInputError(
-                            f"{where}: missing field 'choices' or 'answer' (multiple-choice task)"
-                        )
-                    prompt = render_row(templates, row, random.Random(index), where)[0] if templates else None
-                    result.questions.append(choice_question(row, where, prompt))
+                result.questions = choice_questions(rows, indices, templates, source)
+                if spec.fewshot.num_fewshot:
+                    pool_source = spec.fewshot.uri or source
+                    if pool_source not in cache:
+                        cache[pool_source] = read_rows(pool_source, storage)
+                    pool_split = "all" if spec.fewshot.uri else spec.fewshot.split
+                    pool_indices = select_indices(
+                        len(cache[pool_source]),
+                        pool_split,
+                        task=name,
+                        source=pool_source,
+                        split_spec=split_spec,
+                        manifest=manifest,
+                    )
+                    result.questions = add_fewshot_examples(
+                        result.questions,
+                        [rows[i] for i in indices],
+                        FewshotPool(
+                            rows=[cache[pool_source][i] for i in pool_indices],
+                            questions=choice_questions(
+                                cache[pool_source], pool_indices, templates, pool_source
+                            ),
+                            where=f"{pool_source} ({pool_split} rows, task {name!r})",
+                        ),
+                        n=spec.fewshot.num_fewshot,
+                        seed=spec.fewshot.seed,
+                        delimiter=spec.fewshot.delimiter,
+                        # The pool can hold the question itself: never its own example (as lm-eval).
+                        same_split=pool_source == source
+                        and (pool_split == spec.dataset.split or "all" in (pool_split, spec.dataset.split)),
+                    )
+            elif spec.fewshot.num_fewshot:
+                raise EvalInputError(
+                    f"spec.fewshot.numFewshot: few-shot prompting applies to multiple-choice tasks; "
+                    f"task {name!r} generates ({source}: row {indices[0] + 1} has no 'choices')"
+                )
             else:
                 examples = rows_to_examples(
                     rows, source=source, task=name, fmt=fmt, templates=templates, seed=seed, indices=indices

@@ -71,6 +71,41 @@ class GenerationSpec(ApiModel):
     max_samples: int | None = Field(None, ge=1, description="Score at most this many samples per task.")
 
 
+class FewshotSpec(ApiModel):
+    """Solved examples put before each multiple-choice question, drawn as lm-evaluation-harness draws them."""
+
+    num_fewshot: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Examples per question (0: zero-shot). Each is the example's prompt, a space, its "
+        "correct choice and `delimiter`; the question follows. Multiple-choice tasks only.",
+    )
+    seed: int = Field(
+        1234,
+        ge=0,
+        description="Seed of the draw: one random.Random(seed) draws `numFewshot` examples for each question "
+        "in turn (lm-evaluation-harness's sampler; its default seed is 1234).",
+    )
+    split: Literal["train", "validation", "test", "all"] = Field(
+        "train",
+        description="Which rows of each task's dataset the examples come from (its training rows by default, "
+        "chosen as for `dataset.split`). When these can include the question being scored (the same split, "
+        "or `all`), a question is never its own example.",
+    )
+    uri: Uri | None = Field(
+        None,
+        description="Draw the examples of every task from all rows of this dataset instead (e.g. a "
+        "benchmark's dev file), in the same row format.",
+    )
+    delimiter: str = Field(
+        "\n\n",
+        max_length=64,
+        description="Text after each example (lm-evaluation-harness's fewshot_delimiter; the default is a "
+        "blank line, two newlines).",
+    )
+
+
 class JudgeSpec(ApiModel):
     """An OpenAI-compatible chat-completions endpoint used as the judge."""
 
@@ -135,6 +170,9 @@ class EvalJobSpec(ApiModel):
         None, description="Encoder used by bertscore (HF layout); required with the bertscore metric."
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec, description="Generation settings.")
+    fewshot: FewshotSpec = Field(
+        default_factory=FewshotSpec, description="Few-shot prompting of multiple-choice tasks."
+    )
     judge: JudgeSpec | None = Field(None, description="The judge endpoint; required with the judge metric.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")
     output: ModelSource = Field(description="Where samples.jsonl, results.json and report.html go.")

@@ -4,7 +4,8 @@ lm_eval (from PyPI, its `hf` model) reads a YAML task over local JSONL files (`d
 kubetune runs an EvalJob over the same files with the same prompt and the same tiny model. Every
 choice's log-likelihood agrees within 1e-4, and acc / acc_norm are equal. The cases cover what used to
 diverge: a prompt ending in a newline (all trailing whitespace moves to the continuation), choices with
-their own whitespace, inputs longer than the model's context (left truncation).
+their own whitespace, inputs longer than the model's context (left truncation); and few-shot prompts
+drawn with the same seed, from a dev file or from the scored rows themselves (never the question itself).
 
 lm_eval is a dev dependency; without it this module fails at import, on purpose: a parity check that
 silently skips would prove nothing.
@@ -80,7 +81,13 @@ def short_context_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def _lm_eval_samples(
-    model_dir: Path, data: dict[str, Path], tmp_path: Path, doc_to_text: str, num_fewshot: int = 0
+    model_dir: Path,
+    data: dict[str, Path],
+    tmp_path: Path,
+    doc_to_text: str,
+    *,
+    num_fewshot: int = 0,
+    fewshot_split: str = "train",
 ) -> tuple[list[list[float]], dict[str, float]]:
     """Per-question choice log-likelihoods (in row order) and acc/acc_norm from lm_eval itself."""
     task = {
@@ -88,7 +95,7 @@ def _lm_eval_samples(
         "dataset_path": "json",
         "dataset_kwargs": {"data_files": {"test": str(data["test"]), "train": str(data["train"])}},
         "test_split": "test",
-        "fewshot_split": "train",
+        "fewshot_split": fewshot_split,
         "num_fewshot": num_fewshot,
         "output_type": "multiple_choice",
         "doc_to_text": doc_to_text,
@@ -121,7 +128,13 @@ def _lm_eval_samples(
 
 
 def _kubetune_samples(
-    model_dir: Path, data: dict[str, Path], tmp_path: Path, prompt: str | None, num_fewshot: int = 0
+    model_dir: Path,
+    data: dict[str, Path],
+    tmp_path: Path,
+    prompt: str | None,
+    *,
+    num_fewshot: int = 0,
+    fewshot_split: str = "train",
 ) -> tuple[list[list[float]], dict[str, float]]:
     spec: dict[str, Any] = {
         "model": {"uri": str(model_dir)},
@@ -133,7 +146,7 @@ def _kubetune_samples(
     if prompt is not None:
         spec["tasks"] = [{"name": "mc", "templates": [{"prompt": prompt, "completion": " {{ answer }}"}]}]
     if num_fewshot:
-        spec["fewshot"] = {"numFewshot": num_fewshot, "seed": 1234, "uri": str(data["train"])}
+        spec["fewshot"] = {"numFewshot": num_fewshot, "seed": 1234, "uri": str(data[fewshot_split])}
     outcome = run_eval(EvalJobSpec.model_validate(spec))
     (task,) = outcome.tasks
     scores = outcome.task_scores[task.name]
@@ -177,4 +190,23 @@ def test_left_truncation_matches_lm_eval(
 ) -> None:
     theirs = _lm_eval_samples(short_context_model_dir, data, tmp_path, MMLU_TEXT)
     ours = _kubetune_samples(short_context_model_dir, data, tmp_path, None)
+    _assert_same(ours, theirs)
+
+
+@pytest.mark.slow
+def test_fewshot_from_a_dev_file_matches_lm_eval(
+    tiny_model_dir: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    theirs = _lm_eval_samples(tiny_model_dir, data, tmp_path, MMLU_TEXT, num_fewshot=3)
+    ours = _kubetune_samples(tiny_model_dir, data, tmp_path, None, num_fewshot=3)
+    _assert_same(ours, theirs)
+
+
+@pytest.mark.slow
+def test_fewshot_from_the_scored_rows_matches_lm_eval(
+    tiny_model_dir: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    """The pool is the test split itself: both draw n + 1 and drop the question."""
+    theirs = _lm_eval_samples(tiny_model_dir, data, tmp_path, MMLU_TEXT, num_fewshot=2, fewshot_split="test")
+    ours = _kubetune_samples(tiny_model_dir, data, tmp_path, None, num_fewshot=2, fewshot_split="test")
     _assert_same(ours, theirs)
