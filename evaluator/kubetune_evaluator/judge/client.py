@@ -30,6 +30,7 @@ from kubetune_evaluator.judge.prompts import (
 )
 
 T = TypeVar("T")
+ERROR_BODY_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class JudgeClient:
         try:
             return JudgeOutcome(score=await self._with_retries(call))
         except Exception as error:  # recorded per sample, by design never fatal
-            return JudgeOutcome(score=None, error=_describe(error))
+            return JudgeOutcome(score=None, error=self._describe(error))
 
     async def compare_both_orders(self, item: JudgeItem) -> JudgeOutcome:
         if item.baseline_answer is None:
@@ -132,13 +133,21 @@ class JudgeClient:
                 verdict(item.answer, baseline_answer), verdict(baseline_answer, item.answer)
             )
         except Exception as error:  # recorded per sample, by design never fatal
-            return JudgeOutcome(score=None, error=_describe(error))
+            return JudgeOutcome(score=None, error=self._describe(error))
         return JudgeOutcome(score=combine_both_orders(model_first, model_second))
+
+    def _describe(self, error: BaseException) -> str:
+        # The text lands in samples.jsonl and the report: a judge that echoes the request back must not
+        # publish the key with it.
+        text = _describe(error)
+        key = self._settings.api_key
+        return text.replace(key, "[api key]") if key else text
 
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, httpx.HTTPStatusError):
-        return f"HTTP {error.response.status_code} from judge: {error.response.text[:200]}"
+        # Truncated: the endpoint decides what its error bodies hold, and they end up in the report.
+        return f"HTTP {error.response.status_code} from judge: {error.response.text[:ERROR_BODY_CHARS]}"
     if isinstance(error, httpx.TimeoutException):
         return f"judge timed out: {type(error).__name__}"
     return f"{type(error).__name__}: {error}"[:300]

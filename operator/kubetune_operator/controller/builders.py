@@ -331,6 +331,10 @@ def build_evaluator_job(
                 "valueFrom": {"secretKeyRef": {"name": spec.judge.api_key_secret, "key": "OPENAI_API_KEY"}},
             }
         )
+        # The endpoint the key may be sent to, from the same Secret: the evaluator refuses any other
+        # (optional here so that a Secret without it fails with a clear InvalidSpec, not a config error).
+        secret_endpoint = {"name": spec.judge.api_key_secret, "key": "endpoint", "optional": True}
+        env.append({"name": "KUBETUNE_JUDGE_KEY_ENDPOINT", "valueFrom": {"secretKeyRef": secret_endpoint}})
     container: dict[str, Any] = {
         "name": "evaluator",
         "image": spec.image,
