@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from kubetune_trainer.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
-API_KEY_ENV = "OPENAI_API_KEY"  # the operator maps spec.judge.apiKeySecret to this variable
 
 
 @dataclass
@@ -96,6 +94,10 @@ def prepare_inputs(spec: EvalJobSpec) -> list[TaskSamples]:
     model_uri_of(spec)
     tasks = build_task_samples(spec, find_split_manifest(spec, storage), storage)
     check_metrics_fit_tasks(spec.metrics, tasks)
+    if "judge" in spec.metrics and spec.judge is not None:
+        from kubetune_evaluator.judge.binding import judge_api_key
+
+        judge_api_key(spec.judge.endpoint, spec.judge.api_key_secret)  # refuses an unbound key up front
     return tasks
 
 
@@ -182,6 +184,7 @@ def score_text_metrics(
 def _score_judge(
     spec: EvalJobSpec, task: TaskSamples, runs: list[SystemRun], references: list[list[str]]
 ) -> None:
+    from kubetune_evaluator.judge.binding import judge_api_key
     from kubetune_evaluator.judge.client import JudgeSettings
     from kubetune_evaluator.metrics.judge_metric import score_judge_pairwise, score_judge_single
 
@@ -189,7 +192,7 @@ def _score_judge(
     settings = JudgeSettings(
         endpoint=spec.judge.endpoint,
         model=spec.judge.model,
-        api_key=os.environ.get(API_KEY_ENV),
+        api_key=judge_api_key(spec.judge.endpoint, spec.judge.api_key_secret),
         timeout_s=spec.judge.timeout_seconds,
         max_attempts=spec.judge.max_retries + 1,
         concurrency=spec.judge.concurrency,
