@@ -16,8 +16,7 @@ MODDIR="$HERE/tools/$TOOL"
 CACHE="${KUBETUNE_CACHE:-$HOME/.cache/kubetune}"
 [[ -f "$MODDIR/go.mod" && -f "$MODDIR/go.sum" ]] || { echo "build-go-tool: no $MODDIR/go.mod + go.sum" >&2; exit 1; }
 
-# binary name -> package, the module whose version names the cache, and the cold-build time measured on
-# the 2-core development machine (shown so nobody wonders whether the build hangs).
+# Per tool: the module whose version names the cache, the binaries and their packages.
 case "$TOOL" in
   kubernetes)
     MAIN=k8s.io/kubernetes
@@ -48,6 +47,15 @@ VERSION="$(awk -v m="$MAIN" '$1 == m && $2 ~ /^v/ { print $2; exit }' "$MODDIR/g
 PIN_HASH="$(cat "$MODDIR/go.mod" "$MODDIR/go.sum" | sha256sum | cut -c1-10)"
 OUT="$CACHE/$TOOL-$VERSION-$PIN_HASH"
 
+# Cold-build times measured on the 2-core development machine with an empty Go build cache, under load
+# (docs/local-stack.md), printed so that nobody wonders whether a silent compiler hangs.
+expected() {
+  case "$1" in
+    kube-apiserver) echo "~6 min" ;; kube-controller-manager) echo "~2 min" ;; kubectl) echo "~1 min" ;;
+    prometheus) echo "~13 min" ;; minio) echo "~1-14 min" ;; *) echo "~1 min" ;;
+  esac
+}
+
 missing() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$OUT/$b" ]] || echo "$b"; done
@@ -72,6 +80,7 @@ command -v go >/dev/null || { echo "build-go-tool: 'go' not found on PATH (Go >=
 # Never let a toolchain line trigger a download, never resolve anything go.sum does not pin.
 export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
 cd "$MODDIR"
+echo "build-go-tool: $TOOL $VERSION: ${#todo[@]} binaries to build (${todo[*]}), cached afterwards" >&2
 
 dep_version() { go list -m -f '{{.Version}}' "$1"; }
 ldflags="-s -w"
@@ -101,7 +110,7 @@ esac
 
 for b in "${todo[@]}"; do
   start=$(date +%s)
-  echo "build-go-tool: building $b ($TOOL $VERSION) into $OUT" >&2
+  echo "build-go-tool: building $b ($TOOL $VERSION, once; cold on 2 cores $(expected "$b")) into $OUT" >&2
   ( while sleep 30; do echo "build-go-tool:   ... still compiling $b ($(( $(date +%s) - start )) s)" >&2; done ) &
   ticker=$!
   # Build to a temporary name and rename, so an interrupted build never leaves a binary the check accepts.
