@@ -100,3 +100,24 @@ def test_training_from_and_to_s3_with_checkpoints_and_result(
         and (p.name == "result.json" or p.relative_to(local).parts[0] in {"split", "checkpoints"})
     ]
     assert directory_digest(local, exclude=tuple(exported)) == result["output"]["digest"]
+
+
+def test_download_stays_inside_its_folder_and_minio_refuses_climbing_keys(
+    s3_env: str, s3: S3Client, tmp_path: Path
+) -> None:
+    from botocore.exceptions import ClientError
+
+    prefix = s3_env.removeprefix(f"s3://{BUCKET}/")
+    for key in ("model/config.json", "model/sub/weights.bin", "model/sub/"):  # the last: a folder marker
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=b"" if key.endswith("/") else b"x")
+    target = tmp_path / "download"
+    download_prefix(f"{s3_env}/model/", target)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        "download/config.json",
+        "download/sub/weights.bin",
+    ]
+    # MinIO rejects keys that climb out (AWS S3 stores them): the refusal on download is tested against a
+    # listing that holds them (tests/unit/evaluator/test_eval_unsafe_keys.py).
+    for key in ("model/../../escape", "model//abs/path"):
+        with pytest.raises(ClientError, match="XMinioInvalid"):
+            s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=b"x")
