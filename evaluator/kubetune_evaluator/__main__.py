@@ -1,22 +1,21 @@
 """Pod entry point: `python -m kubetune_evaluator --config /etc/kubetune/job.yaml`.
 
-Exit codes: 0 evaluated (whatever the verdict: the verdict is a result, not a failure),
-2 bad input (message on stderr and in the termination log), 1 anything else.
+Exit codes and the termination message follow the workload contract (`kubetune_operator.api.contract`):
+0 evaluated (whatever the verdict: the verdict is a result, not a failure), 2 a reported failure
+(InvalidSpec for bad input, StorageUnreachable when S3 does not answer, OutOfMemory; message on stderr and
+in the termination log), 1 anything else.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
-from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.outputs import TERMINATION_LOG
+from kubetune_operator.api.contract import EXIT_SUCCEEDED, run_workload
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from kubetune_evaluator.entrypoint import evaluate_manifest
 
-    try:
-        run = evaluate_manifest(args.config, serve_metrics=True)
-    except EvalInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        # `InvalidSpec` tells the operator a restart cannot help: it fails the EvalJob at once.
-        if TERMINATION_LOG.is_file():  # mounted inside a pod only
-            with contextlib.suppress(OSError):
-                report = {"reason": "InvalidSpec", "message": str(error)[:3500]}
-                TERMINATION_LOG.write_text(json.dumps(report))
-        return 2
+    runs = []
+    # Bad input -> InvalidSpec, an S3 outage -> StorageUnreachable: reported through the contract's writer.
+    code = run_workload(lambda: runs.append(evaluate_manifest(args.config, serve_metrics=True)))
+    if code != EXIT_SUCCEEDED:
+        return code
+    run = runs[0]
     logging.getLogger("kubetune.evaluator").info(
         "verdict %s; report %s", run.outcome.verdict, run.uris["report.html"]
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from kubetune_operator.api.contract import InvalidSpecError
 
-class EvalInputError(ValueError):
-    """The EvalJob spec, the dataset or the predictions are unusable; the message names the field or row."""
+
+class EvalInputError(InvalidSpecError, ValueError):
+    """The EvalJob spec, the dataset or the predictions are unusable; the message names the field or row.
+
+    Reported as InvalidSpec (workload contract): the EvalJob fails at once, without restarts."""
 
 
 class JudgeError(RuntimeError):

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from kubetune_evaluator.report import render_report
 from kubetune_evaluator.results import termination_message
 from kubetune_evaluator.sample_records import sample_records
+from kubetune_operator.api import contract
 
 if TYPE_CHECKING:
     from kubetune_evaluator.runner import EvalOutcome
     from kubetune_trainer.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
-TERMINATION_LOG = Path("/dev/termination-log")
+TERMINATION_LOG = contract.TERMINATION_LOG
 
 
 def _json_safe(value: Any) -> Any:
@@ -54,13 +55,5 @@ def write_termination_log(outcome: EvalOutcome, report_uri: str, path: Path = TE
     Written only where the file already exists: Kubernetes (and the local node agent) mount it into
     the container; a local run must not create /dev/termination-log.
     """
-    if not path.is_file():
-        return False
     message = termination_message(outcome.results["summary"], outcome.verdict, outcome.reasons, report_uri)
-    try:
-        with path.open("w") as handle:
-            handle.write(message)
-    except OSError:
-        log.debug("termination log %s not writable; skipped", path)
-        return False
-    return True
+    return contract.write_message(message, path)

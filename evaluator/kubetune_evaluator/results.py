@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from kubetune_evaluator.metrics.bootstrap import bootstrap_ci, paired_delta_ci
 from kubetune_evaluator.metrics.series import ScoreSeries
+from kubetune_operator.api.contract import TERMINATION_MESSAGE_LIMIT, encode_result, result_fits
 
-TERMINATION_LIMIT = 4096  # bytes Kubernetes keeps of /dev/termination-log
+TERMINATION_LIMIT = TERMINATION_MESSAGE_LIMIT  # bytes Kubernetes keeps of /dev/termination-log
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -57,9 +57,9 @@ def termination_message(
     verdict: str,
     reasons: list[str],
     report_uri: str,
-    limit: int = TERMINATION_LIMIT,
 ) -> str:
-    """Compact JSON for /dev/termination-log; reasons and signatures are trimmed to stay under `limit`."""
+    """The workload contract's result message for /dev/termination-log; reasons and signatures are
+    trimmed to stay under the kubelet's 4096 bytes."""
     summary: dict[str, Any] = {
         "verdict": verdict,
         "verdictReasons": list(reasons),
@@ -67,22 +67,18 @@ def termination_message(
         "results": {k: v for k, v in results.items()},
     }
 
-    def encode() -> str:
-        return json.dumps(summary, separators=(",", ":"), allow_nan=False, default=str)
-
     def rounded(scores: Mapping[str, float]) -> dict[str, float | None]:
         return {k: _finite(round(v, 6)) for k, v in scores.items()}
 
     for part in ("model", "baseline", "delta"):
         summary["results"][part] = rounded(summary["results"].get(part, {}))
-    while len(encode().encode()) > limit and len(summary["verdictReasons"]) > 1:
+    while not result_fits(summary) and len(summary["verdictReasons"]) > 1:
         summary["verdictReasons"] = summary["verdictReasons"][:-1]
-    if len(encode().encode()) > limit:
+    if not result_fits(summary):
         summary["results"]["signatures"] = {}
     for reason_limit in (400, 120):
-        if len(encode().encode()) > limit:
+        if not result_fits(summary):
             summary["verdictReasons"] = [r[:reason_limit] for r in summary["verdictReasons"]]
-    text = encode()
-    if len(text.encode()) > limit:
-        text = json.dumps({"verdict": verdict, "reportUri": report_uri})
-    return text
+    if not result_fits(summary):
+        return encode_result({"verdict": verdict, "reportUri": report_uri})
+    return encode_result(summary)

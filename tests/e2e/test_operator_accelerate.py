@@ -46,7 +46,8 @@ def test_accelerate_two_nodes_rendezvous_with_ranks_and_master_address(
     command = pods[0].spec.containers[0].command
     assert command[:2] == ["accelerate", "launch"] and "--multi_gpu" in command
     identities: list[dict[str, Any]] = [
-        json.loads(pod.status.container_statuses[0].state.terminated.message)["identity"] for pod in pods
+        json.loads(pod.status.container_statuses[0].state.terminated.message)["result"]["identity"]
+        for pod in pods
     ]
     assert [i["RANK"] for i in identities] == ["0", "1"]
     assert {i["WORLD_SIZE"] for i in identities} == {"2"}

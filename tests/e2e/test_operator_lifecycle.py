@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from kubetune_operator.api.contract import read_message
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
 from kubetune_operator.testing.operator_harness import (
@@ -64,9 +65,10 @@ def live_pods(objects: Objects, name: str) -> list[Any]:
 
 
 def termination(pod: Any) -> dict[str, Any]:
+    """The result a pod reported through the workload contract."""
     state = pod.status.container_statuses[0].state
-    message = state.terminated.message if state.terminated else None
-    return dict(json.loads(message)) if message else {}
+    report = read_message(state.terminated.message if state.terminated else None)
+    return dict(report.result or {}) if report is not None else {}
 
 
 def test_operator_two_node_success_path_with_progress_conditions_events(objects: Objects) -> None:
@@ -214,3 +216,50 @@ def test_operator_metrics_and_health_endpoints(objects: Objects, operator: Opera
     assert "kubetune_operator_reconcile_duration_seconds_count" in metrics
     assert "kubetune_operator_time_to_running_seconds_bucket" in metrics
     assert _get(f"http://127.0.0.1:{operator.health_port}/healthz") is not None
+
+
+def test_operator_child_owned_by_someone_else_fails_with_child_conflict(objects: Objects) -> None:
+    user_config = {"metadata": {"name": "clash-config"}, "data": {"mine": "yes"}}
+    objects.core.create_namespaced_config_map(objects.namespace, user_config)
+    objects.create(finetunejob("clash"))
+    done = wait_until(lambda: phase_is(objects, FTJ, "clash", "Failed"), 30, "Failed")
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "ChildConflict" and '"clash-config"' in failed["message"], failed
+    assert objects.jobs("clash") == [] and done["restarts"] == 0
+    # Neither adopted nor changed.
+    config_map = objects.core.read_namespaced_config_map("clash-config", objects.namespace)
+    assert config_map.data == {"mine": "yes"} and not config_map.metadata.owner_references
+
+
+def test_operator_child_left_by_a_deleted_namesake_is_replaced_not_adopted(objects: Objects) -> None:
+    # What a FineTuneJob deleted a moment ago leaves until the garbage collector gets to it: a child
+    # owned by the same kind and name under another UID, here with a config the fake cannot parse.
+    stale_owner = {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "name": "again",
+        "uid": "00000000-0000-0000-0000-000000000000",
+    }
+    stale = {
+        "metadata": {"name": "again-config", "ownerReferences": [stale_owner]},
+        "data": {"config.yaml": "{not: [yaml"},
+    }
+    objects.core.create_namespaced_config_map(objects.namespace, stale)
+    objects.create(finetunejob("again", json.dumps({"seconds": 0.5})))
+    done = wait_until(lambda: phase_is(objects, FTJ, "again", "Succeeded", "Failed"), 60, "finished")
+    assert done["phase"] == "Succeeded", done
+    uid = (objects.get(FTJ, "again") or {})["metadata"]["uid"]
+    config_map = objects.core.read_namespaced_config_map("again-config", objects.namespace)
+    assert [ref.uid for ref in config_map.metadata.owner_references] == [uid]
+
+
+def test_operator_child_rejected_by_the_api_server_fails_with_its_message(objects: Objects) -> None:
+    # Admission accepts any string as a label value; the Job's pod template does not: 422, not a loop.
+    objects.create(finetunejob("badlabel", podTemplate={"labels": {"team": "a b"}}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "badlabel", "Failed"), 30, "Failed")
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "InvalidSpec", failed
+    assert '"badlabel-r0"' in failed["message"] and "a b" in failed["message"], failed["message"]
+    assert objects.jobs("badlabel") == []
+    warnings = [e for e in objects.events("badlabel") if e.type == "Warning"]
+    assert any(e.reason == "InvalidSpec" and "a b" in e.message for e in warnings)

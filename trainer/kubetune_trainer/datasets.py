@@ -13,7 +13,7 @@ import io
 import json
 from typing import Any
 
-from kubetune_trainer.errors import DataError
+from kubetune_trainer.errors import DataError, data_or_outage
 from kubetune_trainer.storage import StorageOptions, list_files, read_bytes
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -26,7 +26,7 @@ def read_rows(uri: str, options: StorageOptions | None = None) -> list[Row]:
     try:
         files = list_files(uri, options)
     except Exception as err:  # boto/OS errors: turn into a message the user can act on
-        raise DataError(f"{uri}: cannot list dataset: {err}") from err
+        raise data_or_outage(f"{uri}: cannot list dataset", err) from err
     shards = [f for f in files if f.lower().endswith(SUPPORTED_SUFFIXES)]
     if not shards:
         if files:
@@ -44,7 +44,7 @@ def read_file_rows(uri: str, options: StorageOptions | None = None) -> list[Row]
     try:
         data = read_bytes(uri, options)
     except Exception as err:
-        raise DataError(f"{uri}: cannot read: {err}") from err
+        raise data_or_outage(f"{uri}: cannot read", err) from err
     suffix = uri.lower().rsplit(".", 1)[-1]
     if suffix == "parquet":
         return _parse_parquet(uri, data)

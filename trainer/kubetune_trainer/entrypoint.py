@@ -1,8 +1,10 @@
 """The one entry point of trainer pods and of `kubetune train`: `run_job(config_path, dry_run=...)`.
 
 Pods run `accelerate launch <flags> -m kubetune_trainer --config /etc/kubetune/job.yaml`; `kubetune train
-job.yaml` calls `run_job` directly in one process. Exit codes: 0 done, 2 bad input (message printed, no
-traceback), 143 preempted by SIGTERM after a checkpoint.
+job.yaml` calls `run_job` directly in one process. Exit codes and the termination message follow the
+workload contract (`kubetune_operator.api.contract`): 0 done (result with output digest and final
+progress), 2 a reported failure (InvalidSpec for bad data, StorageUnreachable, OutOfMemory; message printed,
+no traceback), 143 preempted by SIGTERM after a checkpoint, 1 anything unexpected (traceback).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kubetune_operator.api.contract import EXIT_FAILED, EXIT_PREEMPTED, run_workload
 from kubetune_trainer.errors import KubetuneError
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = EXIT_FAILED
 
 
 def load_job(config_path: str | Path) -> Any:
@@ -59,14 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from kubetune_trainer.recipe import PreemptedError
 
     try:
-        run_job(args.config)
-    except KubetuneError as err:
-        print(f"error: {err}", file=sys.stderr)
-        from kubetune_trainer.export import write_termination_message
-
-        write_termination_message({"error": str(err)})
-        return EXIT_BAD_INPUT
+        # Reported failures (bad data, S3 outage, out of memory) go through the contract's writer.
+        return run_workload(lambda: run_job(args.config))
     except PreemptedError as err:
         print(str(err), file=sys.stderr)
-        return 143
-    return 0
+        return EXIT_PREEMPTED

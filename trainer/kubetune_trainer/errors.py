@@ -7,9 +7,11 @@ exactly what to fix.
 
 from __future__ import annotations
 
+from kubetune_operator.api.contract import InvalidSpecError, Reason, StorageUnreachableError, classify
 
-class KubetuneError(Exception):
-    """Base class of the errors a user can fix by changing their job or data."""
+
+class KubetuneError(InvalidSpecError):
+    """Base class of the errors a user can fix by changing their job or data (reported as InvalidSpec)."""
 
 
 class ConfigError(KubetuneError):
@@ -26,3 +28,11 @@ class TemplateError(DataError):
 
 class UnsafeObjectKeyError(KubetuneError):
     """An S3 object's key would land outside the folder it is downloaded into (`..`, `//`, absolute)."""
+
+
+def data_or_outage(message: str, error: BaseException) -> InvalidSpecError | StorageUnreachableError:
+    """DataError for what the user must fix; StorageUnreachableError when S3 did not answer, which is not
+    the data's fault (boto3 already retried with backoff; the operator reports StorageUnreachable)."""
+    if classify(error) is Reason.STORAGE_UNREACHABLE:
+        return StorageUnreachableError(f"{message}: {error}")
+    return DataError(f"{message}: {error}")

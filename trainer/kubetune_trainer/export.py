@@ -19,8 +19,6 @@ from typing import Any
 
 import yaml
 
-TERMINATION_LOG = Path("/dev/termination-log")
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -76,15 +74,3 @@ def model_card(
         "## Final metrics\n\n```json\n" + json.dumps(metrics, indent=2, sort_keys=True) + "\n```\n",
     ]
     return "\n".join(sections)
-
-
-def write_termination_message(payload: dict[str, Any], path: Path = TERMINATION_LOG) -> bool:
-    """Tell Kubernetes (and so the operator) the digest; silently skipped where the file is not writable."""
-    try:
-        if not path.parent.is_dir():
-            return False
-        # The kubelet keeps at most 4096 bytes of the termination message.
-        path.write_text(json.dumps(payload, sort_keys=True)[:4096])
-    except OSError:
-        return False
-    return True

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from kubetune_operator.api import contract
 from kubetune_trainer import checkpoints, export, train_state
 from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs
 from kubetune_trainer.modeling import (
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJob
 
 log = logging.getLogger("kubetune_trainer")
-PREEMPTED_EXIT_CODE = 143
+PREEMPTED_EXIT_CODE = contract.EXIT_PREEMPTED
 HISTORY_POINTS = 2000  # 128 + SIGTERM, what Kubernetes expects from a terminated container
 
 
@@ -479,8 +480,10 @@ class FineTuneRecipe:
         )
         digest = export.directory_digest(staging)
         upload_dir(staging, self.output, self.options)
+        self.server.update(phase="Succeeded", percent=100.0, eta_seconds=0)
         result = {
             "output": {"uri": self.output, "digest": digest},
+            "progress": self.server.progress_json(),
             "metrics": metrics,
             "splitManifest": split_manifest_uri(self.output),
             "lastCheckpoint": self.state.last_checkpoint,
@@ -489,8 +492,7 @@ class FineTuneRecipe:
         }
         # result.json last: its presence means the export is complete.
         write_json(join_uri(self.output, "result.json"), result, self.options)
-        export.write_termination_message({"digest": digest, "uri": self.output})
-        self.server.update(phase="Succeeded", percent=100.0, eta_seconds=0)
+        report_result(result)
         log.info("exported", extra={"uri": self.output, "digest": digest})
         return result
 
@@ -525,11 +527,20 @@ def finished_result(job: FineTuneJob) -> dict[str, Any] | None:
     return result
 
 
+def report_result(result: dict[str, Any]) -> bool:
+    """The operator's copy of the result (workload contract): output uri + digest, final progress, last
+    checkpoint. Skipped outside a pod (no termination log)."""
+    keys = ("output", "progress", "lastCheckpoint")
+    return contract.write_result({key: result[key] for key in keys if result.get(key) is not None})
+
+
 def run_training(job: FineTuneJob, *, progress_bar: bool = False) -> dict[str, Any] | None:
     """Train, export and return the result dict (on rank 0; None elsewhere)."""
     done = finished_result(job)
     if done is not None:
         log.info("output already complete; nothing to do", extra={"uri": job.spec.output.uri})
+        # A restarted attempt after a complete export still reports the digest to the operator.
+        report_result(done)
         return done
     recipe = FineTuneRecipe(job, progress_bar=progress_bar)
     try:

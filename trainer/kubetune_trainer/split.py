@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune_trainer.errors import ConfigError, DataError
+from kubetune_trainer.errors import ConfigError, DataError, data_or_outage
 from kubetune_trainer.storage import StorageOptions, join_uri, read_text
 
 SPLITS = ("train", "validation", "test")
@@ -101,7 +101,7 @@ def read_split_manifest(uri: str, options: StorageOptions | None = None) -> dict
     try:
         manifest: dict[str, Any] = json.loads(read_text(uri, options))
     except Exception as err:
-        raise DataError(f"{uri}: cannot read the split manifest: {err}") from err
+        raise data_or_outage(f"{uri}: cannot read the split manifest", err) from err
     if manifest.get("version") != MANIFEST_VERSION:
         raise DataError(f"{uri}: unsupported split manifest version {manifest.get('version')!r}")
     return manifest

@@ -34,15 +34,15 @@ def eval_command(
     from rich.table import Table
 
     from kubetune_evaluator.entrypoint import evaluate_manifest
-    from kubetune_evaluator.errors import EvalInputError
+    from kubetune_operator.api.contract import WorkloadError
 
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             run = evaluate_manifest(manifest, _RichProgress(progress), termination_log=None)
-    except EvalInputError as error:
-        typer.echo(f"error: {error}", err=True)
+    except WorkloadError as error:  # bad input (InvalidSpec), S3 not answering (StorageUnreachable), ...
+        typer.echo(f"error ({error.reason.value}): {error}", err=True)
         raise typer.Exit(2) from None
     outcome = run.outcome
     has_baseline = outcome.baseline is not None

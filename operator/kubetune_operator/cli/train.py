@@ -59,16 +59,16 @@ def train_command(
 ) -> None:
     """Fine-tune locally from a FineTuneJob manifest (S3 or local paths); --dry-run previews the data."""
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+    from kubetune_operator.api.contract import WorkloadError
     from kubetune_trainer.entrypoint import run_job
-    from kubetune_trainer.errors import KubetuneError
     from kubetune_trainer.logs import configure_logging
     from kubetune_trainer.recipe import PreemptedError
 
     configure_logging(json_lines=False)
     try:
         result = run_job(manifest, dry_run=dry_run, progress_bar=not dry_run)
-    except KubetuneError as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    except WorkloadError as err:  # bad data (InvalidSpec), S3 not answering (StorageUnreachable), ...
+        typer.secho(f"error ({err.reason.value}): {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     except PreemptedError as err:
         typer.secho(str(err), fg=typer.colors.YELLOW, err=True)

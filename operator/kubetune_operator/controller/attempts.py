@@ -4,6 +4,11 @@ deadline. Orchestrates the pure modules through the `Kube` layer; every step is 
 Crash safety: the attempt number lives in the child Job's name (`<name>-r<n>`), and a restart creates
 attempt n+1 *before* deleting attempt n. Whatever point the operator dies at, the next reconcile finds
 the highest attempt in the cluster and continues from it: never two live Jobs, never a lost restart.
+
+Identity: only children whose ownerReference carries this job's UID count (ownership.py). A name taken by
+a deleted job of the same kind and name is freed and created again; a name taken by anything else fails
+the job with ChildConflict. A child the API server refuses (400/422: invalid, 403: quota, admission,
+RBAC) fails the job with the server's message instead of retrying the same request for ever.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from typing import Any
 from kubetune_operator.api import RunPolicy
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
-from kubetune_operator.controller.kube import Kube
+from kubetune_operator.controller.kube import Kube, KubeError
 from kubetune_operator.controller.names import LABEL_ATTEMPT, attempt_of, child_labels, label_selector
 from kubetune_operator.controller.observe import AttemptState, observe_attempt
+from kubetune_operator.controller.ownership import Claim, claim, describe_owners, owned_by
 from kubetune_operator.controller.policies.deadline import deadline_exceeded
 from kubetune_operator.controller.policies.restart import decide_restart
 from kubetune_operator.controller.policies.suspend import desired_job_suspend
@@ -47,9 +53,62 @@ class AttemptOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def _create_all(kube: Kube, objects: list[dict[str, Any]]) -> None:
+def _create(kube: Kube, obj: dict[str, Any]) -> bool | Transition:
+    """Create one child: True when created, False when the name exists (409), a Failed transition when
+    the API server refuses it for good."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    try:
+        return kube.create(obj)
+    except KubeError as error:
+        if error.status in (400, 422):
+            message = f'the API server rejected {kind} "{name}": {error.message}'
+            return Transition("Failed", reasons.INVALID_SPEC, message)
+        if error.status == 403 and "being terminated" not in error.message:
+            message = f'the API server refused to create {kind} "{name}": {error.message}'
+            return Transition("Failed", reasons.CHILD_REJECTED, message)
+        raise
+
+
+def _create_one(kube: Kube, owner: Owner, obj: dict[str, Any]) -> Transition | None:
+    """None once the child exists and is ours; otherwise why not (Pending: try again, Failed: give up)."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    created = _create(kube, obj)
+    if isinstance(created, Transition):
+        return created
+    if created:
+        return None
+    existing = kube.get(kind, owner.namespace, name)
+    if existing is None:  # deleted between our create and get: the next reconcile creates it
+        return Transition(
+            "Pending", reasons.PODS_PENDING, f'{kind} "{name}" was just deleted; creating it again'
+        )
+    found = claim(existing, owner)
+    if found is Claim.OURS:
+        return None
+    if found is Claim.FOREIGN:
+        message = (
+            f'{kind} "{name}" already exists and belongs to {describe_owners(existing)}, not to this '
+            f"{owner.kind} (uid {owner.uid}); delete that {kind} or give the {owner.kind} another name"
+        )
+        return Transition("Failed", reasons.CHILD_CONFLICT, message)
+    # Left by a deleted job of the same name: never adopted (its spec, pods and result are not ours).
+    kube.delete(kind, owner.namespace, name, uid=str(existing["metadata"].get("uid")))
+    created = _create(kube, obj)
+    if isinstance(created, Transition):
+        return created
+    if created:
+        return None
+    message = f'waiting for {kind} "{name}" of a deleted {owner.kind} of the same name to go away'
+    return Transition("Pending", reasons.PODS_PENDING, message)
+
+
+def _create_all(kube: Kube, owner: Owner, objects: list[dict[str, Any]]) -> Transition | None:
+    """Create in order (the Job last); stop at the first child that is not ours yet."""
     for obj in objects:
-        kube.create(obj)
+        blocked = _create_one(kube, owner, obj)
+        if blocked is not None:
+            return blocked
+    return None
 
 
 def run_attempts(
@@ -60,8 +119,13 @@ def run_attempts(
     now: datetime,
 ) -> AttemptOutcome:
     owner = workload.owner
-    jobs = kube.list("Job", owner.namespace, label_selector(child_labels(owner.kind, owner.name)))
-    attempts = {n: job for job in jobs if (n := attempt_of(job["metadata"]["name"], owner.name)) is not None}
+    listed = kube.list("Job", owner.namespace, label_selector(child_labels(owner.kind, owner.name)))
+    jobs = [job for job in listed if owned_by(job, owner.uid)]
+    attempts = {
+        n: job
+        for job in jobs
+        if (n := attempt_of(job["metadata"]["name"], owner.name, owner.kind)) is not None
+    }
     attempt = max([int(previous.get("restarts") or 0), *attempts])
     for stale, job in attempts.items():
         if stale < attempt and not job["metadata"].get("deletionTimestamp"):
@@ -78,7 +142,9 @@ def run_attempts(
                 f"{owner.namespace}; create it with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
             return AttemptOutcome(Transition("Failed", reasons.MISSING_SECRET, message), attempt, False)
-        _create_all(kube, workload.children(attempt))
+        blocked = _create_all(kube, owner, workload.children(attempt))
+        if blocked is not None:
+            return AttemptOutcome(blocked, attempt, False)
         phase: Phase = "Restarting" if attempt > 0 else "Pending"
         if workload.run_policy.suspend or workload.run_policy.queue_name:
             return _suspended(workload, attempt)
@@ -102,7 +168,12 @@ def run_attempts(
         current = {**current, "spec": {**current.get("spec", {}), "suspend": desired}}
 
     selector = label_selector({**child_labels(owner.kind, owner.name), LABEL_ATTEMPT: str(attempt)})
-    pods = kube.list("Pod", owner.namespace, selector)
+    # Pods of this attempt's Job only (by its UID): a deleted namesake's pods may still be terminating.
+    pods = [
+        pod
+        for pod in kube.list("Pod", owner.namespace, selector)
+        if owned_by(pod, current["metadata"]["uid"])
+    ]
     state = observe_attempt(current, pods, workload.nodes, now, settings.pending_timeout_seconds)
     if state.phase == "Suspended":
         return _suspended(workload, attempt, state)
@@ -113,7 +184,9 @@ def run_attempts(
                 Transition("Failed", decision.reason, decision.message), attempt, True, state
             )
         # Create the next attempt first, then remove this one (see the module docstring).
-        _create_all(kube, workload.children(attempt + 1)[-1:])
+        blocked = _create_all(kube, owner, workload.children(attempt + 1)[-1:])
+        if blocked is not None:
+            return AttemptOutcome(blocked, attempt, True, state)
         kube.delete("Job", owner.namespace, current["metadata"]["name"])
         return AttemptOutcome(
             Transition("Restarting", decision.reason, decision.message), attempt + 1, True, state

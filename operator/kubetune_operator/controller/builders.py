@@ -81,7 +81,7 @@ def build_config_map(owner: Owner, spec: FineTuneJobSpec | EvalJobSpec) -> dict[
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": owner.metadata(config_map_name(owner.name)),
+        "metadata": owner.metadata(config_map_name(owner.name, owner.kind)),
         "data": {CONFIG_FILE: render_run_config(owner, spec)},
     }
 
@@ -208,7 +208,7 @@ def _pod_template(
         "restartPolicy": "Never",
         "securityContext": pod_security,
         "containers": [container],
-        "volumes": [{"name": "config", "configMap": {"name": config_map_name(owner.name)}}],
+        "volumes": [{"name": "config", "configMap": {"name": config_map_name(owner.name, owner.kind)}}],
     }
     if subdomain:
         spec["subdomain"] = subdomain
@@ -252,7 +252,7 @@ def _job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": owner.metadata(child_job_name(owner.name, attempt), labels),
+        "metadata": owner.metadata(child_job_name(owner.name, attempt, owner.kind), labels),
         "spec": {
             "completionMode": "Indexed",
             "completions": nodes,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubetune_operator.api.contract import Report, read_message
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX
 
@@ -33,16 +33,12 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def termination_message(pod: dict[str, Any]) -> dict[str, Any] | None:
-    """The JSON a finished container wrote to its terminationMessagePath, or None (absent or not JSON)."""
+def termination_report(pod: dict[str, Any]) -> Report | None:
+    """The workload's report (kubetune_operator.api.contract) from its finished container, or None."""
     for status in pod.get("status", {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated and terminated.get("message"):
-            try:
-                parsed = json.loads(terminated["message"])
-            except ValueError:
-                return None
-            return parsed if isinstance(parsed, dict) else None
+            return read_message(str(terminated["message"]))
     return None
 
 
@@ -67,13 +63,17 @@ def _failed_pod(pod: dict[str, Any], where: str) -> WorkerFailure:
     status = pod.get("status", {})
     if status.get("reason") in NODE_LOST_POD_REASONS:
         return WorkerFailure(reasons.NODE_LOST, f"{where}: {status.get('message') or status['reason']}", True)
-    reported = termination_message(pod) or {}
-    if reported.get("reason") in reasons.WORKLOAD_REPORTED_FAILURES:
-        return WorkerFailure(
-            str(reported["reason"]), f"{where}: {reported.get('message', '')}".strip(), False
-        )
+    report = termination_report(pod)
     terminated = _terminated(pod) or {}
     exit_code = terminated.get("exitCode")
+    if report is not None and report.failure is not None:
+        failure = report.failure
+        if failure.reason is not None:
+            # The workload knows why, and that the same spec would fail again: no restart.
+            return WorkerFailure(failure.reason.value, f"{where}: {failure.message}".strip(), False)
+        # A reason this operator does not know (a newer workload): an ordinary, retriable error.
+        message = f"{where} exited with code {exit_code}: {failure.reported_reason}: {failure.message}"
+        return WorkerFailure(reasons.ERROR, message[:1024], True)
     if terminated.get("reason") == "OOMKilled":
         return WorkerFailure(reasons.OOM_KILLED, f"{where} was OOMKilled (exit code {exit_code})", True)
     detail = str(terminated.get("message") or "").strip().splitlines()

@@ -141,12 +141,19 @@ class Kube:
         )
         self._checked(status, payload, 404)
 
-    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background") -> bool:
-        """True when a deletion was requested, False when it was already gone."""
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+    def delete(
+        self, kind: str, namespace: str, name: str, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
+        """True when a deletion was requested, False when it was already gone.
+
+        With `uid`, only that incarnation is deleted (a precondition): an object re-created under the same
+        name in the meantime is left alone (409, also answered False)."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         status, payload = self._request("DELETE", object_path(kind, namespace, name), body=body)
-        self._checked(status, payload, 404)
-        return status != 404
+        self._checked(status, payload, 404, *((409,) if uid is not None else ()))
+        return status not in (404, 409)
 
 
 def _decode(data: bytes | str | None) -> dict[str, Any]:

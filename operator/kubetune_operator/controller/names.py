@@ -1,7 +1,13 @@
 """Deterministic names and labels of the children of a FineTuneJob/EvalJob.
 
-Names are derived from the parent and the attempt number only, so a handler that runs twice (retry,
-operator restart, second replica) asks for the same object and gets a 409 instead of a duplicate.
+Names are derived from the parent's kind and name and the attempt number only, so a handler that runs
+twice (retry, operator restart, second replica) asks for the same object and gets a 409 instead of a
+duplicate. A 409 is only "ours" when the existing object's ownerReference carries the parent's UID
+(attempts.py); names only keep the kinds apart, identity is the UID.
+
+The names of the two kinds are disjoint, so a FineTuneJob and an EvalJob may share a name (`review-rating`
+and its evaluation): FineTuneJob Jobs end in `-r<n>` and its ConfigMap in `-config`, EvalJob Jobs end in
+`-eval-<n>` and its ConfigMap in `-eval`; no name can end both ways. Only FineTuneJobs have a Service.
 """
 
 from __future__ import annotations
@@ -21,24 +27,24 @@ KIND_EVAL: Final = "EvalJob"
 CONFIG_DIR: Final = "/etc/kubetune"
 CONFIG_FILE: Final = "config.yaml"
 
-_ATTEMPT_SUFFIX = re.compile(r"^(?P<parent>.+)-r(?P<attempt>\d+)$")
+_ATTEMPT_INFIX: Final = {KIND_FINETUNE: "-r", KIND_EVAL: "-eval-"}
+_CONFIG_SUFFIX: Final = {KIND_FINETUNE: "-config", KIND_EVAL: "-eval"}
 
 
-def child_job_name(parent: str, attempt: int) -> str:
-    """`<parent>-r<attempt>`: one batch/v1 Job per attempt; a gang restart is a new attempt."""
-    return f"{parent}-r{attempt}"
+def child_job_name(parent: str, attempt: int, kind: str = KIND_FINETUNE) -> str:
+    """`<parent>-r<attempt>` (`<parent>-eval-<attempt>` for an EvalJob): one batch/v1 Job per attempt; a
+    gang restart is a new attempt."""
+    return f"{parent}{_ATTEMPT_INFIX[kind]}{attempt}"
 
 
-def attempt_of(job_name: str, parent: str) -> int | None:
+def attempt_of(job_name: str, parent: str, kind: str = KIND_FINETUNE) -> int | None:
     """The attempt number encoded in a child Job's name, None when the name is not one of ours."""
-    match = _ATTEMPT_SUFFIX.match(job_name)
-    if match is None or match["parent"] != parent:
-        return None
-    return int(match["attempt"])
+    match = re.fullmatch(rf"{re.escape(parent)}{_ATTEMPT_INFIX[kind]}(?P<attempt>\d+)", job_name)
+    return int(match["attempt"]) if match is not None else None
 
 
-def config_map_name(parent: str) -> str:
-    return f"{parent}-config"
+def config_map_name(parent: str, kind: str = KIND_FINETUNE) -> str:
+    return f"{parent}{_CONFIG_SUFFIX[kind]}"
 
 
 def service_name(parent: str) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from kubetune_operator.controller import reasons
-from kubetune_operator.controller.failures import WorkerFailure, classify_pod, rank_of, termination_message
+from kubetune_operator.controller.failures import WorkerFailure, classify_pod, rank_of, termination_report
 
 AttemptPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
 
@@ -19,7 +19,7 @@ class AttemptState:
     message: str
     failure: WorkerFailure | None = None
     result: dict[str, Any] | None = None
-    """Rank 0's termination message (the workload's JSON result) once the attempt succeeded."""
+    """Rank 0's reported result (kubetune_operator.api.contract) once the attempt succeeded."""
     rank0_ip: str | None = None
     """Where rank 0 serves /progress while it runs."""
 
@@ -42,7 +42,8 @@ def observe_attempt(
     live_pods = [pod for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
     rank0 = _rank0(pods)
     if _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet"):
-        result = termination_message(rank0) if rank0 is not None else None
+        report = termination_report(rank0) if rank0 is not None else None
+        result = report.result if report is not None else None
         return AttemptState("Succeeded", reasons.COMPLETED, "all workers finished", result=result)
     if job.get("spec", {}).get("suspend"):
         # Pods of a suspended Job are being terminated on purpose: their exit codes are no failure.

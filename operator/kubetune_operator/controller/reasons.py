@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from kubetune_operator.api.contract import Reason
+
 # Condition types.
 CREATED: Final = "Created"
 RUNNING: Final = "Running"
@@ -21,9 +23,13 @@ UNSCHEDULABLE: Final = "Unschedulable"
 IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
 DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 NODE_LOST: Final = "NodeLost"
-INVALID_SPEC: Final = "InvalidSpec"
+INVALID_SPEC: Final = Reason.INVALID_SPEC.value
 MISSING_SECRET: Final = "MissingSecret"
-STORAGE_UNREACHABLE: Final = "StorageUnreachable"
+STORAGE_UNREACHABLE: Final = Reason.STORAGE_UNREACHABLE.value
+OUT_OF_MEMORY: Final = Reason.OUT_OF_MEMORY.value
+OUTPUT_IN_USE: Final = Reason.OUTPUT_IN_USE.value
+CHILD_CONFLICT: Final = "ChildConflict"
+CHILD_REJECTED: Final = "ChildRejected"
 RESTARTS_EXHAUSTED: Final = "RestartsExhausted"
 MODEL_FAILED: Final = "ModelFailed"
 MODEL_NOT_FOUND: Final = "ModelNotFound"
@@ -45,5 +51,6 @@ TTL_EXPIRED: Final = "TTLExpired"
 # because a restart cannot fix them (a missing Secret stays missing, a bad image stays bad).
 RETRIABLE_FAILURES: Final = frozenset({OOM_KILLED, ERROR, NODE_LOST})
 
-# Reasons a workload may report itself in its termination message (`{"reason": ...}`) to fail fast.
-WORKLOAD_REPORTED_FAILURES: Final = frozenset({STORAGE_UNREACHABLE, INVALID_SPEC, MISSING_SECRET})
+# Reasons a workload reports itself in its termination message (kubetune_operator.api.contract) to fail
+# fast: every one of them fails the job at once.
+WORKLOAD_REPORTED_FAILURES: Final = frozenset(reason.value for reason in Reason)

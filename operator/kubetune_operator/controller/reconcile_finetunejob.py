@@ -91,8 +91,15 @@ def reconcile_finetunejob(
             if checkpoint is not None:
                 status["lastCheckpoint"] = checkpoint
     if state is not None and outcome.transition.phase == "Succeeded":
-        status["output"] = _output(spec, state.result)
-        checkpoint = checkpoint_status(state.result or {})
+        result = state.result or {}
+        status["output"] = _output(spec, result)
+        # The final report travels in the termination message: the pods may finish between two polls of
+        # /progress, and a finished job must show its last step, 100 % and its final losses.
+        final = result.get("progress")
+        progress = progress_status(final) if isinstance(final, dict) else None
+        if progress is not None:
+            status["progress"] = progress
+        checkpoint = checkpoint_status(result)
         if checkpoint is not None:
             status["lastCheckpoint"] = checkpoint
     return Reconciled(status, derive_events(previous, status))

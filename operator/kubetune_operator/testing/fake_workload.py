@@ -6,7 +6,10 @@ pod inside the rendered run config), e.g. `{"seconds": 3, "failRank": 1, "failAt
 - seconds: how long to run (default 2); progress advances every 0.2 s.
 - failRank / failAttempts / exitCode / failAfter: that rank exits with exitCode after failAfter seconds
   in those attempts (KUBETUNE_RESTART); failAttempts omitted = every attempt.
-- reportReason: exit 2 at once with `{"reason": ..., "message": ...}` as the termination message.
+- reportReason: report that failure (a `kubetune_operator.api.contract.Reason` value) at once, through
+  the contract's writer and exit code, as a real workload would.
+
+Results and failures are written through `kubetune_operator.api.contract`, like the real trainer's.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kubetune_operator.api import contract
 
 SCENARIO_ANNOTATION = "kubetune.io/fake-workload"
 
@@ -66,14 +71,6 @@ def identity() -> dict[str, str]:
     return found
 
 
-def write_termination_message(payload: dict[str, Any]) -> None:
-    path = Path(os.environ.get("KUBETUNE_TERMINATION_LOG", "/dev/termination-log"))
-    try:
-        path.write_text(json.dumps(payload))
-    except OSError as error:
-        print(f"cannot write {path}: {error}", file=sys.stderr)
-
-
 class ProgressServer:
     """Rank 0's /progress, the same JSON shape as the real trainer's."""
 
@@ -109,8 +106,8 @@ def run(result_of: Any) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"fake workload rank={rank} attempt={attempt} identity={identity()}", flush=True)
     if scenario.report_reason:
-        write_termination_message({"reason": scenario.report_reason, "message": "reported by the workload"})
-        sys.exit(2)
+        contract.write_failure(contract.Reason(scenario.report_reason), "reported by the workload")
+        sys.exit(contract.EXIT_FAILED)
     fails_now = scenario.fail_rank == rank and (
         scenario.fail_attempts is None or attempt in scenario.fail_attempts
     )
@@ -142,4 +139,4 @@ def run(result_of: Any) -> None:
                 },
                 "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-    write_termination_message({**result_of(config), "identity": identity()})
+    contract.write_result({**result_of(config), "identity": identity()})

@@ -93,12 +93,15 @@ def install_peering(
 
 @dataclass
 class OperatorProcess:
-    """`kubetune operator` in a subprocess, with the fake workloads and a fast poll interval."""
+    """`kubetune operator` in a subprocess, with the fake workloads (or the real ones) and a fast poll
+    interval."""
 
     kubeconfig: Path
     log_path: Path
     namespaces: list[str]
     launcher: str = "python"
+    trainer_module: str = FAKE_TRAINER
+    evaluator_module: str = FAKE_EVALUATOR
     reconcile_interval: float = 1.0
     pending_timeout: float = 5.0
     peering: str | None = None
@@ -117,9 +120,9 @@ class OperatorProcess:
             "--launcher",
             self.launcher,
             "--trainer-module",
-            FAKE_TRAINER,
+            self.trainer_module,
             "--evaluator-module",
-            FAKE_EVALUATOR,
+            self.evaluator_module,
             "--reconcile-interval",
             str(self.reconcile_interval),
             "--pending-timeout",

@@ -106,7 +106,7 @@ def test_termination_message_stays_under_4_kib() -> None:
     reasons = [f"task{i}/rougeL: 0.1 is below the minimum 0.4 " + "y" * 300 for i in range(30)]
     message = termination_message(results, "Failed", reasons, "s3://evals/x/report.html")
     assert len(message.encode()) <= 4096
-    parsed = json.loads(message)
+    parsed = json.loads(message)["result"]
     assert parsed["verdict"] == "Failed" and parsed["verdictReasons"]
     assert parsed["results"]["delta"]["score0"] is None  # NaN is written as null
 

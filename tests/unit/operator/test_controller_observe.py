@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetune_operator.api import contract
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.failures import classify_pod
 from kubetune_operator.controller.observe import observe_attempt
@@ -54,7 +54,7 @@ def test_partial_gang_is_pending() -> None:
 def test_complete_job_reads_rank0_result() -> None:
     result = {"output": {"uri": "s3://b/out/", "digest": "sha256:ab"}}
     pods = [
-        pod(0, "Succeeded", containerStatuses=terminated(0, "Completed", json.dumps(result))),
+        pod(0, "Succeeded", containerStatuses=terminated(0, "Completed", contract.encode_result(result))),
         pod(1, "Succeeded"),
     ]
     state = observe_attempt(job("Complete"), pods, 2, NOW, 300)
@@ -110,7 +110,9 @@ def test_unschedulable_only_after_the_pending_timeout() -> None:
 
 
 def test_workload_reported_reason_fails_fast() -> None:
-    message = json.dumps({"reason": "StorageUnreachable", "message": "bucket models: connection refused"})
+    message = contract.encode_failure(
+        contract.Reason.STORAGE_UNREACHABLE, "bucket models: connection refused"
+    )
     failure = classify_pod(pod(0, "Failed", containerStatuses=terminated(2, message=message)), NOW, 300)
     assert failure is not None and failure.reason == reasons.STORAGE_UNREACHABLE and not failure.retriable
 

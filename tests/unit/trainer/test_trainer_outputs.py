@@ -1,4 +1,5 @@
-"""Checkpoint completeness/pruning, the /progress + /metrics endpoint, digests and the termination message."""
+"""Checkpoint completeness/pruning, the /progress + /metrics endpoint and digests (the termination message:
+tests/unit/operator/test_api_contract.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubetune_trainer import checkpoints
-from kubetune_trainer.export import directory_digest, file_sha256, write_termination_message
+from kubetune_trainer.export import directory_digest, file_sha256
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 
@@ -87,10 +88,3 @@ def test_digest_is_recomputable_with_sha256sum_lines(tmp_path: Path) -> None:
     before = directory_digest(tmp_path)
     (tmp_path / "a.txt").write_text("changed")
     assert directory_digest(tmp_path) != before
-
-
-def test_termination_message_is_written_when_possible(tmp_path: Path) -> None:
-    target = tmp_path / "termination-log"
-    assert write_termination_message({"digest": "sha256:x"}, target)
-    assert json.loads(target.read_text()) == {"digest": "sha256:x"}
-    assert not write_termination_message({"digest": "x"}, tmp_path / "missing-dir" / "log")
