@@ -116,7 +116,9 @@ class JudgeSpec(ApiModel):
     )
     model: str = Field(max_length=SHORT_STRING, min_length=1, description="Model name sent to the endpoint.")
     api_key_secret: Name | None = Field(
-        None, description="Secret in the job's namespace whose key OPENAI_API_KEY holds the API key."
+        None,
+        description="Secret in the job's namespace whose key OPENAI_API_KEY holds the API key and whose key "
+        "endpoint names the one URL it may be sent to (the evaluator refuses any other).",
     )
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at most.")
     timeout_seconds: float = Field(60.0, gt=0, le=3600, description="Per-request timeout.")
