@@ -108,7 +108,6 @@ OPERATOR_MATRIX = [
     ("create", "services", True),
     ("list", "pods", True),
     ("create", "events", True),
-    ("get", "secrets", True),  # the documented fail-fast existence check, by name
     # Denied:
     ("create", "finetunejobs.kubetune.io", False),
     ("update", "finetunejobs.kubetune.io", False),
@@ -164,6 +163,8 @@ def test_namespaced_operator_may_do_nothing_outside_its_namespaces(
         ("cluster_sa", "watch", "customresourcedefinitions.apiextensions.k8s.io", True),
         ("cluster_sa", "patch", "clusterkopfpeerings.kopf.dev", True),
         ("cluster_sa", "list", "namespaces", False),
+        # No Secret read anywhere by default in cluster-wide mode (rbac.secretExistenceCheck: namespaced).
+        ("cluster_sa", "get", "secrets", False),
         ("cluster_sa", "get", "nodes", False),
         ("cluster_sa", "update", "customresourcedefinitions.apiextensions.k8s.io", False),
         ("namespaced_sa", "watch", "customresourcedefinitions.apiextensions.k8s.io", False),
@@ -200,6 +201,15 @@ def test_workload_service_account_may_do_nothing(
     assert not can_i(stack, releases.workload_sa, verb, resource, releases.watched)
 
 
+def test_namespaced_operator_may_check_secrets_by_name_only_where_it_watches(
+    stack: LocalStack, releases: Releases
+) -> None:
+    # The documented fail-fast existence check (MissingSecret): get by name, in the watched namespace only.
+    assert can_i(stack, releases.namespaced_sa, "get", "secrets", releases.watched)
+    assert not can_i(stack, releases.namespaced_sa, "get", "secrets", releases.other)
+    assert not can_i(stack, releases.cluster_sa, "get", "secrets", releases.other)
+
+
 def test_secret_access_is_gone_when_switched_off(stack: LocalStack, releases: Releases) -> None:
     helm(stack, "upgrade", "rbac-n", str(CHART), "-n", releases.namespaced_ns, "--reuse-values",
          "--set", "rbac.secretExistenceCheck=false")  # fmt: skip
@@ -208,4 +218,4 @@ def test_secret_access_is_gone_when_switched_off(stack: LocalStack, releases: Re
         assert can_i(stack, releases.namespaced_sa, "create", "jobs.batch", releases.watched)
     finally:
         helm(stack, "upgrade", "rbac-n", str(CHART), "-n", releases.namespaced_ns, "--reuse-values",
-             "--set", "rbac.secretExistenceCheck=true")  # fmt: skip
+             "--set", "rbac.secretExistenceCheck=namespaced")  # fmt: skip

@@ -51,6 +51,13 @@ app.kubernetes.io/component: operator
 {{- if .Values.watchNamespaces -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether the operator's rules include `get` on secrets: rbac.secretExistenceCheck true, or
+"namespaced" in namespaced mode (never a cluster-wide read of every Secret by default). */}}
+{{- define "kubetune.secretCheck" -}}
+{{- $check := .Values.rbac.secretExistenceCheck -}}
+{{- if or (eq (toString $check) "true") (and (eq (toString $check) "namespaced") (include "kubetune.namespaced" .)) -}}true{{- end -}}
+{{- end -}}
+
 {{/* Namespaces that get the workload ServiceAccount. */}}
 {{- define "kubetune.workloadNamespaces" -}}
 {{- $namespaces := .Values.workloadServiceAccount.namespaces | default .Values.watchNamespaces -}}
@@ -90,9 +97,10 @@ the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md e
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- if .Values.rbac.secretExistenceCheck }}
+{{- if include "kubetune.secretCheck" . }}
 # Fail fast when spec.storage.credentialsSecret is missing: a metadata-only GET by name. No list/watch:
 # the operator cannot enumerate Secrets, and it never copies their values (pods use secretKeyRef).
+# Cluster-wide only with rbac.secretExistenceCheck=true (see values.yaml).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]

@@ -168,15 +168,44 @@ def master_address(owner: Owner, attempt: int) -> str:
 
 
 def security_context() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Pod and container securityContext of the `restricted` Pod Security profile."""
+    """Pod and container securityContext of the `restricted` Pod Security profile, read-only root."""
     pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     container = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     return pod, container
+
+
+SCRATCH_DIR = "/tmp"
+
+
+def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes, mounts and env that make a read-only root filesystem workable for trainer and evaluator.
+
+    Everything they write goes under /tmp (an emptyDir): the downloaded model and checkpoint staging
+    (KUBETUNE_WORK_DIR defaults to $TMPDIR/kubetune), the evaluator's model download (tempfile), and, with
+    HOME=/tmp, every cache under ~ (Hugging Face, torch/triton, accelerate, matplotlib via XDG_CACHE_HOME).
+    /dev/shm is memory-backed: the container runtime's default is 64 MiB, too small for DataLoader workers
+    and NCCL.
+    """
+    volumes = [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+    ]
+    mounts = [
+        {"name": "scratch", "mountPath": SCRATCH_DIR},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    env = [
+        {"name": "HOME", "value": SCRATCH_DIR},
+        {"name": "TMPDIR", "value": SCRATCH_DIR},
+        {"name": "XDG_CACHE_HOME", "value": f"{SCRATCH_DIR}/.cache"},
+    ]
+    return volumes, mounts, env
 
 
 def _pod_template(
@@ -193,6 +222,9 @@ def _pod_template(
     pod_security["runAsUser"] = settings.run_as_user
     pod_security["runAsGroup"] = settings.run_as_user
     container["securityContext"] = container_security
+    scratch, scratch_mounts, scratch_env = scratch_volumes()
+    container["volumeMounts"] = [*container.get("volumeMounts", []), *scratch_mounts]
+    container["env"] = [*container.get("env", []), *scratch_env]
     annotations = dict(overrides.annotations)
     if scrape:
         # One template serves every index, so all pods carry these; only rank 0 serves /metrics and the
@@ -208,8 +240,11 @@ def _pod_template(
         "restartPolicy": "Never",
         "securityContext": pod_security,
         "containers": [container],
+        # Workloads never call the Kubernetes API: no token in the pod, whatever its ServiceAccount.
+        "automountServiceAccountToken": False,
         "volumes": [{"name": "config", "configMap": {"name": config_map_name(owner.name, owner.kind)}}],
     }
+    spec["volumes"].extend(scratch)
     if subdomain:
         spec["subdomain"] = subdomain
     if overrides.node_selector:

@@ -104,8 +104,8 @@ def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
     assert granted[("batch", "jobs")] == {"get", "list", "create", "patch", "delete"}
     assert granted[("", "pods")] == {"get", "list"}
     assert granted[("", "events")] == {"create"}
-    # Existence check by name only: no list/watch of Secrets, no writes.
-    assert granted[("", "secrets")] == {"get"}
+    # No Secret access cluster-wide by default (rbac.secretExistenceCheck: namespaced).
+    assert ("", "secrets") not in granted
     assert granted[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
     for verbs in granted.values():
         assert "*" not in verbs and "escalate" not in verbs and "bind" not in verbs
@@ -118,9 +118,14 @@ def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
     assert peering["metadata"]["name"] == "kubetune"
 
 
-def test_secret_access_can_be_switched_off() -> None:
-    (cluster_role,) = by_kind(render("--set", "rbac.secretExistenceCheck=false"), "ClusterRole")
-    assert ("", "secrets") not in rules_of(cluster_role)
+def test_secret_existence_check_is_namespaced_by_default_and_cluster_wide_only_on_request() -> None:
+    # Existence check by name only: no list/watch of Secrets, no writes; in the watched namespaces only.
+    for role in by_kind(render(*NAMESPACED), "Role"):
+        assert rules_of(role)[("", "secrets")] == {"get"}
+    for role in by_kind(render(*NAMESPACED, "--set", "rbac.secretExistenceCheck=false"), "Role"):
+        assert ("", "secrets") not in rules_of(role)
+    (cluster_role,) = by_kind(render("--set", "rbac.secretExistenceCheck=true"), "ClusterRole")
+    assert rules_of(cluster_role)[("", "secrets")] == {"get"}
 
 
 def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds() -> None:
@@ -151,7 +156,8 @@ def test_roles_and_cluster_role_share_the_same_namespaced_rules() -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions"),
         ("kopf.dev", "clusterkopfpeerings"),
     }
-    namespaced_only = {("kopf.dev", "kopfpeerings")}
+    # The Secret existence check is granted per watched namespace by default, never cluster-wide.
+    namespaced_only = {("kopf.dev", "kopfpeerings"), ("", "secrets")}
     cluster_rules = {k: v for k, v in rules_of(cluster_role).items() if k not in cluster_only}
     assert cluster_rules == {k: v for k, v in rules_of(role).items() if k not in namespaced_only}
 
