@@ -1,0 +1,200 @@
+"""The operator with the REAL trainer and evaluator in its pods (no fakes), on the local stack: what a
+user's manifest gets. Each path goes through the workload contract (kubetune_operator.api.contract):
+the digest and the final progress of a success, InvalidSpec for bad data, and children of a FineTuneJob
+and an EvalJob of the same name kept apart."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_operator.devstack.s3 import ensure_bucket
+from kubetune_operator.devstack.stack import LocalStack
+from kubetune_operator.testing.operator_harness import Objects, OperatorProcess, wait_until
+from kubetune_trainer.export import directory_digest
+from kubetune_trainer.testing import build_tiny_model, letter_task_spec, reverse_task_rows
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The conftest names namespaces `t-<test name>-<random>`: every test here is `test_real_*`.
+NAMESPACE_GLOB = "t-test-real-*"
+BUCKET = "real-workloads-e2e"
+SECRET = "s3-creds"
+FTJ, EVJ = "finetunejobs", "evaljobs"
+PROMPT, COMPLETION = "Reverse: {{ word }}\n", "{{ reversed }}"
+
+
+@pytest.fixture(scope="module")
+def operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(
+        stack.kubeconfig,
+        log,
+        namespaces=[NAMESPACE_GLOB],
+        trainer_module="kubetune_trainer",
+        evaluator_module="kubetune_evaluator",
+        pending_timeout=120,
+    ).start()
+    yield process
+    process.stop()
+    print(process.log_tail(80))
+
+
+def _upload(s3: S3Client, local: Path, prefix: str) -> None:
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
+
+
+@pytest.fixture(scope="module")
+def bucket_prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny base model and two datasets on MinIO: 120 good rows, and the same with row 137 of 200
+    lacking the template's field."""
+    ensure_bucket(s3, BUCKET)
+    prefix = secrets.token_hex(4)
+    root = tmp_path_factory.mktemp("real")
+    _upload(s3, build_tiny_model(root / "base", hidden_size=64), f"{prefix}/base")
+    good = reverse_task_rows(120)
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/good.jsonl", Body="".join(json.dumps(r) + "\n" for r in good))
+    bad = reverse_task_rows(200)
+    del bad[136]["word"]  # row 137 (1-based)
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/bad.jsonl", Body="".join(json.dumps(r) + "\n" for r in bad))
+    return f"s3://{BUCKET}/{prefix}"
+
+
+@pytest.fixture
+def objects(k8s: KubeClients, namespace: str, stack: LocalStack, operator: OperatorProcess) -> Objects:
+    core: Any = k8s.core  # Any: the stubs want a V1Secret where the client takes a plain dict
+    core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": SECRET},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": stack.s3_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": stack.s3_secret_access_key,
+            },
+        },
+    )
+    return Objects(k8s.api_client, namespace)
+
+
+def finetunejob(stack: LocalStack, name: str, model: str, data: str, output: str) -> dict[str, Any]:
+    spec = letter_task_spec(
+        model, data, output, prompt=PROMPT, completion=COMPLETION, maxSteps=4, batchSize=8
+    )
+    spec["storage"] = {
+        "endpoint": stack.s3_endpoint_url,
+        "region": stack.s3_region,
+        "credentialsSecret": SECRET,
+    }
+    spec["runPolicy"] = {"maxRestarts": 2}
+    return {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def finished(objects: Objects, plural: str, name: str) -> dict[str, Any] | None:
+    status = objects.status(plural, name)
+    return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+
+def failed_condition(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == "Failed"), {})
+
+
+def digest_on_s3(s3: S3Client, uri: str, tmp_path: Path) -> str:
+    """The digest recomputed from what is on S3: the exported model files, as docs/trainer.md defines it."""
+    prefix = uri.removeprefix(f"s3://{BUCKET}/")
+    local = tmp_path / "exported"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for item in page.get("Contents", []):
+            relative = item["Key"].removeprefix(prefix)
+            if relative == "result.json" or relative.split("/")[0] in {"split", "checkpoints"}:
+                continue
+            (local / relative).parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(BUCKET, item["Key"], str(local / relative))
+    return directory_digest(local)
+
+
+def test_real_trainer_success_reports_the_digest_and_final_progress(
+    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str, tmp_path: Path
+) -> None:
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    objects.create(
+        finetunejob(stack, "tune", f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl", output)
+    )
+    done = wait_until(lambda: finished(objects, FTJ, "tune"), 300, "the real trainer to finish", interval=1)
+    assert done["phase"] == "Succeeded", done
+    assert done["output"] == {"uri": output, "digest": digest_on_s3(s3, output, tmp_path)}
+    # The final report came with the termination message: the status of a finished job is final.
+    progress = done["progress"]
+    assert progress["step"] == progress["totalSteps"] == 4 and progress["percent"] == 100.0
+    assert progress["trainLoss"] > 0 and done["restarts"] == 0
+
+
+def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
+    objects: Objects, stack: LocalStack, bucket_prefix: str
+) -> None:
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    objects.create(finetunejob(stack, "typo", f"{bucket_prefix}/base/", f"{bucket_prefix}/bad.jsonl", output))
+    done = wait_until(lambda: finished(objects, FTJ, "typo"), 300, "the real trainer to fail", interval=1)
+    assert done["phase"] == "Failed", done
+    failed = failed_condition(done)
+    assert failed["reason"] == "InvalidSpec", failed
+    assert "row 137" in failed["message"] and "word" in failed["message"], failed["message"]
+    assert done["restarts"] == 0  # not retried: the same data would fail the same way
+    assert len(objects.jobs("typo")) == 1
+
+
+def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed(
+    objects: Objects, stack: LocalStack, bucket_prefix: str
+) -> None:
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    objects.create(
+        finetunejob(stack, "pair", f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl", output)
+    )
+    objects.create(
+        {
+            "apiVersion": "kubetune.io/v1alpha1",
+            "kind": "EvalJob",
+            "metadata": {"name": "pair"},
+            "spec": {
+                "model": {"fineTuneJobRef": {"name": "pair"}},
+                "dataset": {"uri": f"{bucket_prefix}/good.jsonl", "split": "test"},
+                "tasks": [{"name": "letters", "templates": [{"prompt": PROMPT, "completion": COMPLETION}]}],
+                "metrics": ["exact_match", "rouge"],
+                "generation": {"maxNewTokens": 8},
+                "output": {"uri": f"{bucket_prefix}/evals/{objects.namespace}/"},
+                "storage": {
+                    "endpoint": stack.s3_endpoint_url,
+                    "region": stack.s3_region,
+                    "credentialsSecret": SECRET,
+                },
+            },
+        }
+    )
+    trained = wait_until(lambda: finished(objects, FTJ, "pair"), 300, "the FineTuneJob", interval=1)
+    assert trained["phase"] == "Succeeded", trained
+    evaluated = wait_until(lambda: finished(objects, EVJ, "pair"), 300, "the EvalJob", interval=1)
+    assert evaluated["phase"] == "Succeeded", evaluated
+    assert evaluated["modelUri"] == output and "exactMatch" in evaluated["results"]["model"]
+    # Each kind has its own children, owned by its own UID.
+    uids = {kind: (objects.get(kind, "pair") or {})["metadata"]["uid"] for kind in (FTJ, EVJ)}
+    owners = {job.metadata.name: job.metadata.owner_references[0].uid for job in objects.jobs("pair")}
+    assert owners == {"pair-r0": uids[FTJ], "pair-eval-0": uids[EVJ]}
+    core: Any = objects.core
+    config_maps = core.list_namespaced_config_map(
+        objects.namespace, label_selector="kubetune.io/job-name=pair"
+    )
+    names = {c.metadata.name: c.metadata.owner_references[0].uid for c in config_maps.items}
+    assert names == {"pair-config": uids[FTJ], "pair-eval": uids[EVJ]}
