@@ -75,7 +75,12 @@ def _failed_pod(pod: dict[str, Any], where: str) -> WorkerFailure:
         message = f"{where} exited with code {exit_code}: {failure.reported_reason}: {failure.message}"
         return WorkerFailure(reasons.ERROR, message[:1024], True)
     if terminated.get("reason") == "OOMKilled":
-        return WorkerFailure(reasons.OOM_KILLED, f"{where} was OOMKilled (exit code {exit_code})", True)
+        # The same spec on the same limit runs out of memory again: no restart, say what to change.
+        message = (
+            f"{where} was OOMKilled (exit code {exit_code}): it needs more memory than resources.memory; "
+            "raise resources.memory, or lower hyperparameters.batchSize or maxSeqLength, or use method lora"
+        )
+        return WorkerFailure(reasons.OUT_OF_MEMORY, message, False)
     detail = str(terminated.get("message") or "").strip().splitlines()
     tail = f": {detail[-1][:300]}" if detail else ""
     return WorkerFailure(reasons.ERROR, f"{where} exited with code {exit_code}{tail}", True)

@@ -17,7 +17,6 @@ READY: Final = "Ready"
 WAITING: Final = "Waiting"
 
 # Failure reasons (the `reason` of the Failed condition).
-OOM_KILLED: Final = "OOMKilled"
 ERROR: Final = "Error"
 UNSCHEDULABLE: Final = "Unschedulable"
 IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
@@ -49,7 +48,7 @@ TTL_EXPIRED: Final = "TTLExpired"
 
 # A pod failure with one of these reasons consumes the restart budget; the others fail the job at once
 # because a restart cannot fix them (a missing Secret stays missing, a bad image stays bad).
-RETRIABLE_FAILURES: Final = frozenset({OOM_KILLED, ERROR, NODE_LOST})
+RETRIABLE_FAILURES: Final = frozenset({ERROR, NODE_LOST})
 
 # Reasons a workload reports itself in its termination message (kubetune_operator.api.contract) to fail
 # fast: every one of them fails the job at once.

@@ -75,7 +75,9 @@ def test_worker_exit_code_is_a_retriable_error_naming_the_worker() -> None:
 
 def test_oom_and_node_lost_are_retriable() -> None:
     oom = classify_pod(pod(0, "Failed", containerStatuses=terminated(137, "OOMKilled")), NOW, 300)
-    assert oom is not None and (oom.reason, oom.retriable) == (reasons.OOM_KILLED, True)
+    # Out of memory is not retried with the same spec; the message says what to change.
+    assert oom is not None and (oom.reason, oom.retriable) == (reasons.OUT_OF_MEMORY, False)
+    assert "resources.memory" in oom.message and "batchSize" in oom.message
     lost = classify_pod(pod(0, "Failed", reason="NodeLost", message="node gone"), NOW, 300)
     assert lost is not None and (lost.reason, lost.retriable) == (reasons.NODE_LOST, True)
 

@@ -21,6 +21,6 @@ def decide_restart(failure: WorkerFailure, restarts: int, max_restarts: int) -> 
     if restarts < max_restarts:
         message = f"gang restart {restarts + 1}/{max_restarts} after: {failure.message}"
         return RestartDecision(True, failure.reason, message)
-    # The reason stays the worker's (OOMKilled, Error ...): it is what the user has to act on.
+    # The reason stays the worker's (Error, NodeLost ...): it is what the user has to act on.
     message = f"{failure.message}; restart budget exhausted ({restarts}/{max_restarts} restarts)"
     return RestartDecision(False, failure.reason, message)
