@@ -1,0 +1,66 @@
+"""The layer contracts of `make lint` (import-linter, [tool.importlinter] in pyproject.toml) hold on the
+checkout and catch a forbidden import planted in a copy of it, also one hidden inside a function."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGES = {"operator": "kubetune_operator", "trainer": "kubetune_trainer", "evaluator": "kubetune_evaluator"}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    for folder in PACKAGES:
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    # The copy's packages come first on sys.path, ahead of the editable install of the checkout.
+    path = os.pathsep.join(str(tree / folder) for folder in PACKAGES)
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "lint-imports"),
+            "--config",
+            str(tree / "pyproject.toml"),
+            "--no-cache",
+        ],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_checkout_keeps_every_contract(tree: Path) -> None:
+    result = lint_imports(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_a_function_level_import_of_kopf_in_the_trainer_breaks_its_contract(tree: Path) -> None:
+    planted = tree / "trainer" / "kubetune_trainer" / "planted.py"
+    planted.write_text("def sneak() -> None:\n    import kopf  # noqa: F401\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "The trainer never imports kopf" in result.stdout
+    assert "BROKEN" in result.stdout
+    assert "kubetune_trainer.planted -> kopf" in result.stdout
+
+
+def test_torch_in_the_api_models_breaks_their_contract(tree: Path) -> None:
+    common = tree / "operator" / "kubetune_operator" / "api" / "planted.py"
+    common.write_text("import torch  # noqa: F401\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert "kubetune_operator.api.planted -> torch" in result.stdout
