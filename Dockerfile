@@ -1,33 +1,107 @@
 # syntax=docker/dockerfile:1
-# One Dockerfile, three images: `docker build --target operator|trainer|evaluator .`
-# Each installs only its extra: the operator image has no torch, the trainer image has no kopf.
+# One Dockerfile, three images: operator, trainer, evaluator (`make images`, hack/build-images.sh, or
+# `docker build --target <target> -t kubetune/<target>:<version> .`).
+#
+# What each image holds (tests/image/ checks it):
+# - operator: Python, the locked `operator` extra, and kubetune_operator without its dev-only parts
+#   (devstack, demo, testing). No torch, no trainer or evaluator code.
+# - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` extras (torch is ~3 GB of
+#   CUDA wheels: installed once, its layers shared by both images), then only that image's package plus
+#   the API models (kubetune_operator.api) it reads its manifest with.
+# No image holds a compiler, pip, uv, a download cache, tests, hack/ or docs/; all run as uid 1000.
+#
+# BASE_IMAGE is NOT digest-pinned: it was written on a machine that cannot reach Docker Hub, so no digest
+# could be looked up. Pin it when you build: --build-arg BASE_IMAGE=python:3.11-slim@sha256:<digest>.
+# hack/build-images.sh uses a Debian 12 base made from Debian packages (mmdebstrap) when this one cannot
+# be pulled. Any base works that has python3 = 3.11 with the venv module, groupadd and useradd.
+#
+# Behind a TLS-intercepting proxy pass its CA bundle as a build secret (never a layer):
+#   --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt
+ARG BASE_IMAGE=python:3.11-slim
 
-FROM python:3.11-slim AS base
-ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN groupadd --gid 1000 kubetune && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin kubetune
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY operator ./operator
-COPY trainer ./trainer
-COPY evaluator ./evaluator
+# ---- Builder stages: only /opt/venv and /opt/kubetune leave them. ----
 
-FROM base AS operator
-RUN pip install ".[operator]"
+# Hashed requirement files exported from uv.lock by the pinned uv (hack/uv-requirements.txt).
+FROM ${BASE_IMAGE} AS lock
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY hack/uv-requirements.txt pyproject.toml uv.lock ./
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --quiet --require-hashes --no-deps -r uv-requirements.txt \
+    && mkdir /req \
+    && /opt/uv/bin/uv export --frozen --no-emit-project --format requirements-txt --quiet \
+        --extra operator -o /req/operator.txt \
+    && /opt/uv/bin/uv export --frozen --no-emit-project --format requirements-txt --quiet \
+        --extra trainer --extra evaluator -o /req/torch.txt
+
+# A virtual environment with exactly the locked versions (hack/image-venv.sh: --require-hashes,
+# --no-deps, so nothing resolves here); one per requirement file exported above.
+FROM ${BASE_IMAGE} AS venv-operator
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+COPY hack/image-venv.sh /usr/local/sbin/
+COPY --from=lock /req/operator.txt /tmp/requirements.txt
+RUN --mount=type=secret,id=ca sh /usr/local/sbin/image-venv.sh /tmp/requirements.txt
+# The `kubetune` console script of pyproject.toml's [project.scripts] (the project itself is not
+# pip-installed: that would put all three packages into every image).
+RUN printf '#!/opt/venv/bin/python\nimport sys\n\nfrom kubetune_operator.cli import main\n\nsys.exit(main())\n' \
+        > /opt/venv/bin/kubetune \
+    && chmod 755 /opt/venv/bin/kubetune
+
+FROM ${BASE_IMAGE} AS venv-torch
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+COPY hack/image-venv.sh /usr/local/sbin/
+COPY --from=lock /req/torch.txt /tmp/requirements.txt
+RUN --mount=type=secret,id=ca sh /usr/local/sbin/image-venv.sh /tmp/requirements.txt
+
+# Each image's code, byte-compiled (the root filesystem is read-only in pods, so Python cannot cache
+# bytecode at run time).
+FROM ${BASE_IMAGE} AS code
+COPY operator/kubetune_operator /src/kubetune_operator
+COPY trainer/kubetune_trainer /src/kubetune_trainer
+COPY evaluator/kubetune_evaluator /src/kubetune_evaluator
+RUN set -eu \
+    && mkdir -p /out/operator /out/trainer/kubetune_operator /out/evaluator/kubetune_operator \
+    && cp -r /src/kubetune_operator /out/operator/ \
+    && rm -rf /out/operator/kubetune_operator/devstack /out/operator/kubetune_operator/demo \
+        /out/operator/kubetune_operator/testing \
+    && for image in trainer evaluator; do \
+        cp -r /src/kubetune_operator/__init__.py /src/kubetune_operator/py.typed \
+            /src/kubetune_operator/api /out/$image/kubetune_operator/; \
+        cp -r /src/kubetune_$image /out/$image/; \
+    done \
+    && python3 -m compileall -q --invalidation-mode unchecked-hash /out
+
+# ---- Final stages. ----
+
+FROM ${BASE_IMAGE} AS runtime
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PATH=/opt/venv/bin:$PATH
+RUN groupadd --gid 1000 kubetune \
+    && useradd --uid 1000 --gid 1000 --create-home --shell /usr/sbin/nologin kubetune
+WORKDIR /home/kubetune
+
+FROM runtime AS operator
+COPY --from=venv-operator /opt/venv /opt/venv
+COPY --from=code /out/operator /opt/kubetune
 USER 1000:1000
 # /metrics and /healthz (charts/kubetune values operator.metricsPort, operator.healthPort)
 EXPOSE 8080 8081
 ENTRYPOINT ["kubetune", "operator"]
 
-FROM base AS trainer
-RUN pip install ".[trainer]"
+# Shared by trainer and evaluator: one torch install, the same layers under both images.
+FROM runtime AS torch-runtime
+COPY --from=venv-torch /opt/venv /opt/venv
+ENV HF_HUB_OFFLINE=1
+
+FROM torch-runtime AS trainer
+COPY --from=code /out/trainer /opt/kubetune
 USER 1000:1000
-ENV HF_HUB_OFFLINE=1 HOME=/home/kubetune
 EXPOSE 9400
 ENTRYPOINT ["python", "-m", "kubetune_trainer"]
 
-FROM base AS evaluator
-RUN pip install ".[evaluator]"
+FROM torch-runtime AS evaluator
+COPY --from=code /out/evaluator /opt/kubetune
 USER 1000:1000
-ENV HF_HUB_OFFLINE=1 HOME=/home/kubetune
 EXPOSE 9400
 ENTRYPOINT ["python", "-m", "kubetune_evaluator"]

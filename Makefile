@@ -76,3 +76,20 @@ demo: $(RUNTIME_STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# ---- images (docs/deploy.md "Images") ----
+.PHONY: images images-test images-export
+IMAGES_DIR ?= out/images
+
+# kubetune/{operator,trainer,evaluator}:<version> with docker, podman or buildah (first found); the base is
+# python:3.11-slim, or a Debian 12 base made from Debian packages when Docker Hub is out of reach.
+images:
+	bash hack/build-images.sh build
+
+# Builds the operator image (cached layers: seconds when warm), runs it and checks what is in it.
+images-test: setup
+	$(BIN)/pytest tests/image
+
+# One OCI archive per image under $(IMAGES_DIR) (IMAGE_ARCHIVE_FORMAT=docker-archive for older `docker load`).
+images-export:
+	bash hack/build-images.sh export $(IMAGES_DIR)
