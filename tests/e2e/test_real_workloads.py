@@ -198,3 +198,21 @@ def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed(
     )
     names = {c.metadata.name: c.metadata.owner_references[0].uid for c in config_maps.items}
     assert names == {"pair-config": uids[FTJ], "pair-eval": uids[EVJ]}
+
+
+def test_real_second_job_on_the_same_output_fails_with_output_in_use(
+    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str, tmp_path: Path
+) -> None:
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    model, data = f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl"
+    objects.create(finetunejob(stack, "first", model, data, output))
+    first = wait_until(lambda: finished(objects, FTJ, "first"), 300, "the first job", interval=1)
+    assert first["phase"] == "Succeeded", first
+    objects.create(finetunejob(stack, "second", model, data, output))
+    second = wait_until(lambda: finished(objects, FTJ, "second"), 300, "the second job", interval=1)
+    assert second["phase"] == "Failed", second
+    failed = failed_condition(second)
+    assert failed["reason"] == "OutputInUse", failed
+    assert f"{objects.namespace}/first" in failed["message"] and second["restarts"] == 0
+    # The first job's model is untouched.
+    assert digest_on_s3(s3, output, tmp_path) == first["output"]["digest"]

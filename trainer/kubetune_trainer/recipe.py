@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kubetune_operator.api import contract
-from kubetune_trainer import checkpoints, export, train_state
+from kubetune_trainer import checkpoints, export, output_owner, train_state
 from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs
 from kubetune_trainer.modeling import (
     apply_lora,
@@ -43,6 +43,7 @@ from kubetune_trainer.observability import StatusServer, TrainerMetrics
 from kubetune_trainer.pipeline import PreparedData, prepare_data, storage_options
 from kubetune_trainer.split import split_manifest_uri
 from kubetune_trainer.storage import (
+    delete_prefix,
     download_prefix,
     exists,
     join_uri,
@@ -90,6 +91,8 @@ class FineTuneRecipe:
         self.spec = job.spec
         self.hp = job.spec.hyperparameters
         self.name = str(job.metadata.get("name", "local"))
+        # Recorded in every checkpoint and in result.json: whose output this is (output_owner.py).
+        self.identity = output_owner.job_identity(job)
         self.options = storage_options(job.spec.storage)
         self.output = job.spec.output.uri
         self.work_dir = work_dir_for(job)
@@ -205,6 +208,16 @@ class FineTuneRecipe:
         latest = checkpoints.latest_complete(self.output, self.options)
         if latest is None:
             return
+        # Whose checkpoint it is, before anything of it is downloaded or loaded.
+        saved = checkpoints.read_checkpoint_state(latest, self.options)
+        if output_owner.claim_output(saved.get("job"), self.identity, latest.uri) == "redo":
+            # The job was re-created under its name with another training spec: start over.
+            log.info("checkpoints of a previous job of this name with another spec: training from scratch")
+            self.accelerator.wait_for_everyone()
+            if self.accelerator.is_main_process:
+                delete_prefix(join_uri(self.output, "checkpoints"), self.options)
+            self.accelerator.wait_for_everyone()
+            return
         local = self.work_dir / f"resume-step-{latest.step}"
         if self.accelerator.is_local_main_process and self.output.startswith("s3://"):
             shutil.rmtree(local, ignore_errors=True)
@@ -215,7 +228,6 @@ class FineTuneRecipe:
         train_state.load_all(
             source, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, self.rank
         )
-        saved = checkpoints.read_checkpoint_state(latest, self.options)
         self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
         self.state.examples = int(saved.get("examples", 0))
         self.state.history = [list(point) for point in saved.get("history", [])]
@@ -443,6 +455,7 @@ class FineTuneRecipe:
                     "tokens": self.state.tokens,
                     "examples": self.state.examples,
                     "history": self.state.history,
+                    "job": self.identity,
                 },
                 self.options,
             )
@@ -489,6 +502,7 @@ class FineTuneRecipe:
             "lastCheckpoint": self.state.last_checkpoint,
             "counts": self.data.counts,
             "history": self.state.history,
+            "job": self.identity,
         }
         # result.json last: its presence means the export is complete.
         write_json(join_uri(self.output, "result.json"), result, self.options)
@@ -518,12 +532,25 @@ class FineTuneRecipe:
 
 
 def finished_result(job: FineTuneJob) -> dict[str, Any] | None:
-    """The result of an already finished run of this job (a restarted pod must not train again)."""
+    """The result of an already finished run of this job (a restarted pod must not train again).
+
+    Raises OutputInUseError, before anything is written, when output.uri holds another job's result or
+    checkpoints (output_owner.py)."""
     options = storage_options(job.spec.storage)
     uri = join_uri(job.spec.output.uri, "result.json")
     if not exists(uri, options):
+        latest = checkpoints.latest_complete(job.spec.output.uri, options)
+        if latest is not None:
+            saved = checkpoints.read_checkpoint_state(latest, options)
+            output_owner.claim_output(saved.get("job"), output_owner.job_identity(job), latest.uri)
         return None
     result: dict[str, Any] = json.loads(read_text(uri, options))
+    claim = output_owner.claim_output(result.get("job"), output_owner.job_identity(job), uri)
+    if claim == "redo":
+        log.info(
+            "result of a previous job of this name with another spec: training again", extra={"uri": uri}
+        )
+        return None
     return result
 
 

@@ -71,7 +71,8 @@ def render_run_config(owner: Owner, spec: FineTuneJobSpec | EvalJobSpec) -> str:
     document = {
         "apiVersion": API_VERSION,
         "kind": owner.kind,
-        "metadata": {"name": owner.name, "namespace": owner.namespace},
+        # The uid lets the trainer tell its own output from another job's (OutputInUse).
+        "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
         "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
     return yaml.safe_dump(document, sort_keys=False)
