@@ -1,0 +1,95 @@
+"""The operator image as a cluster runs it: built from the Dockerfile, started by runc as the user its config
+names on a read-only root filesystem, listed file by file, and kept within its committed size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from image_harness import ROOT, Image, run_in_image
+
+pytestmark = pytest.mark.e2e
+
+SIZE_LIMITS = Path(__file__).with_name("size-limits.json")
+# A change may grow an image by this much before the committed limit must be raised with it.
+SIZE_TOLERANCE = 0.10
+
+
+def _site_packages(image: Image) -> Path:
+    return image.rootfs / "opt" / "venv" / "lib" / "python3.11" / "site-packages"
+
+
+def test_operator_image_declares_uid_1000_and_the_charts_command(operator_image: Image) -> None:
+    # The chart's pod spec says runAsUser 1000 and spells out the same command as the ENTRYPOINT.
+    assert operator_image.config["User"] == "1000:1000"
+    assert operator_image.config["Entrypoint"] == ["kubetune", "operator"]
+    chart = (ROOT / "charts" / "kubetune" / "templates" / "deployment.yaml").read_text()
+    assert 'command: ["kubetune", "operator"]' in chart
+
+
+def test_operator_image_answers_help_as_uid_1000_on_a_read_only_root(
+    operator_image: Image, tmp_path: Path
+) -> None:
+    result = run_in_image(operator_image, ["kubetune", "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    for verb in ("operator", "crds"):
+        assert verb in result.stdout
+
+    probe = (
+        "import errno, os\n"
+        "try:\n"
+        "    open('/opt/kubetune/written', 'w')\n"
+        "except OSError as error:\n"
+        "    print(os.getuid(), os.getgid(), errno.errorcode[error.errno])\n"
+    )
+    result = run_in_image(operator_image, ["python", "-c", probe], tmp_path)
+    assert result.returncode == 0, result.stderr
+    # EROFS, not EACCES: the root filesystem itself is read-only (as readOnlyRootFilesystem makes it).
+    assert result.stdout.split() == ["1000", "1000", "EROFS"]
+
+
+def test_operator_image_prints_the_committed_crds(operator_image: Image, tmp_path: Path) -> None:
+    result = run_in_image(operator_image, ["kubetune", "crds"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = sorted(yaml.safe_load_all(result.stdout), key=lambda crd: crd["metadata"]["name"])
+    committed = [yaml.safe_load(path.read_text()) for path in sorted((ROOT / "crds").glob("*.yaml"))]
+    names = [crd["metadata"]["name"] for crd in printed]
+    assert names == ["evaljobs.kubetune.io", "finetunejobs.kubetune.io"]
+    assert printed == committed
+
+
+def test_operator_image_holds_only_the_operator(operator_image: Image) -> None:
+    rootfs = operator_image.rootfs
+    site_packages = _site_packages(operator_image)
+    # What it must hold: the operator's code and its locked dependencies.
+    assert sorted(path.name for path in (rootfs / "opt" / "kubetune").iterdir()) == ["kubetune_operator"]
+    package = rootfs / "opt" / "kubetune" / "kubetune_operator"
+    assert {"api", "cli", "controller"} <= {path.name for path in package.iterdir()}
+    assert (site_packages / "kopf").is_dir()
+    assert (site_packages / "kubetune.pth").read_text().strip() == "/opt/kubetune"
+    # What it must not: dev-only parts of the package (the local stack, the demo, the fakes), the
+    # workloads' code and dependencies, dev and build tools.
+    assert not {"devstack", "demo", "testing"} & {path.name for path in package.iterdir()}
+    for absent in ("torch", "transformers", "pytest", "_pytest", "ruff", "mypy", "pip", "uv"):
+        assert not (site_packages / absent).exists(), absent
+    for tool in ("gcc", "cc", "c++", "make", "git", "pip", "pip3", "uv", "pytest"):
+        for bin_dir in ("usr/bin", "usr/local/bin", "opt/venv/bin"):
+            assert not (rootfs / bin_dir / tool).exists(), f"/{bin_dir}/{tool}"
+    names = {path.name for path in rootfs.rglob("*") if "site-packages" not in path.parts}
+    leaks = ("fake_workload.py", "fake_trainer.py", "conftest.py", "pyproject.toml", "uv.lock", ".venv")
+    for leaked in leaks:
+        assert leaked not in names, leaked
+    for cache in ("root/.cache", "home/kubetune/.cache", "tmp/requirements.txt"):
+        assert not (rootfs / cache).exists(), cache
+
+
+def test_operator_image_stays_within_its_committed_size(operator_image: Image) -> None:
+    limit = json.loads(SIZE_LIMITS.read_text())["operator"]["bytes"]
+    print(f"operator image: {operator_image.size_bytes} bytes (committed limit {limit})")
+    assert operator_image.size_bytes <= limit * (1 + SIZE_TOLERANCE), (
+        f"{operator_image.ref} is {operator_image.size_bytes} bytes, more than {SIZE_TOLERANCE:.0%} over "
+        f"the committed {limit} in {SIZE_LIMITS.name}: shrink it, or raise the limit in the same commit "
+        "and say why"
+    )
