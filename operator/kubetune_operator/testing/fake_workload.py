@@ -8,6 +8,8 @@ pod inside the rendered run config), e.g. `{"seconds": 3, "failRank": 1, "failAt
   in those attempts (KUBETUNE_RESTART); failAttempts omitted = every attempt.
 - reportReason: report that failure (a `kubetune_operator.api.contract.Reason` value) at once, through
   the contract's writer and exit code, as a real workload would.
+- progress: how rank 0 answers /progress: `normal` (default), `drip` (a byte every 0.5 s, for ever) or
+  `flood` (1 GiB), as a hostile or broken pod could; the operator must stay responsive.
 
 Results and failures are written through `kubetune_operator.api.contract`, like the real trainer's.
 """
@@ -74,17 +76,35 @@ def identity() -> dict[str, str]:
 class ProgressServer:
     """Rank 0's /progress, the same JSON shape as the real trainer's."""
 
-    def __init__(self, total_steps: int) -> None:
+    def __init__(self, total_steps: int, mode: str = "normal") -> None:
         self.payload: dict[str, Any] = {"step": 0, "totalSteps": total_steps, "percent": 0.0}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if mode in ("drip", "flood"):
+                    self._abuse(mode)
+                    return
                 body = json.dumps(outer.payload).encode()
                 self.send_response(200 if self.path == "/progress" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _abuse(self, mode: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(2**30))
+                self.end_headers()
+                chunk = b" " if mode == "drip" else b" " * 65536
+                try:
+                    for _ in range(2**30 // len(chunk)):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        if mode == "drip":
+                            time.sleep(0.5)
+                except OSError:
+                    return  # the reader hung up
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -115,7 +135,7 @@ def run(result_of: Any) -> None:
     server = None
     if rank == 0:
         try:
-            server = ProgressServer(steps)
+            server = ProgressServer(steps, str(scenario.extra.get("progress", "normal")))
         except OSError as error:
             # Progress is best effort: a clash on a shared test machine must not fail the workload.
             print(f"cannot serve /progress: {error}", file=sys.stderr, flush=True)
