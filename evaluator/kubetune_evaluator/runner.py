@@ -70,6 +70,16 @@ def model_uri_of(spec: EvalJobSpec) -> str:
     return spec.model.uri
 
 
+def check_model_digest(spec: EvalJobSpec, found: str) -> None:
+    """Refuse a model whose files are not the ones recorded (spec.model.digest, from the FineTuneJob)."""
+    expected = spec.model.digest
+    if expected and found != expected:
+        raise EvalInputError(
+            f"model {spec.model.uri}: its files have digest {found}, not the recorded {expected} "
+            "(changed since the FineTuneJob wrote them); nothing was scored"
+        )
+
+
 def find_split_manifest(spec: EvalJobSpec, storage: StorageOptions) -> dict[str, Any] | None:
     """The FineTuneJob's split manifest stored with the model (`<model.uri>/split/manifest.json`), if any."""
     from kubetune_trainer.split import read_split_manifest, split_manifest_uri
@@ -248,6 +258,7 @@ def run_eval(
     tasks = prepare_inputs(spec)
     baseline_uri = spec.baseline.uri if spec.baseline else None
     loaded = load(model_uri_of(spec), base_uri=baseline_uri, storage=storage)
+    check_model_digest(spec, loaded.digest)
     model_run = run_system(spec, "model", loaded, tasks, progress)
     _release(loaded)
     baseline_run = None

@@ -36,6 +36,12 @@ class EvalModelSource(ApiModel):
     fine_tune_job_ref: ObjectReference | None = Field(
         None, description="Use the output of this FineTuneJob once it has succeeded."
     )
+    digest: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="The digest the model's files must have (a FineTuneJob's status.output.digest); with "
+        "fineTuneJobRef the operator takes it from that FineTuneJob. The evaluator refuses other files.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> EvalModelSource:
@@ -226,6 +232,9 @@ class EvalJobStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
     observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
     model_uri: str | None = Field(None, description="The model actually scored (resolved fineTuneJobRef).")
+    model_digest: str | None = Field(
+        None, description="The digest the scored model was checked against (spec or the FineTuneJob's)."
+    )
     results: EvalResults | None = Field(None, description="Summary scores.")
     verdict: Literal["Passed", "Failed"] | None = Field(None, description="Outcome of the thresholds.")
     verdict_reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")

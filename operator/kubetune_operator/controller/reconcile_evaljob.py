@@ -25,27 +25,40 @@ from kubetune_operator.controller.status import (
 )
 
 
-def resolve_model(kube: Kube, namespace: str, spec: EvalJobSpec) -> tuple[str | None, Transition | None]:
-    """(model URI, None) when ready; (None, a Waiting/Failed transition) while it is not."""
+def resolve_model(
+    kube: Kube, namespace: str, spec: EvalJobSpec
+) -> tuple[str | None, str | None, Transition | None]:
+    """(model URI, digest, None) when ready; (None, None, a Waiting/Failed transition) while it is not.
+
+    The digest is the one the FineTuneJob recorded (its status, which only the operator writes): the
+    evaluator checks the files it downloads against it, so a model changed in S3 after training is refused.
+    """
     if spec.model.uri is not None:
-        return spec.model.uri, None
+        return spec.model.uri, spec.model.digest, None
     assert spec.model.fine_tune_job_ref is not None  # the model validator guarantees one source
     ref = spec.model.fine_tune_job_ref.name
     finetunejob = kube.get(KIND_FINETUNE, namespace, ref)
     if finetunejob is None:
-        return None, Transition("Pending", reasons.MODEL_NOT_READY, f"FineTuneJob {ref} does not exist (yet)")
+        missing = f"FineTuneJob {ref} does not exist (yet)"
+        return None, None, Transition("Pending", reasons.MODEL_NOT_READY, missing)
     status = finetunejob.get("status") or {}
     phase = status.get("phase")
     if phase == "Failed":
-        return None, Transition(
-            "Failed", reasons.MODEL_FAILED, f"FineTuneJob {ref} failed; nothing to evaluate"
+        return (
+            None,
+            None,
+            Transition("Failed", reasons.MODEL_FAILED, f"FineTuneJob {ref} failed; nothing to evaluate"),
         )
     if phase != "Succeeded":
-        return None, Transition(
-            "Pending", reasons.MODEL_NOT_READY, f"FineTuneJob {ref} is {phase or 'Pending'}"
+        return (
+            None,
+            None,
+            Transition("Pending", reasons.MODEL_NOT_READY, f"FineTuneJob {ref} is {phase or 'Pending'}"),
         )
-    uri = (status.get("output") or {}).get("uri") or finetunejob["spec"]["output"]["uri"]
-    return str(uri), None
+    output = status.get("output") or {}
+    uri = output.get("uri") or finetunejob["spec"]["output"]["uri"]
+    digest = output.get("digest")
+    return str(uri), str(digest) if digest else None, None
 
 
 def result_fields(result: dict[str, Any] | None) -> dict[str, Any]:
@@ -86,9 +99,9 @@ def reconcile_evaljob(
         return Reconciled(status, derive_events(previous, status))
 
     # Once resolved, the model stays the one recorded in status (the FineTuneJob may change or go away).
-    model_uri = previous.get("modelUri")
+    model_uri, model_digest = previous.get("modelUri"), previous.get("modelDigest")
     if not model_uri:
-        model_uri, blocked = resolve_model(kube, owner.namespace, spec)
+        model_uri, model_digest, blocked = resolve_model(kube, owner.namespace, spec)
         if blocked is not None and blocked.phase == "Failed":
             status = derive_status(
                 previous, blocked, children_created=False, now=stamp, generation=generation
@@ -97,7 +110,7 @@ def reconcile_evaljob(
         if blocked is not None:
             status = waiting_status(previous, blocked.reason, blocked.message, stamp, generation)
             return Reconciled(status, derive_events(previous, status))
-    resolved = spec.model_copy(update={"model": EvalModelSource(uri=model_uri)})
+    resolved = spec.model_copy(update={"model": EvalModelSource(uri=model_uri, digest=model_digest)})
     workload = Workload(
         owner=owner,
         nodes=1,
@@ -118,6 +131,8 @@ def reconcile_evaljob(
     )
     status["restarts"] = outcome.attempt
     status["modelUri"] = model_uri
+    if model_digest:
+        status["modelDigest"] = model_digest
     if outcome.state is not None and outcome.transition.phase == "Succeeded":
         status.update(result_fields(outcome.state.result))
     return Reconciled(status, derive_events(previous, status))
