@@ -219,19 +219,21 @@ def test_operator_metrics_and_health_endpoints(objects: Objects, operator: Opera
 
 
 def test_operator_child_owned_by_someone_else_fails_with_child_conflict(objects: Objects) -> None:
+    core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
     user_config = {"metadata": {"name": "clash-config"}, "data": {"mine": "yes"}}
-    objects.core.create_namespaced_config_map(objects.namespace, user_config)
+    core.create_namespaced_config_map(objects.namespace, user_config)
     objects.create(finetunejob("clash"))
     done = wait_until(lambda: phase_is(objects, FTJ, "clash", "Failed"), 30, "Failed")
     failed = condition(done, "Failed")
     assert failed["reason"] == "ChildConflict" and '"clash-config"' in failed["message"], failed
     assert objects.jobs("clash") == [] and done["restarts"] == 0
     # Neither adopted nor changed.
-    config_map = objects.core.read_namespaced_config_map("clash-config", objects.namespace)
+    config_map = core.read_namespaced_config_map("clash-config", objects.namespace)
     assert config_map.data == {"mine": "yes"} and not config_map.metadata.owner_references
 
 
 def test_operator_child_left_by_a_deleted_namesake_is_replaced_not_adopted(objects: Objects) -> None:
+    core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
     # What a FineTuneJob deleted a moment ago leaves until the garbage collector gets to it: a child
     # owned by the same kind and name under another UID, here with a config the fake cannot parse.
     stale_owner = {
@@ -244,12 +246,12 @@ def test_operator_child_left_by_a_deleted_namesake_is_replaced_not_adopted(objec
         "metadata": {"name": "again-config", "ownerReferences": [stale_owner]},
         "data": {"config.yaml": "{not: [yaml"},
     }
-    objects.core.create_namespaced_config_map(objects.namespace, stale)
+    core.create_namespaced_config_map(objects.namespace, stale)
     objects.create(finetunejob("again", json.dumps({"seconds": 0.5})))
     done = wait_until(lambda: phase_is(objects, FTJ, "again", "Succeeded", "Failed"), 60, "finished")
     assert done["phase"] == "Succeeded", done
     uid = (objects.get(FTJ, "again") or {})["metadata"]["uid"]
-    config_map = objects.core.read_namespaced_config_map("again-config", objects.namespace)
+    config_map = core.read_namespaced_config_map("again-config", objects.namespace)
     assert [ref.uid for ref in config_map.metadata.owner_references] == [uid]
 
 
@@ -263,3 +265,21 @@ def test_operator_child_rejected_by_the_api_server_fails_with_its_message(object
     assert objects.jobs("badlabel") == []
     warnings = [e for e in objects.events("badlabel") if e.type == "Warning"]
     assert any(e.reason == "InvalidSpec" and "a b" in e.message for e in warnings)
+
+
+def test_operator_child_refused_by_a_quota_fails_with_child_rejected(objects: Objects) -> None:
+    core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
+    quota = {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}
+    core.create_namespaced_resource_quota(objects.namespace, quota)
+
+    def enforced() -> bool:
+        status = core.read_namespaced_resource_quota("no-jobs", objects.namespace).status
+        return bool(status and status.hard)
+
+    wait_until(enforced, 30, "the quota controller to fill in the quota's status")
+    objects.create(finetunejob("quota"))
+    done = wait_until(lambda: phase_is(objects, FTJ, "quota", "Failed"), 30, "Failed")
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "ChildRejected", failed
+    assert '"quota-r0"' in failed["message"] and "exceeded quota" in failed["message"], failed["message"]
+    assert objects.jobs("quota") == [] and done["restarts"] == 0
