@@ -109,6 +109,7 @@ def podmonitor_scrape_config(monitor: dict[str, Any], discovery: dict[str, Any])
     return {
         "job_name": f"podMonitor/{monitor['metadata']['namespace']}/{monitor['metadata']['name']}/0",
         "scrape_interval": "1s",  # the chart's 15 s, shortened for the test
+        "sample_limit": spec.get("sampleLimit", 0),
         "metrics_path": endpoint["path"],
         "kubernetes_sd_configs": [sd],
         "relabel_configs": relabel,

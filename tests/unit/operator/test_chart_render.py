@@ -172,6 +172,8 @@ def test_monitoring_objects_render_only_when_enabled() -> None:
         "--set", "monitoring.grafanaDashboard.enabled=true",
     )  # fmt: skip
     assert kinds <= {doc["kind"] for doc in docs}
+    (pod_monitor,) = by_kind(docs, "PodMonitor")
+    assert pod_monitor["spec"]["sampleLimit"] == 5000  # one workload pod cannot flood Prometheus
     (dashboard,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["kubetune.json"])["uid"] == "kubetune-overview"
