@@ -29,7 +29,7 @@ readonly DEFAULT_BASE=python:3.11-slim
 readonly DEBIAN_SUITES=(bookworm bookworm-updates bookworm-security)
 readonly DEBIAN_PACKAGES=python3,python3-venv,ca-certificates
 # Bump when the recipe below changes: part of the base's cache key.
-readonly DEBIAN_RECIPE=1
+readonly DEBIAN_RECIPE=3
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
 die() {
@@ -100,7 +100,15 @@ build_debian_base() { # tool tag
     log "making the Debian 12 base $tag from the machine's package indexes (mmdebstrap, ~1 min)"
     # --skip=update with the machine's own indexes: exactly the versions `apt-get install` here would pick,
     # each .deb checked against those indexes' hashes.
+    # No recommended packages, man pages, docs (licence files stay) or translations: what the slim
+    # Debian images leave out too. The merged-usr hook makes /bin etc. links up front, as bookworm wants,
+    # so that the `usrmerge` package (and the 50 MB of perl it needs) is not installed to do it.
     mmdebstrap --quiet --variant=minbase --include="$DEBIAN_PACKAGES" --skip=update \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --aptopt='APT::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --setup-hook="mkdir -p \"\$1/var/lib/apt/lists\" && cp $lists \"\$1/var/lib/apt/lists/\"" \
         --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*' \
         bookworm "$tmp/rootfs.tar" \
