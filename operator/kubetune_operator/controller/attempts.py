@@ -92,13 +92,20 @@ def _create_one(kube: Kube, owner: Owner, obj: dict[str, Any]) -> Transition | N
         )
         return Transition("Failed", reasons.CHILD_CONFLICT, message)
     # Left by a deleted job of the same name: never adopted (its spec, pods and result are not ours).
-    kube.delete(kind, owner.namespace, name, uid=str(existing["metadata"].get("uid")))
+    message = f'waiting for {kind} "{name}" of a deleted {owner.kind} of the same name to go away'
+    try:
+        kube.delete(kind, owner.namespace, name, uid=str(existing["metadata"].get("uid")))
+    except KubeError as error:
+        if error.status != 403:
+            raise
+        # RBAC without delete on this kind (the chart grants get/create on ConfigMaps and Services): the
+        # garbage collector removes it, its owner being gone.
+        return Transition("Pending", reasons.PODS_PENDING, message)
     created = _create(kube, obj)
     if isinstance(created, Transition):
         return created
     if created:
         return None
-    message = f'waiting for {kind} "{name}" of a deleted {owner.kind} of the same name to go away'
     return Transition("Pending", reasons.PODS_PENDING, message)
 
 

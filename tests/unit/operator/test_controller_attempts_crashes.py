@@ -20,6 +20,7 @@ from kubetune_operator.controller.builders import (
     build_headless_service,
     build_worker_job,
 )
+from kubetune_operator.controller.kube import KubeError
 from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX, LABEL_ATTEMPT, attempt_of
 from kubetune_operator.controller.settings import OperatorSettings
 
@@ -219,3 +220,26 @@ def test_a_child_owned_by_another_kind_fails_with_child_conflict() -> None:
     outcome = run_attempts(api, WORKLOAD, {}, SETTINGS, NOW)  # type: ignore[arg-type]
     assert (outcome.transition.phase, outcome.transition.reason) == ("Failed", "ChildConflict")
     assert "EvalJob tune (uid uid-eval)" in outcome.transition.message and api.jobs_ever == []
+
+
+class NoDeleteRbacApi(MemoryApi):
+    """The chart's RBAC: get and create, but no delete, on ConfigMaps."""
+
+    def delete(
+        self, kind: str, namespace: str, name: str, propagation: str = "Background", uid: str | None = None
+    ) -> bool:
+        if kind == "ConfigMap":
+            self._call()
+            raise KubeError(403, f'configmaps "{name}" is forbidden: cannot delete')
+        return super().delete(kind, namespace, name, propagation, uid)
+
+
+def test_without_rbac_to_delete_a_namesakes_leftover_the_job_waits_for_the_garbage_collector() -> None:
+    api = NoDeleteRbacApi()
+    api.add(build_config_map(Owner(kind="FineTuneJob", name="tune", namespace="ns", uid="uid-old"), SPEC))
+    outcome = run_attempts(api, WORKLOAD, {}, SETTINGS, NOW)  # type: ignore[arg-type]
+    assert (outcome.transition.phase, outcome.transition.reason) == ("Pending", "PodsPending")
+    assert 'ConfigMap "tune-config" of a deleted FineTuneJob' in outcome.transition.message
+    assert api.jobs_ever == []
+    del api.objects[("ConfigMap", "tune-config")]  # the garbage collector, its owner being gone
+    assert reconcile_until_done(api) == {"restarts": 1, "phase": "Succeeded"}
