@@ -1,9 +1,12 @@
-"""Few-shot contexts for multiple-choice questions, drawn exactly as lm-evaluation-harness draws them.
+"""Few-shot contexts for multiple-choice and generation tasks, drawn exactly as lm-evaluation-harness
+draws them.
 
 lm-eval (`lm_eval/api/samplers.py`, ContextSampler) keeps one `random.Random(seed)` per task and, for
 each question in turn, samples `n` examples from the few-shot pool; when the pool is the split being
-scored it samples `n + 1` and drops the question itself. Each example is rendered as
-`prompt + " " + correct choice + delimiter`, and the question's prompt follows the last one. Drawing
+scored it samples `n + 1` and drops the question itself. A multiple-choice example is rendered as
+`prompt + " " + correct choice + delimiter`, a generation example as `prompt + completion + delimiter`
+(the rendered templates: a completion template " {{ answer }}" gives lm-eval's target delimiter), and
+the question's prompt follows the last one. Drawing
 positions (`random.sample` over `range(len(pool))`) picks the same elements as sampling the pool
 itself, so the same seed and order give lm-eval's examples.
 """
@@ -27,8 +30,14 @@ class FewshotPool:
     """The examples to draw from: their rows (compared to exclude a question) and rendered questions."""
 
     rows: Sequence[Mapping[str, Any]]
-    questions: Sequence[ChoiceQuestion]
-    where: str  # names the pool in errors
+    questions: Sequence[ChoiceQuestion] = ()
+    where: str = "few-shot pool"  # names the pool in errors
+    texts: Sequence[str] = ()  # generation tasks: each example's prompt + completion, rendered
+
+    def example(self, position: int, delimiter: str) -> str:
+        if self.texts:
+            return self.texts[position] + delimiter
+        return example_text(self.questions[position], delimiter)
 
 
 def example_text(question: ChoiceQuestion, delimiter: str) -> str:
@@ -51,6 +60,31 @@ def draw(rng: random.Random, pool: FewshotPool, n: int, exclude: Mapping[str, An
     return drawn
 
 
+def fewshot_contexts(
+    rows: Sequence[Mapping[str, Any]],
+    pool: FewshotPool,
+    *,
+    n: int,
+    seed: int,
+    delimiter: str,
+    same_split: bool,
+) -> list[str]:
+    """The text put before each scored sample's prompt: `n` drawn examples (`rows[i]` is sample i's row).
+
+    `same_split`: the pool is the very split being scored, so each sample's own row is left out.
+    """
+    needed = n + 1 if same_split else n
+    if len(pool.rows) < needed:
+        raise EvalInputError(
+            f"{pool.where}: {len(pool.rows)} few-shot examples, but numFewshot {n} needs at least {needed}"
+        )
+    rng = random.Random(seed)
+    return [
+        "".join(pool.example(i, delimiter) for i in draw(rng, pool, n, row if same_split else None))
+        for row in rows
+    ]
+
+
 def add_fewshot_examples(
     questions: Sequence[ChoiceQuestion],
     rows: Sequence[Mapping[str, Any]],
@@ -61,22 +95,12 @@ def add_fewshot_examples(
     delimiter: str,
     same_split: bool,
 ) -> list[ChoiceQuestion]:
-    """Each question with `n` drawn examples before its prompt (`rows[i]` is question i's row).
-
-    `same_split`: the pool is the very split being scored, so each question's own row is left out.
-    """
-    needed = n + 1 if same_split else n
-    if len(pool.rows) < needed:
-        raise EvalInputError(
-            f"{pool.where}: {len(pool.rows)} few-shot examples, but numFewshot {n} needs at least {needed}"
-        )
-    rng = random.Random(seed)
-    result = []
-    for question, row in zip(questions, rows, strict=True):
-        positions = draw(rng, pool, n, row if same_split else None)
-        context = "".join(example_text(pool.questions[i], delimiter) for i in positions)
-        result.append(ChoiceQuestion(context + question.prompt, question.choices, question.answer))
-    return result
+    """Each question with `n` drawn examples before its prompt (`rows[i]` is question i's row)."""
+    contexts = fewshot_contexts(rows, pool, n=n, seed=seed, delimiter=delimiter, same_split=same_split)
+    return [
+        ChoiceQuestion(context + question.prompt, question.choices, question.answer)
+        for context, question in zip(contexts, questions, strict=True)
+    ]
 
 
 def shots_label(fewshot: FewshotSpec) -> str:

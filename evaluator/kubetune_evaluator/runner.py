@@ -36,6 +36,8 @@ class SystemRun:
     digest: str = ""
     adapter: bool = False
     predictions: dict[str, list[str]] = field(default_factory=dict)
+    # Generations cut at the stop sequences, before answer extraction (kept where a task extracts).
+    generations: dict[str, list[str]] = field(default_factory=dict)
     prompts: dict[str, list[str]] = field(default_factory=dict)
     choice_loglikelihoods: dict[str, list[list[float]]] = field(default_factory=dict)
     outputs: dict[str, dict[str, MetricOutput]] = field(default_factory=dict)
@@ -139,11 +141,17 @@ def run_system(
                 loaded.model,
                 loaded.tokenizer,
                 prompts,
-                max_new_tokens=spec.generation.max_new_tokens,
+                max_new_tokens=task.max_new_tokens,
                 temperature=spec.generation.temperature,
                 batch_size=spec.generation.batch_size,
+                until=task.until,
                 on_batch=progress.advance,
             )
+            if task.answer is not None and task.answer.regex is not None:
+                from kubetune_evaluator.answers import extract_answer
+
+                run.generations[task.name] = raw
+                raw = [extract_answer(text, task.answer) for text in raw]
             run.predictions[task.name] = [text.strip() for text in raw]
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
@@ -181,7 +189,11 @@ def score_text_metrics(
             predictions = run.predictions[task.name]
             outputs = run.outputs.setdefault(task.name, {})
             for metric in spec.metrics:
-                if metric in REFERENCE_METRICS:
+                if metric == "exact_match" and task.answer is not None:
+                    from kubetune_evaluator.answers import lm_eval_exact_match
+
+                    outputs[metric] = lm_eval_exact_match(predictions, references, task.answer)
+                elif metric in REFERENCE_METRICS:
                     outputs[metric] = score_references(metric, predictions, references)
                 elif metric == "bertscore" and encoder_dir is not None:
                     from kubetune_evaluator.metrics.bertscore_metric import score_bertscore

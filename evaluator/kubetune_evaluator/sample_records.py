@@ -39,6 +39,8 @@ def _task_records(outcome: EvalOutcome, task: TaskSamples) -> list[dict[str, Any
                 references=list(sample.references),
                 prediction=model.predictions[task.name][i],
             )
+            if task.name in model.generations:
+                record["generation"] = model.generations[task.name][i]
             if baseline is not None:
                 record["baselinePrediction"] = baseline.predictions[task.name][i]
         else:

@@ -8,17 +8,19 @@ as training would have.
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.fewshot import FewshotPool, add_fewshot_examples
+from kubetune_evaluator.fewshot import FewshotPool, fewshot_contexts
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 
 if TYPE_CHECKING:
-    from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec, TaskSpec
+    from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec
+    from kubetune_operator.api.evaljob import AnswerSpec, EvalTaskSpec
 
 DEFAULT_TASK = "default"
 
@@ -43,6 +45,10 @@ class TaskSamples:
     generation: list[GenerationSample] = field(default_factory=list)
     questions: list[ChoiceQuestion] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
+    # Generation tasks: stop sequences, token budget, how the answer is read and compared.
+    until: tuple[str, ...] = ()
+    max_new_tokens: int = 64
+    answer: AnswerSpec | None = None
 
     def __len__(self) -> int:
         return len(self.generation) if self.kind == "generation" else len(self.questions)
@@ -144,7 +150,7 @@ def select_indices(
         raise EvalInputError(f"{source}: {error}") from None
 
 
-def _task_entries(spec: EvalJobSpec) -> list[tuple[TaskSpec | None, DatasetSpec | None]]:
+def _task_entries(spec: EvalJobSpec) -> list[tuple[EvalTaskSpec | None, DatasetSpec | None]]:
     return [(task, task.dataset) for task in spec.tasks] if spec.tasks else [(None, None)]
 
 
@@ -154,7 +160,6 @@ def build_task_samples(
     """Every task's samples; raises EvalInputError (naming file, row, field) on bad data."""
     from kubetune_trainer.datasets import Row, read_rows
     from kubetune_trainer.errors import KubetuneError
-    from kubetune_trainer.formats import rows_to_examples
     from kubetune_trainer.templates import compile_templates
 
     cache: dict[str, list[Row]] = {}
@@ -192,65 +197,131 @@ def build_task_samples(
             if is_choice_row(rows[indices[0]]):
                 result.kind = "choice"
                 result.questions = choice_questions(rows, indices, templates, source)
-                if spec.fewshot.num_fewshot:
-                    pool_source = spec.fewshot.uri or source
-                    if pool_source not in cache:
-                        cache[pool_source] = read_rows(pool_source, storage)
-                    pool_split = "all" if spec.fewshot.uri else spec.fewshot.split
-                    pool_indices = select_indices(
-                        len(cache[pool_source]),
-                        pool_split,
-                        task=name,
-                        source=pool_source,
-                        split_spec=split_spec,
-                        manifest=manifest,
-                    )
-                    result.questions = add_fewshot_examples(
-                        result.questions,
-                        [rows[i] for i in indices],
-                        FewshotPool(
-                            rows=[cache[pool_source][i] for i in pool_indices],
-                            questions=choice_questions(
-                                cache[pool_source], pool_indices, templates, pool_source
-                            ),
-                            where=f"{pool_source} ({pool_split} rows, task {name!r})",
-                        ),
-                        n=spec.fewshot.num_fewshot,
-                        seed=spec.fewshot.seed,
-                        delimiter=spec.fewshot.delimiter,
-                        # The pool can hold the question itself: never its own example (as lm-eval).
-                        same_split=pool_source == source
-                        and (pool_split == spec.dataset.split or "all" in (pool_split, spec.dataset.split)),
-                    )
-            elif spec.fewshot.num_fewshot:
-                raise EvalInputError(
-                    f"spec.fewshot.numFewshot: few-shot prompting applies to multiple-choice tasks; "
-                    f"task {name!r} generates ({source}: row {indices[0] + 1} has no 'choices')"
-                )
             else:
-                examples = rows_to_examples(
-                    rows, source=source, task=name, fmt=fmt, templates=templates, seed=seed, indices=indices
+                result.generation = generation_samples(
+                    rows, indices, source=source, task=name, fmt=fmt, templates=templates, seed=seed
                 )
-                for example in examples:
-                    if example.messages is not None:
-                        history = tuple(example.messages[:-1])
-                        reference = example.messages[-1]["content"]
-                        result.generation.append(
-                            GenerationSample(name, example.row, "", (reference,), messages=history)
-                        )
-                    elif not example.prompt.strip():
-                        raise EvalInputError(
-                            f"{source}: row {example.row + 1}: no prompt to generate from (format 'text'); "
-                            "give task templates with a prompt"
-                        )
-                    else:
-                        result.generation.append(
-                            GenerationSample(name, example.row, example.prompt, (example.completion,))
-                        )
+                apply_generation_settings(result, spec, task)
+            if spec.fewshot.num_fewshot:
+                pool_source = spec.fewshot.uri or source
+                if pool_source not in cache:
+                    cache[pool_source] = read_rows(pool_source, storage)
+                pool_split = "all" if spec.fewshot.uri else spec.fewshot.split
+                pool_indices = select_indices(
+                    len(cache[pool_source]),
+                    pool_split,
+                    task=name,
+                    source=pool_source,
+                    split_spec=split_spec,
+                    manifest=manifest,
+                )
+                pool_rows = cache[pool_source]
+                where = f"{pool_source} ({pool_split} rows, task {name!r})"
+                if result.kind == "choice":
+                    pool = FewshotPool(
+                        rows=[pool_rows[i] for i in pool_indices],
+                        questions=choice_questions(pool_rows, pool_indices, templates, pool_source),
+                        where=where,
+                    )
+                else:
+                    pool_samples = generation_samples(
+                        pool_rows,
+                        pool_indices,
+                        source=pool_source,
+                        task=name,
+                        fmt=fmt,
+                        templates=templates,
+                        seed=seed,
+                        fewshot=True,
+                    )
+                    pool = FewshotPool(
+                        rows=[pool_rows[s.row] for s in pool_samples],
+                        texts=[s.prompt + s.references[0] for s in pool_samples],
+                        where=where,
+                    )
+                scored_rows = (
+                    [rows[i] for i in indices]
+                    if result.kind == "choice"
+                    else [rows[sample.row] for sample in result.generation]
+                )
+                contexts = fewshot_contexts(
+                    scored_rows,
+                    pool,
+                    n=spec.fewshot.num_fewshot,
+                    seed=spec.fewshot.seed,
+                    delimiter=spec.fewshot.delimiter,
+                    # The pool can hold the sample itself: never its own example (as lm-eval).
+                    same_split=pool_source == source
+                    and (pool_split == spec.dataset.split or "all" in (pool_split, spec.dataset.split)),
+                )
+                result.questions = [
+                    ChoiceQuestion(context + q.prompt, q.choices, q.answer)
+                    for context, q in zip(contexts, result.questions, strict=False)
+                ]
+                result.generation = [
+                    dataclasses.replace(sample, prompt=context + sample.prompt)
+                    for context, sample in zip(contexts, result.generation, strict=False)
+                ]
         except KubetuneError as error:
             raise EvalInputError(str(error)) from None
         tasks.append(result)
     return tasks
+
+
+def generation_samples(
+    rows: Sequence[dict[str, Any]],
+    indices: Sequence[int],
+    *,
+    source: str,
+    task: str,
+    fmt: str,
+    templates: Sequence[Any],
+    seed: int,
+    fewshot: bool = False,
+) -> list[GenerationSample]:
+    """The prompt and reference of each row to generate for (chat rows keep their conversation)."""
+    from kubetune_trainer.formats import rows_to_examples
+
+    samples = []
+    examples = rows_to_examples(
+        rows, source=source, task=task, fmt=fmt, templates=templates, seed=seed, indices=indices
+    )
+    for example in examples:
+        if example.messages is not None:
+            if fewshot:
+                raise EvalInputError(
+                    f"{source}: row {example.row + 1}: few-shot examples cannot be drawn from chat rows "
+                    "('messages'); give prompt/completion rows or task templates"
+                )
+            history = tuple(example.messages[:-1])
+            reference = example.messages[-1]["content"]
+            samples.append(GenerationSample(task, example.row, "", (reference,), messages=history))
+        elif not example.prompt.strip():
+            raise EvalInputError(
+                f"{source}: row {example.row + 1}: no prompt to generate from (format 'text'); "
+                "give task templates with a prompt"
+            )
+        else:
+            samples.append(GenerationSample(task, example.row, example.prompt, (example.completion,)))
+    return samples
+
+
+def apply_generation_settings(result: TaskSamples, spec: EvalJobSpec, task: EvalTaskSpec | None) -> None:
+    """The task's stop sequences, token budget and answer rule (its own, else spec.generation's)."""
+    settings = task.generation if task is not None else None
+    until = settings.until if settings is not None and settings.until is not None else spec.generation.until
+    result.until = tuple(until)
+    result.max_new_tokens = (
+        settings.max_new_tokens
+        if settings is not None and settings.max_new_tokens is not None
+        else spec.generation.max_new_tokens
+    )
+    result.answer = task.answer if task is not None else None
+    if any(sample.messages is not None for sample in result.generation) and spec.fewshot.num_fewshot:
+        raise EvalInputError(
+            f"spec.fewshot.numFewshot: task {result.name!r} has chat rows ('messages'); few-shot prompting "
+            "needs prompt/completion rows or task templates"
+        )
 
 
 def check_metrics_fit_tasks(metrics: Sequence[str], tasks: Sequence[TaskSamples]) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from kubetune_operator.api.base import SHORT_STRING, ApiModel, Name, Uri
 from kubetune_operator.api.common import (
@@ -75,17 +76,93 @@ class GenerationSpec(ApiModel):
     temperature: float = Field(0.0, ge=0.0, le=5.0, description="0: greedy decoding.")
     batch_size: int = Field(16, ge=1, le=4096, description="Prompts generated together (left-padded).")
     max_samples: int | None = Field(None, ge=1, description="Score at most this many samples per task.")
+    until: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Stop sequences: generation of a sample stops at the first one and the prediction is cut "
+        "before it (lm-evaluation-harness's `until`). Tasks may set their own.",
+    )
+
+
+class TaskGenerationSpec(ApiModel):
+    """Generation settings of one task; unset fields come from `spec.generation`."""
+
+    until: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None,
+        max_length=32,
+        description='Stop sequences of this task (e.g. ["Question:"] for GSM8K), replacing '
+        "`spec.generation.until`.",
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, le=32768, description="Tokens generated at most per sample."
+    )
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"not a valid regular expression ({error}): {pattern!r}") from None
+    return pattern
+
+
+Regex = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_check_regex)]
+
+
+class AnswerSpec(ApiModel):
+    """How the answer is read from a generation and compared with the reference (lm-evaluation-harness's
+    `regex` filter and `exact_match` options)."""
+
+    regex: Regex | None = Field(
+        None,
+        description="Python regular expression; the prediction becomes the selected match (its first "
+        "non-empty group when it has groups), stripped, e.g. GSM8K's strict-match `#### (\\-?[0-9\\.\\,]+)`. "
+        "Unset: the whole generation.",
+    )
+    select: int = Field(
+        0,
+        ge=-64,
+        le=64,
+        description="Which match: 0 the first, -1 the last (lm-eval's group_select; GSM8K's flexible-extract "
+        "takes -1 of `(-?[$0-9.,]{2,})|(-?[0-9]+)`).",
+    )
+    fallback: str = Field(
+        "[invalid]", max_length=256, description="The prediction when the regex does not match."
+    )
+    ignore_case: bool = Field(False, description="exact_match compares lower-cased texts.")
+    ignore_punctuation: bool = Field(False, description="exact_match drops ASCII punctuation first.")
+    regexes_to_ignore: list[Regex] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Removed (re.sub, in order) from prediction and reference before exact_match compares "
+        'them, e.g. GSM8K\'s [",", "\\\\$", "(?s).*#### ", "\\\\.$"].',
+    )
+
+
+class EvalTaskSpec(TaskSpec):
+    """A task of an EvalJob: the FineTuneJob task syntax plus how to generate and read its answers."""
+
+    generation: TaskGenerationSpec | None = Field(
+        None, description="Stop sequences and token budget of this task's generations."
+    )
+    answer: AnswerSpec | None = Field(
+        None,
+        description="Answer extraction and lm-evaluation-harness's exact_match rule (exact string equality "
+        "after the listed removals) instead of the SQuAD normalisation.",
+    )
 
 
 class FewshotSpec(ApiModel):
-    """Solved examples put before each multiple-choice question, drawn as lm-evaluation-harness draws them."""
+    """Solved examples put before each question (multiple-choice and generation tasks), drawn as
+    lm-evaluation-harness draws them."""
 
     num_fewshot: int = Field(
         0,
         ge=0,
         le=64,
-        description="Examples per question (0: zero-shot). Each is the example's prompt, a space, its "
-        "correct choice and `delimiter`; the question follows. Multiple-choice tasks only.",
+        description="Examples per question (0: zero-shot). A multiple-choice example is its prompt, a space, "
+        "its correct choice and `delimiter`; a generation example its rendered prompt and completion and "
+        "`delimiter`; the question follows. Not for chat rows ('messages').",
     )
     seed: int = Field(
         1234,
@@ -165,8 +242,11 @@ class EvalJobSpec(ApiModel):
         None, description="Scored on the same samples; deltas and the forgetting check use it."
     )
     dataset: EvalDatasetSpec = Field(description="The rows to score.")
-    tasks: list[TaskSpec] = Field(
-        default_factory=list, max_length=64, description="Tasks and templates (same syntax as FineTuneJob)."
+    tasks: list[EvalTaskSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Tasks and templates (same syntax as FineTuneJob), with per-task generation and answer "
+        "settings.",
     )
     metrics: list[Metric] = Field(
         default_factory=lambda: list(DEFAULT_METRICS),
@@ -179,7 +259,7 @@ class EvalJobSpec(ApiModel):
     )
     generation: GenerationSpec = Field(default_factory=GenerationSpec, description="Generation settings.")
     fewshot: FewshotSpec = Field(
-        default_factory=FewshotSpec, description="Few-shot prompting of multiple-choice tasks."
+        default_factory=FewshotSpec, description="Few-shot prompting (multiple-choice and generation tasks)."
     )
     judge: JudgeSpec | None = Field(None, description="The judge endpoint; required with the judge metric.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")

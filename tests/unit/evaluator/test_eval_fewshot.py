@@ -120,14 +120,25 @@ def test_examples_from_a_separate_dev_file(tmp_path: Path) -> None:
         ]
 
 
-def test_fewshot_with_a_generation_task_is_bad_input(tmp_path: Path) -> None:
-    spec = _spec(
-        tmp_path,
-        [{"prompt": "Q", "completion": "A"}] * 10,
-        metrics=["exact_match"],
-        fewshot={"numFewshot": 1},
-    )
-    with pytest.raises(EvalInputError, match="numFewshot: few-shot prompting applies to multiple-choice"):
+def test_generation_examples_are_prompt_completion_delimiter_from_the_training_rows(tmp_path: Path) -> None:
+    rows = [{"prompt": f"Q{i}:", "completion": f" A{i}"} for i in range(40)]
+    spec = _spec(tmp_path, rows, metrics=["exact_match"], fewshot={"numFewshot": 2})
+    (task,) = build_task_samples(spec)
+    assert task.kind == "generation"
+    training = set(range(40)) - set(task.rows)
+    for sample in task.generation:
+        *examples, prompt = sample.prompt.split("\n\n")
+        assert prompt == f"Q{sample.row}:"
+        assert len(examples) == 2
+        for example in examples:
+            number = int(example.split(":")[0][1:])
+            assert example == f"Q{number}: A{number}" and number in training
+
+
+def test_fewshot_with_chat_rows_is_bad_input(tmp_path: Path) -> None:
+    chat = {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
+    spec = _spec(tmp_path, [chat] * 10, metrics=["exact_match"], fewshot={"numFewshot": 1})
+    with pytest.raises(EvalInputError, match="few-shot"):
         build_task_samples(spec)
 
 
