@@ -216,3 +216,25 @@ def test_real_second_job_on_the_same_output_fails_with_output_in_use(
     assert f"{objects.namespace}/first" in failed["message"] and second["restarts"] == 0
     # The first job's model is untouched.
     assert digest_on_s3(s3, output, tmp_path) == first["output"]["digest"]
+
+
+def test_real_recreated_job_with_a_changed_spec_trains_again_on_its_output(
+    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str, tmp_path: Path
+) -> None:
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    model, data = f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl"
+    objects.create(finetunejob(stack, "redo", model, data, output))
+    old = wait_until(lambda: finished(objects, FTJ, "redo"), 300, "the first incarnation", interval=1)
+    assert old["phase"] == "Succeeded", old
+    objects.delete(FTJ, "redo")
+    wait_until(lambda: objects.get(FTJ, "redo") is None, 60, "the first incarnation gone")
+    changed = finetunejob(stack, "redo", model, data, output)
+    changed["spec"]["hyperparameters"]["learningRate"] = "1e-3"
+    objects.create(changed)
+    new = wait_until(lambda: finished(objects, FTJ, "redo"), 300, "the second incarnation", interval=1)
+    # Neither the old Job nor the old result was taken over: the new job trained and replaced the model.
+    assert new["phase"] == "Succeeded", new
+    assert new["output"]["digest"] != old["output"]["digest"]
+    assert new["output"]["digest"] == digest_on_s3(s3, output, tmp_path)
+    uid = (objects.get(FTJ, "redo") or {})["metadata"]["uid"]
+    assert [job.metadata.owner_references[0].uid for job in objects.jobs("redo")] == [uid]
