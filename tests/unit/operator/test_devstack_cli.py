@@ -45,6 +45,8 @@ def test_env_prints_the_standard_variable_names(empty_state_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     exported = dict(shlex.split(line)[1].split("=", 1) for line in result.output.splitlines())
     assert exported == {
+        # The stack's own kubectl, helm and promtool first, ahead of the evaluating shell's PATH.
+        "PATH": f"{empty_state_dir / 'bin'}:$PATH",
         "KUBECONFIG": str(empty_state_dir / "kubeconfig"),
         "AWS_ENDPOINT_URL": "http://127.0.0.1:19000",
         "AWS_ACCESS_KEY_ID": "kubetune",
