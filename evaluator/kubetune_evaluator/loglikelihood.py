@@ -48,7 +48,8 @@ def prefix_token_id(tokenizer: Any) -> int:
     return int(tokenizer.eos_token_id)
 
 
-def _encode(tokenizer: Any, text: str) -> list[int]:
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a text as lm-eval's `tok_encode`: the tokenizer's special tokens unless already there."""
     # The tokenizer's own special tokens, except when the text already starts with the prefix token's
     # text (a rendered chat template): a second BOS would change every score.
     prefix_text = tokenizer.decode([prefix_token_id(tokenizer)])
@@ -69,8 +70,8 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> TokenPair:
             return continuation_ids[:1], continuation_ids[1:]
         return [prefix], continuation_ids
     continuation = context[len(stripped) :] + continuation
-    whole = _encode(tokenizer, stripped + continuation)
-    context_ids = _encode(tokenizer, stripped)
+    whole = encode_text(tokenizer, stripped + continuation)
+    context_ids = encode_text(tokenizer, stripped)
     return whole[: len(context_ids)], whole[len(context_ids) :]
 
 

@@ -40,6 +40,7 @@ class SystemRun:
     generations: dict[str, list[str]] = field(default_factory=dict)
     prompts: dict[str, list[str]] = field(default_factory=dict)
     choice_loglikelihoods: dict[str, list[list[float]]] = field(default_factory=dict)
+    document_loglikelihoods: dict[str, list[float]] = field(default_factory=dict)
     outputs: dict[str, dict[str, MetricOutput]] = field(default_factory=dict)
 
 
@@ -153,6 +154,19 @@ def run_system(
                 run.generations[task.name] = raw
                 raw = [extract_answer(text, task.answer) for text in raw]
             run.predictions[task.name] = [text.strip() for text in raw]
+        elif task.kind == "text":
+            from kubetune_evaluator.metrics.perplexity import document_loglikelihoods, score_perplexity
+
+            progress.stage(f"{role}: perplexity {task.name}", len(task.documents))
+            doc_loglik = document_loglikelihoods(
+                loaded.model,
+                loaded.tokenizer,
+                task.documents,
+                batch_size=spec.generation.batch_size,
+                on_document=progress.advance,
+            )
+            run.document_loglikelihoods[task.name] = doc_loglik
+            run.outputs.setdefault(task.name, {})["perplexity"] = score_perplexity(doc_loglik, task.documents)
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
             output, loglik = score_multiple_choice(

@@ -43,6 +43,10 @@ def _task_records(outcome: EvalOutcome, task: TaskSamples) -> list[dict[str, Any
                 record["generation"] = model.generations[task.name][i]
             if baseline is not None:
                 record["baselinePrediction"] = baseline.predictions[task.name][i]
+        elif task.kind == "text":
+            record.update(text=task.documents[i], loglikelihood=model.document_loglikelihoods[task.name][i])
+            if baseline is not None:
+                record["baselineLoglikelihood"] = baseline.document_loglikelihoods[task.name][i]
         else:
             question = task.questions[i]
             record.update(prompt=question.prompt, choices=list(question.choices), answer=question.answer)

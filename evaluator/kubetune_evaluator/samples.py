@@ -39,7 +39,7 @@ class GenerationSample:
 @dataclass
 class TaskSamples:
     name: str
-    kind: Literal["generation", "choice"]
+    kind: Literal["generation", "choice", "text"]
     source: str
     split: str
     generation: list[GenerationSample] = field(default_factory=list)
@@ -49,8 +49,12 @@ class TaskSamples:
     until: tuple[str, ...] = ()
     max_new_tokens: int = 64
     answer: AnswerSpec | None = None
+    # Text tasks (perplexity): each row's text, as given.
+    documents: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
+        if self.kind == "text":
+            return len(self.documents)
         return len(self.generation) if self.kind == "generation" else len(self.questions)
 
 
@@ -197,11 +201,23 @@ def build_task_samples(
             if is_choice_row(rows[indices[0]]):
                 result.kind = "choice"
                 result.questions = choice_questions(rows, indices, templates, source)
+            elif "perplexity" in spec.metrics and (
+                documents := text_documents(
+                    rows, indices, source=source, task=name, fmt=fmt, templates=templates
+                )
+            ):
+                result.kind = "text"
+                result.documents = documents
             else:
                 result.generation = generation_samples(
                     rows, indices, source=source, task=name, fmt=fmt, templates=templates, seed=seed
                 )
                 apply_generation_settings(result, spec, task)
+            if spec.fewshot.num_fewshot and result.kind == "text":
+                raise EvalInputError(
+                    f"spec.fewshot.numFewshot: task {name!r} is plain text scored by perplexity; "
+                    "few-shot examples do not apply (as in lm-evaluation-harness)"
+                )
             if spec.fewshot.num_fewshot:
                 pool_source = spec.fewshot.uri or source
                 if pool_source not in cache:
@@ -306,6 +322,26 @@ def generation_samples(
     return samples
 
 
+def text_documents(
+    rows: Sequence[dict[str, Any]],
+    indices: Sequence[int],
+    *,
+    source: str,
+    task: str,
+    fmt: str,
+    templates: Sequence[Any],
+) -> list[str] | None:
+    """The texts of plain-text rows (format `text`, no templates) for perplexity; None for other rows."""
+    from kubetune_trainer.formats import rows_to_examples
+
+    if templates:
+        return None
+    examples = rows_to_examples(rows, source=source, task=task, fmt=fmt, indices=indices)
+    if any(example.prompt or example.messages is not None for example in examples):
+        return None
+    return [example.completion for example in examples]
+
+
 def apply_generation_settings(result: TaskSamples, spec: EvalJobSpec, task: EvalTaskSpec | None) -> None:
     """The task's stop sequences, token budget and answer rule (its own, else spec.generation's)."""
     settings = task.generation if task is not None else None
@@ -325,20 +361,24 @@ def apply_generation_settings(result: TaskSamples, spec: EvalJobSpec, task: Eval
 
 
 def check_metrics_fit_tasks(metrics: Sequence[str], tasks: Sequence[TaskSamples]) -> None:
-    """`accuracy` needs a multiple-choice task; text metrics need a generation task."""
+    """accuracy needs a multiple-choice task, perplexity a plain-text one, text metrics a generation one."""
     kinds = {task.kind for task in tasks}
     if "accuracy" in metrics and "choice" not in kinds:
         raise EvalInputError(
             "spec.metrics: accuracy needs a multiple-choice task (rows with 'question', 'choices', 'answer')"
+        )
+    if "perplexity" in metrics and "text" not in kinds:
+        raise EvalInputError(
+            "spec.metrics: perplexity needs a plain-text task (rows with 'text', format text, no templates)"
         )
     choice_tasks = [task.name for task in tasks if task.kind == "choice"]
     if choice_tasks and "accuracy" not in metrics:
         raise EvalInputError(
             f"spec.metrics: task(s) {', '.join(choice_tasks)} are multiple-choice; add accuracy to score them"
         )
-    text_metrics = [m for m in metrics if m != "accuracy"]
+    text_metrics = [m for m in metrics if m not in ("accuracy", "perplexity")]
     if text_metrics and "generation" not in kinds:
         raise EvalInputError(
             f"spec.metrics: {', '.join(text_metrics)} need a task with references to generate for; "
-            "every task here is multiple-choice"
+            "every task here is multiple-choice or plain text"
         )

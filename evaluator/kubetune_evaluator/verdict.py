@@ -23,6 +23,9 @@ MINIMUM_FIELDS = {
     "judgeScore": "judge",
 }
 
+# Scores where lower is better (perplexity): a regression is a rise above the baseline.
+LOWER_IS_BETTER = frozenset({"wordPerplexity", "bytePerplexity", "bitsPerByte"})
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -53,10 +56,10 @@ def decide_verdict(
             if thresholds.max_regression is not None and baseline is not None:
                 checks += 1
                 base_value = float(baseline["value"])
-                allowed = base_value * (1.0 - thresholds.max_regression)
-                if base_value > 0 and model_value < allowed:
+                sign = -1.0 if name in LOWER_IS_BETTER else 1.0
+                drop = sign * (base_value - model_value) / base_value if base_value > 0 else 0.0
+                if drop > thresholds.max_regression:
                     delta = entry.get("delta") or {}
-                    drop = (base_value - model_value) / base_value
                     low, high = float(delta.get("low", math.nan)), float(delta.get("high", math.nan))
                     failures.append(
                         f"{task}/{name}: {model_value:.4f} vs baseline {base_value:.4f} is a {drop:.1%} "

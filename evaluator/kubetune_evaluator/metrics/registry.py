@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.metrics.series import MetricOutput
 
-KNOWN_METRICS = ("rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge")
+KNOWN_METRICS = ("rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge", "perplexity")
 # Scored on (prediction, references) pairs without a model or an endpoint.
 REFERENCE_METRICS = ("rouge", "bleu", "exact_match")
 

@@ -24,7 +24,7 @@ from kubetune_operator.api.common import (
 
 DEFAULT_EVALUATOR_IMAGE = "kubetune/evaluator:0.1.0"
 
-Metric = Literal["rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge"]
+Metric = Literal["rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge", "perplexity"]
 DEFAULT_METRICS: tuple[Metric, ...] = ("rouge", "bleu", "exact_match")
 
 
@@ -230,7 +230,7 @@ class Thresholds(ApiModel):
         ge=0.0,
         le=1.0,
         description="Largest allowed drop below the baseline on any task and metric (fraction of the "
-        "baseline score); needs `baseline`.",
+        "baseline score; for perplexity scores, lower is better, the largest rise); needs `baseline`.",
     )
 
 
@@ -251,8 +251,9 @@ class EvalJobSpec(ApiModel):
     metrics: list[Metric] = Field(
         default_factory=lambda: list(DEFAULT_METRICS),
         min_length=1,
-        max_length=6,
-        description="rouge, bleu, exact_match, accuracy (multiple choice), bertscore, judge.",
+        max_length=7,
+        description="rouge, bleu, exact_match, accuracy (multiple choice), bertscore, judge, perplexity "
+        "(rolling log-likelihood of plain-text rows: wordPerplexity, bytePerplexity, bitsPerByte).",
     )
     bertscore_model: ModelSource | None = Field(
         None, description="Encoder used by bertscore (HF layout); required with the bertscore metric."
