@@ -3,6 +3,7 @@ invalid one (OpenAPI schema or CEL rules), as `kubectl apply --dry-run=server` w
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def test_invalid_example_is_rejected_by_the_api_server(path: Path, k8s: KubeClie
     except ApiException as rejected:
         # 422 Unprocessable Entity: schema or CEL validation, not an authorization or routing error.
         assert rejected.status == 422, rejected.body
+        # ...for the documented reason: the field named on the first comment line is in the causes.
+        field = re.search(r"\(((?:spec|metadata)[^ )]*)", path.read_text().splitlines()[0])
+        assert field is not None, f"{path.name}: first comment line must name the rejected field"
+        assert field.group(1) in str(rejected.body), rejected.body
     else:
         reason = path.read_text().splitlines()[0]
         pytest.fail(f"the API server accepted {path.name}; the CRD lacks the rule it documents: {reason}")

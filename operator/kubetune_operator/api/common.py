@@ -9,11 +9,15 @@ from pydantic import Field, model_validator
 from kubetune_operator.api.base import (
     SHORT_STRING,
     TEMPLATE_LENGTH,
+    AnnotationMap,
     ApiModel,
+    ExtendedResourceName,
+    LabelMap,
     Name,
     Quantity,
     Uri,
 )
+from kubetune_operator.api.naming import MAX_NODES, MAX_RESTARTS
 
 DatasetFormat = Literal["auto", "prompt_completion", "alpaca", "messages", "text"]
 
@@ -106,14 +110,14 @@ class StorageSpec(ApiModel):
 class ResourcesSpec(ApiModel):
     """Compute for the job's pods: one pod per node, `processesPerNode` processes in each."""
 
-    nodes: int = Field(1, ge=1, le=512, description="Number of pods (one per node).")
+    nodes: int = Field(1, ge=1, le=MAX_NODES, description="Number of pods (one per node).")
     processes_per_node: int = Field(1, ge=1, le=64, description="Processes per pod (usually one per GPU).")
     gpus_per_node: int = Field(0, ge=0, le=64, description="GPUs requested by each pod.")
-    gpu_resource: str = Field(
+    # An extended resource: domain/name, so never cpu, memory or another native resource (those have no
+    # domain, or kubernetes.io's); a pod asking for `cpu: <gpusPerNode>` would silently get CPUs.
+    gpu_resource: ExtendedResourceName = Field(
         "nvidia.com/gpu",
-        max_length=SHORT_STRING,
-        pattern=r"^([a-z0-9.\-]+/)?[a-z0-9.\-]+$",
-        description="Extended resource name of the GPUs.",
+        description="Extended resource name of the GPUs (domain/name, outside kubernetes.io).",
     )
     cpu: Quantity | None = Field(None, description="CPU request and limit of each pod, e.g. `16` or `500m`.")
     memory: Quantity | None = Field(None, description="Memory request and limit of each pod, e.g. `128Gi`.")
@@ -123,7 +127,10 @@ class RunPolicy(ApiModel):
     """Restarts, deadlines, clean-up and queueing."""
 
     max_restarts: int = Field(
-        3, ge=0, le=100, description="Gang restarts allowed after a worker failure before the job fails."
+        3,
+        ge=0,
+        le=MAX_RESTARTS,
+        description="Gang restarts allowed after a worker failure before the job fails.",
     )
     active_deadline_seconds: int | None = Field(
         None, ge=1, description="Wall-clock limit from start; past it the job fails with DeadlineExceeded."
@@ -145,7 +152,7 @@ class RunPolicy(ApiModel):
 class PodTemplate(ApiModel):
     """Overrides applied to every pod of the job."""
 
-    node_selector: dict[str, str] = Field(
+    node_selector: LabelMap = Field(
         default_factory=dict, max_length=64, description="Node selector of the pods."
     )
     tolerations: list[dict[str, Any]] = Field(
@@ -158,8 +165,8 @@ class PodTemplate(ApiModel):
     service_account_name: str = Field(
         "", max_length=SHORT_STRING, description="ServiceAccount of the pods; empty: the namespace default."
     )
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64, description="Extra pod labels.")
-    annotations: dict[str, str] = Field(
+    labels: LabelMap = Field(default_factory=dict, max_length=64, description="Extra pod labels.")
+    annotations: AnnotationMap = Field(
         default_factory=dict, max_length=64, description="Extra pod annotations."
     )
 

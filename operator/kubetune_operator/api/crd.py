@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from kubetune_operator.api.base import FLOAT_PATTERN, GROUP, VERSION
 from kubetune_operator.api.evaljob import EvalJobSpec, EvalJobStatus
 from kubetune_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
+from kubetune_operator.api.naming import name_rules
 
 Schema = dict[str, Any]
 
@@ -257,6 +258,8 @@ def _crd(
                             "type": "object",
                             "description": spec.get("description", ""),
                             "required": ["spec"],
+                            # At the root, where CEL sees metadata.name: the children must carry it.
+                            "x-kubernetes-validations": name_rules(kind),
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from kubetune_operator.api.base import API_VERSION
 from kubetune_operator.api.evaljob import EvalJob
 from kubetune_operator.api.finetunejob import FineTuneJob
+from kubetune_operator.api.naming import name_problem
 
 Manifest = FineTuneJob | EvalJob
 KINDS: dict[str, type[FineTuneJob] | type[EvalJob]] = {"FineTuneJob": FineTuneJob, "EvalJob": EvalJob}
@@ -36,7 +37,7 @@ def format_validation_error(error: ValidationError) -> str:
         path = field_path(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         # Cross-field validators already start their message with the field they are about.
-        lines.append(message if message.startswith("spec.") else f"{path}: {message}")
+        lines.append(message if message.startswith(("spec.", "metadata.")) else f"{path}: {message}")
     return "\n".join(lines)
 
 
@@ -51,9 +52,13 @@ def parse_manifest(document: Mapping[str, Any]) -> Manifest:
     if model is None:
         raise ManifestError(f"kind: expected one of {sorted(KINDS)}, got {kind!r}")
     try:
-        return model.model_validate(dict(document))
+        manifest = model.model_validate(dict(document))
     except ValidationError as error:
         raise ManifestError(format_validation_error(error)) from None
+    name = manifest.metadata.get("name")
+    if isinstance(name, str) and (problem := name_problem(manifest.kind, name)) is not None:
+        raise ManifestError(f"metadata.name: {problem}")
+    return manifest
 
 
 def load_manifest(path: str | Path) -> Manifest:

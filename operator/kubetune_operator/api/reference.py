@@ -48,10 +48,21 @@ def _rows(schema: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
     return rows
 
 
-def _rules(schema: dict[str, Any]) -> list[str]:
-    found = [f"- {rule['message']} (`{rule['rule']}`)" for rule in schema.get("x-kubernetes-validations", [])]
-    for child in schema.get("properties", {}).values():
-        found.extend(_rules(child.get("items", child) if child.get("type") == "array" else child))
+def _rule_line(rule: dict[str, str], path: str) -> str:
+    message = rule["message"]
+    if not message.startswith(("spec.", "metadata.")):
+        # Rules of shared types (quantities, label maps) do not know where they sit: say it here.
+        message = f"{path}{rule.get('fieldPath', '')}: {message}"
+    return f"- {message} (`{rule['rule']}`)"
+
+
+def _rules(schema: dict[str, Any], path: str) -> list[str]:
+    found = [_rule_line(rule, path) for rule in schema.get("x-kubernetes-validations", [])]
+    for name, child in schema.get("properties", {}).items():
+        array = child.get("type") == "array"
+        found.extend(
+            _rules(child.get("items", child) if array else child, f"{path}.{name}{'[]' if array else ''}")
+        )
     return found
 
 
@@ -82,6 +93,7 @@ def render_api_reference() -> str:
             schema = root["properties"][section]
             lines.extend(_rows(schema, section, set(schema.get("required", []))))
         lines += ["", "Rules checked by the API server (CEL):", ""]
-        lines += _rules(root["properties"]["spec"])
+        lines += [_rule_line(rule, "") for rule in root.get("x-kubernetes-validations", [])]
+        lines += _rules(root["properties"]["spec"], "spec")
         lines.append("")
     return "\n".join(lines)

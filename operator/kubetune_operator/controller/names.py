@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from kubetune_operator.api.naming import ATTEMPT_INFIX, CONFIG_SUFFIX
+
 LABEL_JOB_NAME: Final = "kubetune.io/job-name"
 LABEL_KIND: Final = "kubetune.io/kind"
 LABEL_ATTEMPT: Final = "kubetune.io/attempt"
@@ -27,8 +29,9 @@ KIND_EVAL: Final = "EvalJob"
 CONFIG_DIR: Final = "/etc/kubetune"
 CONFIG_FILE: Final = "config.yaml"
 
-_ATTEMPT_INFIX: Final = {KIND_FINETUNE: "-r", KIND_EVAL: "-eval-"}
-_CONFIG_SUFFIX: Final = {KIND_FINETUNE: "-config", KIND_EVAL: "-eval"}
+# Shared with the API models, which bound the job's name so that the longest child name fits.
+_ATTEMPT_INFIX: Final = ATTEMPT_INFIX
+_CONFIG_SUFFIX: Final = CONFIG_SUFFIX
 
 
 def child_job_name(parent: str, attempt: int, kind: str = KIND_FINETUNE) -> str:

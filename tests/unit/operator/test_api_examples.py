@@ -17,8 +17,10 @@ INVALID = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
 def expected_path(manifest: Path) -> str:
     """The field path in parentheses on the manifest's first comment line."""
     comment = manifest.read_text().splitlines()[0]
-    match = re.search(r"\((spec[^ )]*)", comment)
-    assert match, f"{manifest.name}: first comment line must name the rejected field as (spec....)"
+    match = re.search(r"\(((?:spec|metadata)[^ )]*)", comment)
+    assert match, (
+        f"{manifest.name}: first comment line must name the rejected field as (spec....) or (metadata....)"
+    )
     return match.group(1)
 
 
