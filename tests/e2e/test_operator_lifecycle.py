@@ -256,8 +256,10 @@ def test_operator_child_left_by_a_deleted_namesake_is_replaced_not_adopted(objec
 
 
 def test_operator_child_rejected_by_the_api_server_fails_with_its_message(objects: Objects) -> None:
-    # Admission accepts any string as a label value; the Job's pod template does not: 422, not a loop.
-    objects.create(finetunejob("badlabel", podTemplate={"labels": {"team": "a b"}}))
+    # Admission passes tolerations through unchecked (free-form core/v1 Tolerations); the Job's pod
+    # template checks the key: 422, not a loop. (Bad labels, names, quantities are refused at admission.)
+    toleration = {"key": "a b", "operator": "Exists"}
+    objects.create(finetunejob("badlabel", podTemplate={"tolerations": [toleration]}))
     done = wait_until(lambda: phase_is(objects, FTJ, "badlabel", "Failed"), 30, "Failed")
     failed = condition(done, "Failed")
     assert failed["reason"] == "InvalidSpec", failed
