@@ -108,6 +108,7 @@ OPERATOR_MATRIX = [
     ("create", "services", True),
     ("list", "pods", True),
     ("create", "events", True),
+    ("list", "events", True),
     # Denied:
     ("create", "finetunejobs.kubetune.io", False),
     ("update", "finetunejobs.kubetune.io", False),

@@ -269,6 +269,24 @@ def test_operator_child_rejected_by_the_api_server_fails_with_its_message(object
     assert any(e.reason == "InvalidSpec" and "a b" in e.message for e in warnings)
 
 
+def test_operator_pods_never_created_fail_with_pending_timeout_naming_why(objects: Objects) -> None:
+    # A ServiceAccount that does not exist: the Job is created, its pods never are (the Job controller only
+    # records FailedCreate Events; the Job gets no condition). Before pendingTimeoutSeconds: Pending for ever.
+    pod_template, run_policy = {"serviceAccountName": "nope"}, {"pendingTimeoutSeconds": 5}
+    objects.create(finetunejob("nosa", podTemplate=pod_template, runPolicy=run_policy))
+    created = wait_until(lambda: objects.jobs("nosa"), 60, "the child Job")
+    done = wait_until(lambda: phase_is(objects, FTJ, "nosa", "Failed"), 60, "Failed")
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "PendingTimeout", failed
+    assert "0/1 workers running after pendingTimeoutSeconds=5" in failed["message"], failed["message"]
+    assert 'serviceaccount "nope" not found' in failed["message"], failed["message"]
+    assert objects.pods("nosa") == [] and len(created) == 1
+    # The failed attempt's Job is deleted: a ServiceAccount created later starts no pods for a failed job.
+    wait_until(lambda: objects.jobs("nosa") == [], 30, "the child Job to be deleted")
+    warnings = [e for e in objects.events("nosa") if e.type == "Warning"]
+    assert any(e.reason == "PendingTimeout" and "nope" in e.message for e in warnings), warnings
+
+
 def test_operator_child_refused_by_a_quota_fails_with_child_rejected(objects: Objects) -> None:
     core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
     quota = {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}

@@ -93,10 +93,11 @@ the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md e
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
-# kubectl describe shows what happened.
+# kubectl describe shows what happened; a job whose pods never start quotes the Job's FailedCreate Events
+# (quota, ServiceAccount, PriorityClass, Pod Security), read by involvedObject.uid (PendingTimeout).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 {{- if include "kubetune.secretCheck" . }}
 # Fail fast when spec.storage.credentialsSecret is missing: a metadata-only GET by name. No list/watch:
 # the operator cannot enumerate Secrets, and it never copies their values (pods use secretKeyRef).

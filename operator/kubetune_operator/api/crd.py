@@ -24,7 +24,12 @@ Schema = dict[str, Any]
 
 # Fields of the spec that may change while a job exists: everything else is fixed once created,
 # as in Kubernetes Jobs (a changed model or dataset would make checkpoints and results meaningless).
-MUTABLE_RUN_POLICY_FIELDS = ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished")
+MUTABLE_RUN_POLICY_FIELDS = (
+    "suspend",
+    "activeDeadlineSeconds",
+    "pendingTimeoutSeconds",
+    "ttlSecondsAfterFinished",
+)
 
 DROPPED_KEYWORDS = ("title", "additionalProperties", "default", "examples")
 

@@ -26,6 +26,7 @@ from kubetune_operator.controller.names import LABEL_ATTEMPT, attempt_of, child_
 from kubetune_operator.controller.observe import AttemptState, observe_attempt
 from kubetune_operator.controller.ownership import Claim, claim, describe_owners, owned_by
 from kubetune_operator.controller.policies.deadline import deadline_exceeded
+from kubetune_operator.controller.policies.pending import pending_since, pending_timeout_message
 from kubetune_operator.controller.policies.restart import decide_restart
 from kubetune_operator.controller.policies.suspend import desired_job_suspend
 from kubetune_operator.controller.settings import OperatorSettings
@@ -182,6 +183,10 @@ def run_attempts(
         if owned_by(pod, current["metadata"]["uid"])
     ]
     state = observe_attempt(current, pods, workload.nodes, now, settings.pending_timeout_seconds)
+    if state.phase == "Pending":
+        timed_out = _pending_timed_out(kube, workload, current, pods, now)
+        if timed_out is not None:
+            return AttemptOutcome(timed_out, attempt, True, state)
     if state.phase == "Suspended":
         return _suspended(workload, attempt, state)
     if state.phase == "Failed" and state.failure is not None:
@@ -201,6 +206,25 @@ def run_attempts(
     if state.phase == "Pending" and attempt > 0 and previous.get("phase") == "Restarting":
         return AttemptOutcome(Transition("Restarting", state.reason, state.message), attempt, True, state)
     return AttemptOutcome(Transition(state.phase, state.reason, state.message), attempt, True, state)
+
+
+def _pending_timed_out(
+    kube: Kube, workload: Workload, job: dict[str, Any], pods: list[dict[str, Any]], now: datetime
+) -> Transition | None:
+    """Failed/PendingTimeout once the attempt's pods have had `pendingTimeoutSeconds` to start; the Job
+    is deleted so that pods created later hold no quota or GPUs for a job that has already failed."""
+    timeout = workload.run_policy.pending_timeout_seconds
+    since = pending_since(job)
+    if since is None or (now - since).total_seconds() < timeout:
+        return None  # the Events are only read once they are needed
+    events = kube.events_about(workload.owner.namespace, str(job["metadata"]["uid"]))
+    message = pending_timeout_message(
+        job, pods, events, nodes=workload.nodes, timeout_seconds=timeout, now=now
+    )
+    if message is None:
+        return None
+    kube.delete("Job", workload.owner.namespace, job["metadata"]["name"], uid=str(job["metadata"]["uid"]))
+    return Transition("Failed", reasons.PENDING_TIMEOUT, message)
 
 
 def _suspended(workload: Workload, attempt: int, state: AttemptState | None = None) -> AttemptOutcome:

@@ -125,6 +125,18 @@ class Kube:
         self._checked(status, payload, 409)
         return status != 409
 
+    def events_about(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+        """core/v1 Events about one object (by UID); [] when RBAC lets the operator not list them."""
+        status, payload = self._request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            query=[("fieldSelector", f"involvedObject.uid={uid}")],
+        )
+        if status == 403:
+            return []
+        self._checked(status, payload)
+        return list(payload.get("items") or [])
+
     def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         status, payload = self._request(
             "GET", collection_path(kind, namespace), query=[("labelSelector", label_selector)]

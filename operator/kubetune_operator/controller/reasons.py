@@ -21,6 +21,7 @@ ERROR: Final = "Error"
 UNSCHEDULABLE: Final = "Unschedulable"
 IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
 DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+PENDING_TIMEOUT: Final = "PendingTimeout"
 NODE_LOST: Final = "NodeLost"
 INVALID_SPEC: Final = Reason.INVALID_SPEC.value
 MISSING_SECRET: Final = "MissingSecret"
@@ -32,6 +33,7 @@ CHILD_REJECTED: Final = "ChildRejected"
 RESTARTS_EXHAUSTED: Final = "RestartsExhausted"
 MODEL_FAILED: Final = "ModelFailed"
 MODEL_NOT_FOUND: Final = "ModelNotFound"
+POLICY_VIOLATION: Final = "PolicyViolation"
 
 # Other reasons.
 CHILDREN_CREATED: Final = "ChildrenCreated"

@@ -82,7 +82,7 @@ def test_cel_rules_cover_cross_field_constraints_and_immutability() -> None:
     assert "lora is only allowed with method: lora" in messages
     assert "spec.model is immutable" in messages
     assert "spec.runPolicy.maxRestarts is immutable" in messages
-    for mutable in ("suspend", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+    for mutable in ("suspend", "activeDeadlineSeconds", "pendingTimeoutSeconds", "ttlSecondsAfterFinished"):
         assert f"spec.runPolicy.{mutable} is immutable" not in messages
     model = evaljob["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
         "model"

@@ -103,7 +103,7 @@ def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
     assert granted[("kubetune.io", "evaljobs/status")] == {"get", "patch"}
     assert granted[("batch", "jobs")] == {"get", "list", "create", "patch", "delete"}
     assert granted[("", "pods")] == {"get", "list"}
-    assert granted[("", "events")] == {"create"}
+    assert granted[("", "events")] == {"create", "list"}
     # No Secret access cluster-wide by default (rbac.secretExistenceCheck: namespaced).
     assert ("", "secrets") not in granted
     assert granted[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
