@@ -39,6 +39,15 @@ def operator_command(
         float,
         typer.Option(envvar="KUBETUNE_PENDING_TIMEOUT", help="Seconds pods may stay unschedulable."),
     ] = 300.0,
+    policy: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_POLICY",
+            help="Platform policy as JSON (the chart's `policy` values): allowedImageRepositories, "
+            "allowedServiceAccounts, allowedPriorityClasses, allowedAnnotationKeys, maxGpusPerJob; "
+            "empty: everything allowed.",
+        ),
+    ] = "",
     metrics_port: Annotated[
         int, typer.Option(envvar="KUBETUNE_OPERATOR_METRICS_PORT", help="Port of /metrics; 0 disables it.")
     ] = 8080,
@@ -66,6 +75,14 @@ def operator_command(
     """Run the operator: FineTuneJob/EvalJob -> ConfigMap, Service, Indexed Job; status and events."""
     if launcher not in ("accelerate", "python"):
         raise typer.BadParameter("must be accelerate or python", param_hint="--launcher")
+    from pydantic import ValidationError
+
+    from kubetune_operator.controller.policies.platform import PlatformPolicy
+
+    try:
+        PlatformPolicy.from_json(policy)  # a typo must stop the operator, not silently allow everything
+    except ValidationError as error:
+        raise typer.BadParameter(str(error), param_hint="--policy") from error
     # The handlers read their settings (timer interval included) from the environment at import.
     os.environ.update(
         {
@@ -74,6 +91,7 @@ def operator_command(
             "KUBETUNE_LAUNCHER": launcher,
             "KUBETUNE_RECONCILE_INTERVAL": str(reconcile_interval),
             "KUBETUNE_PENDING_TIMEOUT": str(pending_timeout),
+            "KUBETUNE_POLICY": policy,
         }
     )
     import kopf

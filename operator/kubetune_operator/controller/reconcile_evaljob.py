@@ -14,6 +14,7 @@ from kubetune_operator.controller.attempts import Workload, run_attempts
 from kubetune_operator.controller.builders import build_config_map, build_evaluator_job, owner_from_body
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
+from kubetune_operator.controller.policies.platform import policy_failure
 from kubetune_operator.controller.reconciled import Reconciled, finished, rfc3339
 from kubetune_operator.controller.settings import OperatorSettings
 from kubetune_operator.controller.status import (
@@ -96,6 +97,18 @@ def reconcile_evaljob(
     except ValidationError as error:
         transition = Transition("Failed", reasons.INVALID_SPEC, format_validation_error(error))
         status = derive_status(previous, transition, children_created=False, now=stamp, generation=generation)
+        return Reconciled(status, derive_events(previous, status))
+    # Before waiting for the model: a job that can never run is told so at once.
+    refused = policy_failure(
+        settings.policy,
+        previous,
+        spec.image,
+        spec.pod_template,
+        pods=1,
+        gpus_per_pod=spec.resources.gpus_per_node,
+    )
+    if refused is not None:
+        status = derive_status(previous, refused, children_created=False, now=stamp, generation=generation)
         return Reconciled(status, derive_events(previous, status))
 
     # Once resolved, the model stays the one recorded in status (the FineTuneJob may change or go away).

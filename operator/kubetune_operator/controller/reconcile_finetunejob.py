@@ -20,6 +20,7 @@ from kubetune_operator.controller.builders import (
 )
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_FINETUNE
+from kubetune_operator.controller.policies.platform import policy_failure
 from kubetune_operator.controller.progress import checkpoint_status, fetch_progress, progress_status
 from kubetune_operator.controller.reconciled import Reconciled, finished, rfc3339
 from kubetune_operator.controller.settings import OperatorSettings
@@ -62,6 +63,17 @@ def reconcile_finetunejob(
     except ValidationError as error:
         transition = Transition("Failed", reasons.INVALID_SPEC, format_validation_error(error))
         status = derive_status(previous, transition, children_created=False, now=stamp, generation=generation)
+        return Reconciled(status, derive_events(previous, status))
+    refused = policy_failure(
+        settings.policy,
+        previous,
+        spec.image,
+        spec.pod_template,
+        pods=spec.resources.nodes,
+        gpus_per_pod=spec.resources.gpus_per_node,
+    )
+    if refused is not None:
+        status = derive_status(previous, refused, children_created=False, now=stamp, generation=generation)
         return Reconciled(status, derive_events(previous, status))
 
     workload = Workload(

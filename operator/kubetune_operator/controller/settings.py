@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kubetune_operator.controller.policies.platform import PlatformPolicy
+
 Launcher = Literal["accelerate", "python"]
 
 
@@ -43,3 +45,7 @@ class OperatorSettings:
     )
     """How long pods may stay unschedulable before the job fails with Unschedulable."""
     run_as_user: int = 1000
+    policy: PlatformPolicy = field(
+        default_factory=lambda: PlatformPolicy.from_json(_env("KUBETUNE_POLICY", ""))
+    )
+    """The platform policy (chart values `policy`, JSON); unset: every image, ServiceAccount, ... allowed."""

@@ -104,6 +104,8 @@ class OperatorProcess:
     evaluator_module: str = FAKE_EVALUATOR
     reconcile_interval: float = 1.0
     pending_timeout: float = 5.0
+    policy: str = ""
+    """KUBETUNE_POLICY JSON (controller/policies/platform.py); empty: everything allowed."""
     peering: str | None = None
     priority: int | None = None
     metrics_port: int = field(default_factory=free_port)
@@ -131,6 +133,8 @@ class OperatorProcess:
             str(self.metrics_port),
             "--health-port",
             str(self.health_port),
+            "--policy",
+            self.policy,
         ]
         for namespace in self.namespaces:
             argv += ["--namespace", namespace]
