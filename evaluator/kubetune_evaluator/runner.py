@@ -166,7 +166,8 @@ def run_system(
                 on_document=progress.advance,
             )
             run.document_loglikelihoods[task.name] = doc_loglik
-            run.outputs.setdefault(task.name, {})["perplexity"] = score_perplexity(doc_loglik, task.documents)
+            counted = task.count_texts or task.documents
+            run.outputs.setdefault(task.name, {})["perplexity"] = score_perplexity(doc_loglik, counted)
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
             output, loglik = score_multiple_choice(

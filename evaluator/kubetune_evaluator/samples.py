@@ -51,6 +51,9 @@ class TaskSamples:
     answer: AnswerSpec | None = None
     # Text tasks (perplexity): each row's text, as given.
     documents: list[str] = field(default_factory=list)
+    # The texts whose words and bytes the perplexities count, when not the documents (wikitext counts
+    # the page before detokenization, as lm-eval does).
+    count_texts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         if self.kind == "text":
@@ -179,6 +182,9 @@ def build_task_samples(
             rows = cache[source]
             if not rows:
                 raise EvalInputError(f"{source}: the dataset is empty (task {name!r})")
+            if task is not None and task.benchmark is not None:
+                tasks.append(benchmark_task(spec, task, source, rows=rows, cache=cache, storage=storage))
+                continue
             indices = select_indices(
                 len(rows),
                 spec.dataset.split,
@@ -282,6 +288,86 @@ def build_task_samples(
             raise EvalInputError(str(error)) from None
         tasks.append(result)
     return tasks
+
+
+def benchmark_task(
+    spec: EvalJobSpec,
+    task: EvalTaskSpec,
+    source: str,
+    *,
+    rows: Sequence[Mapping[str, Any]],
+    cache: dict[str, Any],
+    storage: Any,
+) -> TaskSamples:
+    """A benchmark task: every row of its file rendered as lm-eval renders it, with its few-shot examples."""
+    from kubetune_evaluator.benchmarks import benchmark_of, first_n_contexts
+    from kubetune_evaluator.fewshot import example_text
+    from kubetune_operator.api.evaljob import AnswerSpec
+    from kubetune_trainer.datasets import read_rows
+
+    assert task.benchmark is not None
+    bench = benchmark_of(task.benchmark)
+    indices = list(range(len(rows)))[: spec.generation.max_samples]
+    result = TaskSamples(name=task.name, kind=bench.kind, source=source, split="all", rows=indices)
+
+    def where(uri: str, index: int) -> str:
+        return f"{uri}: row {index + 1} ({task.benchmark})"
+
+    if bench.document is not None:
+        result.documents = [bench.document(rows[i], where(source, i)) for i in indices]
+        result.count_texts = [str(rows[i].get("page", result.documents[n])) for n, i in enumerate(indices)]
+        if spec.fewshot.num_fewshot:
+            raise EvalInputError(
+                f"spec.fewshot.numFewshot: task {task.name!r} ({bench.name}) is scored by perplexity"
+            )
+        return result
+    if bench.question is not None:
+        result.questions = [bench.question(rows[i], where(source, i)) for i in indices]
+    elif bench.example is not None:
+        for i in indices:
+            prompt, reference = bench.example(rows[i], where(source, i))
+            result.generation.append(GenerationSample(task.name, i, prompt, (reference.strip(),)))
+        settings = task.generation
+        result.until = tuple(settings.until if settings and settings.until is not None else bench.until)
+        result.max_new_tokens = (
+            settings.max_new_tokens if settings and settings.max_new_tokens else bench.max_new_tokens
+        )
+        result.answer = task.answer or AnswerSpec.model_validate(bench.answer)
+    scored = [rows[i] for i in indices]
+    contexts = [""] * len(indices)
+    n = spec.fewshot.num_fewshot
+    if n:
+        pool_source = task.fewshot_uri or spec.fewshot.uri or source
+        if pool_source not in cache:
+            cache[pool_source] = read_rows(pool_source, storage)
+        pool_rows = cache[pool_source]
+        if bench.question is not None:
+            texts = [
+                example_text(bench.question(r, where(pool_source, i)), "") for i, r in enumerate(pool_rows)
+            ]
+        else:
+            assert bench.example is not None
+            texts = ["".join(bench.example(r, where(pool_source, i))) for i, r in enumerate(pool_rows)]
+        pool_where = f"{pool_source} (few-shot examples of task {task.name!r})"
+        if bench.sampler == "first_n":
+            examples = [text + spec.fewshot.delimiter for text in texts]
+            contexts = first_n_contexts(scored, pool_rows, examples, n=n, group=bench.group, where=pool_where)
+        else:
+            pool = FewshotPool(rows=pool_rows, texts=texts, where=pool_where)
+            contexts = fewshot_contexts(
+                scored, pool, n=n, seed=spec.fewshot.seed, delimiter=spec.fewshot.delimiter,
+                same_split=pool_source == source,
+            )  # fmt: skip
+    prefixes = [bench.description(row) + context for row, context in zip(scored, contexts, strict=True)]
+    result.questions = [
+        ChoiceQuestion(prefix + q.prompt, q.choices, q.answer)
+        for prefix, q in zip(prefixes, result.questions, strict=False)
+    ]
+    result.generation = [
+        dataclasses.replace(s, prompt=prefix + s.prompt)
+        for prefix, s in zip(prefixes, result.generation, strict=False)
+    ]
+    return result
 
 
 def generation_samples(

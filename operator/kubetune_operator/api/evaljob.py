@@ -20,6 +20,7 @@ from kubetune_operator.api.common import (
     SplitSpec,
     StorageSpec,
     TaskSpec,
+    TemplateSpec,
 )
 
 DEFAULT_EVALUATOR_IMAGE = "kubetune/evaluator:0.1.0"
@@ -139,8 +140,37 @@ class AnswerSpec(ApiModel):
     )
 
 
+Benchmark = Literal["mmlu", "arc", "hellaswag", "boolq", "gsm8k", "wikitext"]
+
+
 class EvalTaskSpec(TaskSpec):
-    """A task of an EvalJob: the FineTuneJob task syntax plus how to generate and read its answers."""
+    """A task of an EvalJob: the FineTuneJob task syntax plus how to generate and read its answers, or a
+    benchmark shipped with kubetune."""
+
+    templates: list[TemplateSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Templates for this task (as in FineTuneJob); required unless `benchmark` is set.",
+    )
+    benchmark: Benchmark | None = Field(
+        None,
+        description="Score `dataset.uri` as this benchmark, with lm-evaluation-harness's prompts "
+        "and metrics: mmlu (columns question, subject, choices, answer; lettered choices,"
+        " the letter is scored; per-subject description;"
+        " few-shot: the first numFewshot rows of the same subject in fewshotUri, e.g. the "
+        "dev split; metric accuracy), arc (ARC-Easy/Challenge: question, choices{text,label}, answerKey; "
+        "accuracy with accuracyNorm), hellaswag (ctx_a, ctx_b or ctx, activity_label, endings, label; "
+        "accuracy, accuracyNorm), boolq (passage, question, answer true/false; no/yes; accuracy), gsm8k "
+        "(question, answer; generate until 'Question:', 256 tokens, strict-match regex `#### "
+        "(\\-?[0-9\\.\\,]+)`; exact_match) or wikitext (page, detokenized; rolling perplexity). Every row of"
+        " the file is scored (`dataset.split` does not apply: the file is the split); `generation` and "
+        "`answer` override the benchmark's. No templates.",
+    )
+    fewshot_uri: Uri | None = Field(
+        None,
+        description="Benchmark tasks: the file few-shot examples come from (MMLU's dev split, GSM8K's or "
+        "ARC's train split), in the same columns; else `spec.fewshot.uri`, else the scored file itself.",
+    )
 
     generation: TaskGenerationSpec | None = Field(
         None, description="Stop sequences and token budget of this task's generations."
@@ -150,6 +180,16 @@ class EvalTaskSpec(TaskSpec):
         description="Answer extraction and lm-evaluation-harness's exact_match rule (exact string equality "
         "after the listed removals) instead of the SQuAD normalisation.",
     )
+
+    @model_validator(mode="after")
+    def _templates_or_benchmark(self) -> EvalTaskSpec:
+        if self.benchmark is None and not self.templates:
+            raise ValueError(f"task {self.name!r}: templates are required unless benchmark is set")
+        if self.benchmark is not None and self.templates:
+            raise ValueError(f"task {self.name!r}: a benchmark task takes no templates (the benchmark's)")
+        if self.fewshot_uri is not None and self.benchmark is None:
+            raise ValueError(f"task {self.name!r}: fewshotUri is for benchmark tasks (else spec.fewshot.uri)")
+        return self
 
 
 class FewshotSpec(ApiModel):
