@@ -52,7 +52,7 @@ def eval_command(
         "score",
         "model",
         "95% CI",
-        *(("baseline", "delta", "delta 95% CI") if has_baseline else ()),
+        *(("baseline", "baseline 95% CI", "delta", "delta 95% CI") if has_baseline else ()),
     ):
         table.add_column(column)
     for task, scores in outcome.task_scores.items():
@@ -64,11 +64,12 @@ def eval_command(
                 cells += (
                     [
                         f"{base['value']:.4f}",
+                        f"[{base['low']:.4f}, {base['high']:.4f}]",
                         f"{delta['value']:+.4f}",
                         f"[{delta['low']:+.4f}, {delta['high']:+.4f}]",
                     ]
                     if base and delta
-                    else ["", "", ""]
+                    else ["", "", "", ""]
                 )
             table.add_row(*cells)
     console.print(table)
