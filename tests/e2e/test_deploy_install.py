@@ -10,6 +10,7 @@ KUBETUNE_EVALUATOR_MODULE), seconds instead of minutes.
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import subprocess
@@ -256,3 +257,61 @@ def test_standby_takes_over_when_the_active_replica_goes(
     # with a higher priority meanwhile.
     survivors = [standby, *[pod for pod in operator_pods(k8s, installed) if pod.metadata.name != active]]
     assert any(f"{installed.jobs}/after-failover" in operator_log(stack, pod) for pod in survivors)
+
+
+def kubectl_create(stack: LocalStack, namespace: str, body: dict[str, Any], *flags: str) -> tuple[int, str]:
+    """`kubectl create` of one manifest, as a user would: (exit code, what it printed)."""
+    kubectl = [str(client_tool("kubectl")), "--kubeconfig", str(stack.kubeconfig)]
+    result = subprocess.run(
+        [*kubectl, "create", "-n", namespace, *flags, "-f", "-"],
+        input=json.dumps(body),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_admission_policy_refuses_jobs_outside_the_platform_policy_at_create(
+    stack: LocalStack, k8s: KubeClients, installed: Installed, wait_for: Any
+) -> None:
+    miner = finetunejob("miner")
+    miner["spec"]["image"] = "evil.example.com/miner:1"
+
+    # A new policy takes effect once the API server has compiled it (seconds after `helm install`).
+    def refused() -> tuple[int, str] | None:
+        code, output = kubectl_create(stack, installed.jobs, miner, "--dry-run=server")
+        return (code, output) if code != 0 else None
+
+    code, output = wait_for(refused, 60, "the ValidatingAdmissionPolicy in force")
+    policy = f"ValidatingAdmissionPolicy '{installed.release}-kubetune-jobs'"
+    assert policy in output, output
+    assert (
+        'spec.image "evil.example.com/miner:1" is not from an allowed repository '
+        '(allowed: "kubetune/trainer", "kubetune/evaluator")'
+    ) in output
+    code, output = kubectl_create(stack, installed.jobs, miner)
+    assert code != 0 and "is not from an allowed repository" in output
+    rogue = finetunejob("rogue")
+    rogue["spec"]["podTemplate"]["serviceAccountName"] = "default"
+    code, output = kubectl_create(stack, installed.jobs, rogue)
+    assert code != 0 and policy in output
+    assert (
+        'spec.podTemplate.serviceAccountName "default" is not allowed (allowed: "", "kubetune-workload")'
+        in output
+    )
+    judge = evaljob("judge", {"uri": "s3://models/base/"})
+    judge["spec"]["image"] = "kubetune/evaluator-debug:1"
+    code, output = kubectl_create(stack, installed.jobs, judge)
+    assert code != 0 and 'spec.image "kubetune/evaluator-debug:1"' in output
+    # Nothing was stored, so the operator never saw them.
+    for plural, name in (("finetunejobs", "miner"), ("finetunejobs", "rogue"), ("evaljobs", "judge")):
+        listed = k8s.custom.list_namespaced_custom_object(GROUP, VERSION, installed.jobs, plural)["items"]
+        assert name not in {item["metadata"]["name"] for item in listed}
+    # Inside the policy: the chart's trainer image by tag and by digest, the workload ServiceAccount.
+    allowed = finetunejob("allowed")
+    allowed["spec"]["image"] = "kubetune/trainer@sha256:" + "0" * 64
+    allowed["spec"]["podTemplate"]["serviceAccountName"] = "kubetune-workload"
+    code, output = kubectl_create(stack, installed.jobs, allowed)
+    assert code == 0, output

@@ -107,3 +107,16 @@ the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md e
   verbs: ["get"]
 {{- end }}
 {{- end -}}
+
+{{/* A list of strings as a CEL list literal (JSON is valid CEL for strings); null: the empty list. */}}
+{{- define "kubetune.celList" -}}
+{{- toJson (. | default list) -}}
+{{- end -}}
+
+{{/* A list of strings as the CEL string literal `"a", "b"` ("none" when empty), for messages that read
+like the operator's (controller/policies/platform.py). */}}
+{{- define "kubetune.celListText" -}}
+{{- $quoted := list -}}
+{{- range . }}{{ $quoted = append $quoted (printf "%q" .) }}{{ end -}}
+{{- toJson (join ", " $quoted | default "none") -}}
+{{- end -}}

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_operator.api.evaljob import DEFAULT_EVALUATOR_IMAGE
+from kubetune_operator.api.finetunejob import DEFAULT_TRAINER_IMAGE
+from kubetune_operator.controller.policies.platform import PlatformPolicy
 from kubetune_operator.devstack.binaries import client_tool
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -128,9 +131,14 @@ def test_secret_existence_check_is_namespaced_by_default_and_cluster_wide_only_o
     assert rules_of(cluster_role)[("", "secrets")] == {"get"}
 
 
-def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds() -> None:
+def test_namespaced_mode_creates_nothing_cluster_scoped_but_crds_and_the_admission_policy() -> None:
     docs = render(*NAMESPACED)
     assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    # The admission policy grants nothing; its binding matches only the watched namespaces.
+    (binding,) = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+    ]
     assert not by_kind(docs, "ClusterKopfPeering")
     roles = by_kind(docs, "Role")
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
@@ -187,6 +195,8 @@ def test_monitoring_objects_render_only_when_enabled() -> None:
         (["--set", "operator.metricsPort=0"], "metricsPort"),
         (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
         (["--set", "operator.typo=1"], "typo"),
+        (["--set", "policy.allowedImages={a}"], "allowedImages"),
+        (["--set", "policy.maxGpusPerJob=-1"], "maxGpusPerJob"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_field(args: list[str], field: str) -> None:
@@ -210,3 +220,55 @@ def test_namespaces_that_yaml_reads_as_booleans_stay_strings() -> None:
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["on", "no"]
     (service_monitor,) = by_kind(docs, "ServiceMonitor")
     assert service_monitor["spec"]["namespaceSelector"]["matchNames"] == ["y"]
+
+
+def _policy_env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = by_kind(docs, "Deployment")
+    env = {
+        item["name"]: item.get("value")
+        for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    policy: dict[str, Any] = json.loads(env["KUBETUNE_POLICY"])
+    return policy
+
+
+def test_policy_defaults_reach_the_operator_and_the_admission_policy() -> None:
+    docs = render()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    policy = _policy_env(docs)
+    # The operator parses exactly what the chart passes (a misspelt key would stop it at startup).
+    parsed = PlatformPolicy.model_validate(policy)
+    repositories = {image.rsplit(":", 1)[0] for image in (DEFAULT_TRAINER_IMAGE, DEFAULT_EVALUATOR_IMAGE)}
+    assert set(parsed.allowed_image_repositories or ()) == repositories
+    assert parsed.allowed_service_accounts == ("", values["workloadServiceAccount"]["name"])
+    assert parsed.allowed_priority_classes == ("",)
+    assert parsed.allowed_annotation_keys == ("kubetune.io/",)
+    (vap,) = by_kind(docs, "ValidatingAdmissionPolicy")
+    (binding,) = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert vap["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"]["policyName"] == vap["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"]  # cluster-wide mode: every namespace
+    assert vap["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
+    rules = " ".join(v["expression"] for v in vap["spec"]["validations"])
+    assert '["kubetune/trainer","kubetune/evaluator"]' in rules and '["","kubetune-workload"]' in rules
+    assert "variables.gpus" not in rules  # maxGpusPerJob 0: no limit
+
+
+def test_policy_values_change_both_checks_and_admission_can_be_turned_off() -> None:
+    docs = render(
+        "--set", "policy.allowedImageRepositories=null", "--set", "policy.maxGpusPerJob=16",
+        "--set", "policy.allowedPriorityClasses={,batch-low}",
+    )  # fmt: skip
+    policy = _policy_env(docs)
+    assert "allowedImageRepositories" not in policy  # null: any image
+    assert policy["maxGpusPerJob"] == 16 and policy["allowedPriorityClasses"] == ["", "batch-low"]
+    (vap,) = by_kind(docs, "ValidatingAdmissionPolicy")
+    rules = " ".join(v["expression"] for v in vap["spec"]["validations"])
+    assert "variables.image" not in rules and "variables.gpus <= 16" in rules
+    assert '["","batch-low"]' in rules
+    off = render("--set", "policy.admission.enabled=false")
+    assert not by_kind(off, "ValidatingAdmissionPolicy") and not by_kind(
+        off, "ValidatingAdmissionPolicyBinding"
+    )
+    assert _policy_env(off)["allowedImageRepositories"]  # the operator still checks
