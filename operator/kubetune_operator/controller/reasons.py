@@ -14,6 +14,10 @@ SUSPENDED: Final = "Suspended"
 SUCCEEDED: Final = "Succeeded"
 FAILED: Final = "Failed"
 READY: Final = "Ready"
+# kstatus (sigs.k8s.io/cli-utils/pkg/kstatus) "abnormal-true" conditions, read by Flux, Argo CD, kpt:
+# Reconciling -> InProgress, Stalled -> Failed, neither (with observedGeneration current) -> Current.
+RECONCILING: Final = "Reconciling"
+STALLED: Final = "Stalled"
 WAITING: Final = "Waiting"
 
 # Failure reasons (the `reason` of the Failed condition).

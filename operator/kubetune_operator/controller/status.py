@@ -72,7 +72,50 @@ def derive_conditions(
         result = put(result, reasons.FAILED, True, reason, message)
     result = clear_if_set(result, reasons.WAITING, reason)
     ready = phase in ("Running", "Succeeded")
-    return put(result, reasons.READY, ready, reason, message)
+    result = put(result, reasons.READY, ready, reason, message)
+    return kstatus_conditions(result, transition, now=now, generation=generation)
+
+
+RECONCILING_PHASES: frozenset[str] = frozenset({"Pending", "Restarting"})
+"""Phases in which the operator is still bringing the spec about (children, pods, a new gang). Running,
+Suspended and Succeeded are where the spec asks the job to be (kstatus treats a started batch Job as
+Current too); Failed is final: nothing the operator does will make progress."""
+
+
+def kstatus_conditions(
+    conditions: list[dict[str, Any]],
+    transition: Transition,
+    *,
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """`Reconciling` (always present) and `Stalled` (present once it was True), beside `Ready`.
+
+    Every Failed is Stalled: the operator retries what a gang restart can fix while the phase stays
+    Running/Restarting, so a Failed job has a reason no retry will change (InvalidSpec, PendingTimeout,
+    RestartsExhausted, ...); a new spec or a re-created job is needed."""
+    phase, reason, message = transition.phase, transition.reason, transition.message
+    reconciling = phase in RECONCILING_PHASES
+    result = set_condition(
+        conditions,
+        reasons.RECONCILING,
+        reconciling,
+        reason=reason,
+        message=message,
+        now=now,
+        generation=generation,
+    )
+    if phase == "Failed" or find_condition(result, reasons.STALLED) is not None:
+        result = set_condition(
+            result,
+            reasons.STALLED,
+            phase == "Failed",
+            reason=reason,
+            message=message,
+            now=now,
+            generation=generation,
+        )
+    return result
 
 
 def derive_status(
@@ -115,7 +158,8 @@ def waiting_status(
     conditions = set_condition(
         conditions, reasons.READY, False, reason=reason, message=message, now=now, generation=generation
     )
-    status["conditions"] = conditions
+    pending = Transition("Pending", reason, message)  # waiting for a dependency: still reconciling
+    status["conditions"] = kstatus_conditions(conditions, pending, now=now, generation=generation)
     return status
 
 
