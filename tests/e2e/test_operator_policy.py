@@ -12,7 +12,13 @@ import pytest
 
 from kubetune_operator.devstack.kube_clients import KubeClients
 from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
+from kubetune_operator.testing.operator_harness import (
+    Objects,
+    OperatorProcess,
+    evaljob,
+    finetunejob,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 # The conftest names each test's namespace `t-<test name>-<random>`.
@@ -41,13 +47,13 @@ def objects(k8s: KubeClients, namespace: str, operator: OperatorProcess) -> Obje
     return Objects(k8s.api_client, namespace)
 
 
-def _finished(objects: Objects, name: str) -> dict[str, Any] | None:
-    status = objects.status(FTJ, name)
+def _finished(objects: Objects, name: str, plural: str = FTJ) -> dict[str, Any] | None:
+    status = objects.status(plural, name)
     return status if status.get("phase") in ("Succeeded", "Failed") else None
 
 
-def _wait_finished(objects: Objects, name: str) -> dict[str, Any]:
-    return wait_until(lambda: _finished(objects, name), 90, f"{name} finished")
+def _wait_finished(objects: Objects, name: str, plural: str = FTJ) -> dict[str, Any]:
+    return wait_until(lambda: _finished(objects, name, plural), 90, f"{name} finished")
 
 
 def _failed_condition(status: dict[str, Any]) -> dict[str, Any]:
@@ -93,3 +99,14 @@ def test_policy_allowed_image_and_service_account_run(objects: Objects) -> None:
     done = wait_until(lambda: _finished(objects, "allowed"), 120, "allowed finished")
     assert done["phase"] == "Succeeded", done
     assert [job.metadata.name for job in objects.jobs("allowed")] == ["allowed-r0"]
+
+
+def test_policy_evaljob_with_a_disallowed_image_fails_before_waiting_for_its_model(objects: Objects) -> None:
+    # Its FineTuneJob does not exist: without the policy it would wait (ModelNotReady) for ever.
+    body = evaljob("judge", {"fineTuneJobRef": {"name": "absent"}})
+    body["spec"]["image"] = "kubetune/evaluator-debug:1"
+    objects.create(body)
+    done = _wait_finished(objects, "judge", "evaljobs")
+    assert _failed_condition(done)["reason"] == "PolicyViolation"
+    assert 'spec.image "kubetune/evaluator-debug:1"' in _failed_condition(done)["message"]
+    assert objects.jobs("judge") == [] and objects.pods("judge") == []

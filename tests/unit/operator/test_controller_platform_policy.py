@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from kubetune_operator.api.common import PodTemplate
+from kubetune_operator.cli import app
 from kubetune_operator.controller.policies.platform import (
     PlatformPolicy,
     image_allowed,
@@ -100,3 +102,9 @@ def test_failure_only_before_children_exist() -> None:
     now = datetime.now(UTC).isoformat()
     created = {"conditions": [{"type": "Created", "status": "True", "lastTransitionTime": now}]}
     assert policy_failure(CHART_DEFAULT, created, "kubetune/trainer:1", bad, pods=1, gpus_per_pod=0) is None
+
+
+def test_the_operator_refuses_to_start_with_a_policy_it_cannot_read() -> None:
+    result = CliRunner().invoke(app, ["operator", "--policy", '{"allowedImage": ["kubetune/trainer"]}'])
+    assert result.exit_code == 2
+    assert "--policy" in result.output and "allowedImage" in result.output
