@@ -11,3 +11,13 @@ from image_harness import Image, build_and_mount
 @pytest.fixture(scope="session")
 def operator_image() -> Iterator[Image]:
     yield from build_and_mount("operator")
+
+
+@pytest.fixture(scope="session")
+def trainer_image() -> Iterator[Image]:
+    yield from build_and_mount("trainer")
+
+
+@pytest.fixture(scope="session")
+def evaluator_image() -> Iterator[Image]:
+    yield from build_and_mount("evaluator")

@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "hack" / "build-images.sh"
 # Seconds for one build: a cold operator build is ~2 min; this bounds a hung download, not a normal build.
 BUILD_TIMEOUT = 1200
+SIZE_LIMITS = Path(__file__).with_name("size-limits.json")
+# A change may grow an image by this much before the committed limit must be raised with it.
+SIZE_TOLERANCE = 0.10
 _container_ids = itertools.count()
 
 
@@ -41,6 +44,8 @@ class Image:
     config: dict[str, Any]
     """The OCI image config's `config` block (User, Env, WorkingDir, Entrypoint, ...)."""
     size_bytes: int
+    layers: list[str]
+    """Diff IDs of the image's layers, base first."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ def build_and_mount(target: str) -> Iterator[Image]:
             rootfs=Path(mountpoint.stdout.strip()),
             config=inspected["Config"],
             size_bytes=int(inspected["Size"]),
+            layers=list(inspected["RootFS"]["Layers"]),
         )
     finally:
         subprocess.run(["podman", "image", "unmount", ref], check=False, capture_output=True)
@@ -117,3 +123,12 @@ def run_in_image(image: Image, args: Sequence[str] | None, workdir: Path, timeou
     finally:
         subprocess.run(["runc", "delete", "--force", container_id], check=False, capture_output=True)
     return Run(result.returncode, result.stdout, result.stderr)
+
+
+def assert_within_size_limit(target: str, image: Image) -> None:
+    limit = json.loads(SIZE_LIMITS.read_text())[target]["bytes"]
+    print(f"{target} image: {image.size_bytes} bytes (committed limit {limit})")
+    assert image.size_bytes <= limit * (1 + SIZE_TOLERANCE), (
+        f"{image.ref} is {image.size_bytes} bytes, more than {SIZE_TOLERANCE:.0%} over the committed "
+        f"{limit} in {SIZE_LIMITS.name}: shrink it, or raise the limit in the same commit and say why"
+    )

@@ -3,18 +3,13 @@ names on a read-only root filesystem, listed file by file, and kept within its c
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
-from image_harness import ROOT, Image, run_in_image
+from image_harness import ROOT, Image, assert_within_size_limit, run_in_image
 
 pytestmark = pytest.mark.e2e
-
-SIZE_LIMITS = Path(__file__).with_name("size-limits.json")
-# A change may grow an image by this much before the committed limit must be raised with it.
-SIZE_TOLERANCE = 0.10
 
 
 def _site_packages(image: Image) -> Path:
@@ -86,10 +81,4 @@ def test_operator_image_holds_only_the_operator(operator_image: Image) -> None:
 
 
 def test_operator_image_stays_within_its_committed_size(operator_image: Image) -> None:
-    limit = json.loads(SIZE_LIMITS.read_text())["operator"]["bytes"]
-    print(f"operator image: {operator_image.size_bytes} bytes (committed limit {limit})")
-    assert operator_image.size_bytes <= limit * (1 + SIZE_TOLERANCE), (
-        f"{operator_image.ref} is {operator_image.size_bytes} bytes, more than {SIZE_TOLERANCE:.0%} over "
-        f"the committed {limit} in {SIZE_LIMITS.name}: shrink it, or raise the limit in the same commit "
-        "and say why"
-    )
+    assert_within_size_limit("operator", operator_image)

@@ -1,0 +1,81 @@
+"""The trainer and evaluator images: one torch install under both, each with only its own package and the
+API models, their pod entry points answering as uid 1000 on a read-only root, within their committed sizes.
+
+Building them cold costs minutes (torch's ~5.5 GB of wheels, docs/deploy.md "Images"); warm, with the
+layers cached, a few seconds each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from image_harness import Image, assert_within_size_limit, run_in_image
+
+pytestmark = pytest.mark.e2e
+
+# Imported in the image: every third-party package its code needs, then its own heaviest modules; prints
+# whether the other workload's package or kopf could be imported (they must not be there).
+IMPORT_PROBE = """
+import importlib, importlib.util, os, sys
+for name in sys.argv[1].split(","):
+    importlib.import_module(name)
+print(os.getuid(), *(importlib.util.find_spec(name) is not None for name in sys.argv[2].split(",")))
+"""
+
+
+def test_trainer_and_evaluator_share_all_but_their_code_layer(
+    trainer_image: Image, evaluator_image: Image
+) -> None:
+    assert trainer_image.layers[:-1] == evaluator_image.layers[:-1]
+    assert trainer_image.layers[-1] != evaluator_image.layers[-1]
+
+
+@pytest.mark.parametrize(
+    ("target", "imports", "absent"),
+    [
+        (
+            "trainer",
+            "torch,transformers,accelerate,peft,safetensors,pyarrow,kubetune_trainer.pipeline",
+            "kopf,kubetune_evaluator,kubetune_operator.controller,kubetune_operator.testing",
+        ),
+        (
+            "evaluator",
+            "torch,transformers,peft,rouge_score,sacrebleu,bert_score,httpx,kubetune_evaluator.runner",
+            "kopf,kubetune_trainer,kubetune_operator.controller,kubetune_operator.testing",
+        ),
+    ],
+)
+def test_workload_image_imports_its_packages_as_uid_1000_and_nothing_else(
+    target: str, imports: str, absent: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    image: Image = request.getfixturevalue(f"{target}_image")
+    assert image.config["User"] == "1000:1000"
+    # What the operator's pod specs run: `python -m <module>` (or `accelerate launch -m` for the trainer).
+    assert image.config["Entrypoint"] == ["python", "-m", f"kubetune_{target}"]
+    code = sorted(path.name for path in (image.rootfs / "opt" / "kubetune").iterdir())
+    assert code == sorted(["kubetune_operator", f"kubetune_{target}"])
+    result = run_in_image(image, ["python", "-c", IMPORT_PROBE, imports, absent], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1000"] + ["False"] * len(absent.split(","))
+
+
+@pytest.mark.parametrize("target", ["trainer", "evaluator"])
+def test_workload_image_entry_point_answers_help(
+    target: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    image: Image = request.getfixturevalue(f"{target}_image")
+    result = run_in_image(image, [*image.config["Entrypoint"], "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"usage: python -m kubetune_{target}" in result.stdout
+    assert "--config" in result.stdout
+
+
+def test_trainer_image_has_the_accelerate_launcher(trainer_image: Image) -> None:
+    # The operator starts trainer pods with `accelerate launch ... -m kubetune_trainer`.
+    assert (trainer_image.rootfs / "opt" / "venv" / "bin" / "accelerate").is_file()
+
+
+@pytest.mark.parametrize("target", ["trainer", "evaluator"])
+def test_workload_image_stays_within_its_committed_size(target: str, request: pytest.FixtureRequest) -> None:
+    assert_within_size_limit(target, request.getfixturevalue(f"{target}_image"))
