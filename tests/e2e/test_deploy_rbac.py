@@ -57,7 +57,10 @@ def releases(stack: LocalStack, k8s: KubeClients) -> Iterator[Releases]:
     names = {role: f"t-deploy-rbac-{role}-{suffix}" for role in ("cluster", "nsmode", "watched", "other")}
     for name in names.values():
         k8s.core.create_namespace({"metadata": {"name": name, "labels": {"kubetune.io/e2e": "true"}}})
-    common = ["--set", "operator.replicas=0", "--set", "operator.peering.name=rbac-" + suffix]
+    # No admission policy: the cluster-wide release's binding would hold for every namespace of the shared
+    # stack while this module runs (test_deploy_install.py checks the policy; it grants no permission).
+    common = ["--set", "operator.replicas=0", "--set", "operator.peering.name=rbac-" + suffix,
+              "--set", "policy.admission.enabled=false"]  # fmt: skip
     helm(stack, "install", "rbac-c", str(CHART), "-n", names["cluster"], *common)
     helm(stack, "install", "rbac-n", str(CHART), "-n", names["nsmode"], *common,
          "--set", f"watchNamespaces={{{names['watched']}}}")  # fmt: skip
