@@ -79,6 +79,8 @@ def installed(
     metrics_port, health_port = free_port(), free_port()
     values = {
         "watchNamespaces": [jobs],
+        # The chart's default policy, plus a GPU limit (none by default).
+        "policy": {"maxGpusPerJob": 8},
         "operator": {
             "metricsPort": metrics_port,
             "healthPort": health_port,
@@ -305,8 +307,16 @@ def test_admission_policy_refuses_jobs_outside_the_platform_policy_at_create(
     judge["spec"]["image"] = "kubetune/evaluator-debug:1"
     code, output = kubectl_create(stack, installed.jobs, judge)
     assert code != 0 and 'spec.image "kubetune/evaluator-debug:1"' in output
+    big = finetunejob("big", resources={"nodes": 2, "gpusPerNode": 8})
+    code, output = kubectl_create(stack, installed.jobs, big)
+    assert code != 0 and "spec.resources: 16 GPUs is over the limit of 8 per job" in output
     # Nothing was stored, so the operator never saw them.
-    for plural, name in (("finetunejobs", "miner"), ("finetunejobs", "rogue"), ("evaljobs", "judge")):
+    for plural, name in (
+        ("finetunejobs", "miner"),
+        ("finetunejobs", "rogue"),
+        ("evaljobs", "judge"),
+        ("finetunejobs", "big"),
+    ):
         listed = k8s.custom.list_namespaced_custom_object(GROUP, VERSION, installed.jobs, plural)["items"]
         assert name not in {item["metadata"]["name"] for item in listed}
     # Inside the policy: the chart's trainer image by tag and by digest, the workload ServiceAccount.
