@@ -5,9 +5,10 @@
 # What each image holds (tests/image/ checks it):
 # - operator: Python, the locked `operator` extra, and kubetune_operator without its dev-only parts
 #   (devstack, demo, testing). No torch, no trainer or evaluator code.
-# - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` extras (torch is ~3 GB of
-#   CUDA wheels: installed once, its layers shared by both images), then only that image's package plus
-#   the API models (kubetune_operator.api) it reads its manifest with.
+# - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` extras (torch with its
+#   CUDA wheels is ~5.5 GB: installed once, its layers shared by both images), then only that image's
+#   package (the trainer's without testing.py, the tiny-model builder of tests and the demo) plus the
+#   API models (kubetune_operator.api) it reads its manifest with.
 # No image holds a compiler, pip, uv, a download cache, tests, hack/ or docs/; all run as uid 1000.
 #
 # BASE_IMAGE is NOT digest-pinned: it was written on a machine that cannot reach Docker Hub, so no digest
@@ -52,6 +53,7 @@ RUN set -eu \
             /src/kubetune_operator/api /out/$image/kubetune_operator/; \
         cp -r /src/kubetune_$image /out/$image/; \
     done \
+    && rm /out/trainer/kubetune_trainer/testing.py \
     && python3 -m compileall -q --invalidation-mode unchecked-hash /out
 
 # ---- Final stages. ----

@@ -37,7 +37,7 @@ def test_trainer_and_evaluator_share_all_but_their_code_layer(
         (
             "trainer",
             "torch,transformers,accelerate,peft,safetensors,pyarrow,kubetune_trainer.pipeline",
-            "kopf,kubetune_evaluator,kubetune_operator.controller,kubetune_operator.testing",
+            "kopf,kubetune_evaluator,kubetune_trainer.testing,kubetune_operator.controller,kubetune_operator.testing",
         ),
         (
             "evaluator",
