@@ -7,7 +7,8 @@ detail here, because published benchmark numbers come from it:
   and the pair is tokenized as one string, so the continuation gets the tokens it has in running text;
 - an empty context is scored from the BOS token (EOS when the tokenizer has none);
 - an input longer than the model's context keeps its last `max_length` tokens (left truncation);
-- requests run longest first (ties by token ids), results come back in input order.
+- requests run longest first (ties by token ids), results come back in input order; requests with the
+  same model input (one-token answers to one prompt) share a forward pass, as lm-eval's do.
 """
 
 from __future__ import annotations
@@ -112,26 +113,30 @@ def pair_loglikelihoods(
                 f"of {limit} tokens"
             )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    order = length_order(pairs)
+    # Requests with the same model input share one forward pass (lm-eval's group_by="contexts" does this
+    # for one-token answers: MMLU's letters all continue the same prompt, so 4 requests cost 1).
+    sharing: dict[tuple[int, ...], list[int]] = {}
+    for index in length_order(pairs):
+        sharing.setdefault(tuple(model_input(pairs[index], limit)), []).append(index)
+    unique = list(sharing.items())  # longest first, as the pairs were ordered
     results: list[float] = [0.0] * len(pairs)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        inputs = [model_input(pairs[i], limit) for i in batch]
-        width = max(len(tokens) for tokens in inputs)
+    for start in range(0, len(unique), batch_size):
+        batch = unique[start : start + batch_size]
+        width = max(len(tokens) for tokens, _ in batch)
         # Right padding: the real tokens keep positions 0..n-1, exactly as in an unpadded forward pass.
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, tokens in enumerate(inputs):
+        for row, (tokens, _) in enumerate(batch):
             input_ids[row, : len(tokens)] = torch.tensor(tokens)
             attention[row, : len(tokens)] = 1
         logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-        for row, index in enumerate(batch):
-            continuation_ids = pairs[index][1]
-            end = len(inputs[row])
-            positions = torch.arange(end - len(continuation_ids), end)
-            targets = torch.tensor(continuation_ids)
-            results[index] = float(logprobs[row, positions, targets].sum())
+        for row, (tokens, indices) in enumerate(batch):
+            for index in indices:
+                continuation_ids = pairs[index][1]
+                positions = torch.arange(len(tokens) - len(continuation_ids), len(tokens))
+                targets = torch.tensor(continuation_ids)
+                results[index] = float(logprobs[row, positions, targets].sum())
         if on_batch is not None:
-            on_batch(len(batch))
+            on_batch(sum(len(indices) for _, indices in batch))
     return results

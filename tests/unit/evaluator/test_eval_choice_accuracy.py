@@ -155,3 +155,28 @@ def test_over_long_inputs_keep_their_last_tokens(tiny_model: tuple[object, objec
     full = pair_loglikelihoods(model, tokenizer, pairs, batch_size=2)
     assert full[0] != pytest.approx(truncated[0], abs=1e-3)  # the truncation did change what the model saw
     assert resolve_max_length(model, tokenizer) == 1024  # the tiny Llama's max_position_embeddings
+
+
+@pytest.mark.slow
+def test_answers_of_one_token_to_one_prompt_share_a_forward_pass(tiny_model: tuple[object, object]) -> None:
+    """MMLU's letters continue the same prompt: one model row for the four, each answer read from it."""
+    model, tokenizer = tiny_model
+    rows: list[int] = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+            self.device = model.device  # type: ignore[attr-defined]
+            self.config = model.config  # type: ignore[attr-defined]
+
+        def forward(self, **kwargs: torch.Tensor) -> object:
+            rows.append(int(kwargs["input_ids"].shape[0]))
+            return self.inner(**kwargs)  # type: ignore[operator]
+
+    questions = [mmlu_prompt(f"Copy {word}", ["a", "b", "c", "d"]) for word in ("x", "y y", "z z z")]
+    pairs = [encode_pair(tokenizer, prompt, f" {letter}") for prompt in questions for letter in "ABCD"]
+    shared = pair_loglikelihoods(Counting(), tokenizer, pairs, batch_size=16)
+    assert rows == [3]  # 12 requests, 3 distinct inputs
+    for pair, value in zip(pairs, shared, strict=True):
+        assert value == pytest.approx(_direct_tokens_loglikelihood(model, *pair), abs=1e-4)
