@@ -287,6 +287,28 @@ def test_operator_pods_never_created_fail_with_pending_timeout_naming_why(object
     assert any(e.reason == "PendingTimeout" and "nope" in e.message for e in warnings), warnings
 
 
+def test_operator_pods_refused_by_a_quota_fail_with_pending_timeout(objects: Objects) -> None:
+    # The Job fits the namespace's quota, its pods do not: only FailedCreate Events say so.
+    core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
+    core.create_namespaced_resource_quota(
+        objects.namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+
+    def enforced() -> bool:
+        status = core.read_namespaced_resource_quota("no-pods", objects.namespace).status
+        return bool(status and status.hard)
+
+    wait_until(enforced, 30, "the quota controller to fill in the quota's status")
+    objects.create(finetunejob("podquota", runPolicy={"pendingTimeoutSeconds": 5}))
+    done = wait_until(lambda: phase_is(objects, FTJ, "podquota", "Failed"), 60, "Failed")
+    failed = condition(done, "Failed")
+    assert failed["reason"] == "PendingTimeout", failed
+    assert "exceeded quota: no-pods" in failed["message"], failed["message"]
+    assert (
+        condition(done, "Stalled")["status"] == "True" and condition(done, "Reconciling")["status"] == "False"
+    )
+
+
 def test_operator_child_refused_by_a_quota_fails_with_child_rejected(objects: Objects) -> None:
     core: Any = objects.core  # Any: the stubs want model objects where the client takes dicts
     quota = {"metadata": {"name": "no-jobs"}, "spec": {"hard": {"count/jobs.batch": "0"}}}

@@ -70,6 +70,15 @@ def test_repeated_events_are_quoted_once_newest_first() -> None:
     assert text.count("exceeded quota") == 1
 
 
+def test_one_cause_repeated_for_each_generated_pod_is_quoted_once() -> None:
+    events = [
+        failed_create(f'Error creating: pods "tune-r0-0-{suffix}" is forbidden: exceeded quota: no-pods')
+        for suffix in ("q9dss", "fdq6v", "bfpz2")
+    ]
+    text = message([], events, after=61) or ""
+    assert text.endswith(": FailedCreate: Error creating: exceeded quota: no-pods"), text
+
+
 def test_unscheduled_and_stuck_containers_are_named_per_pod() -> None:
     unscheduled = pod(
         1,

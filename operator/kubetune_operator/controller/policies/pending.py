@@ -9,11 +9,13 @@ created unsuspended and resets when Kueue or a user resumes it), so time spent q
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from kubetune_operator.controller.failures import parse_timestamp, rank_of
 
+_GENERATED_POD = re.compile(r'pods "[^"]+" is forbidden: ')
 MAX_BLOCKERS = 5
 """Distinct causes quoted in the message; more would only repeat themselves for a large gang."""
 
@@ -52,7 +54,12 @@ def _event_blockers(events: list[dict[str, Any]]) -> list[str]:
     newest_first = sorted(
         warnings, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True
     )
-    return [f"{event.get('reason', 'Warning')}: {event.get('message', '')}".strip() for event in newest_first]
+    # Each FailedCreate names the generated pod (`pods "tune-r0-0-x7k2p" is forbidden: ...`): without the
+    # name, one cause repeated for every try is quoted once.
+    return [
+        f"{event.get('reason', 'Warning')}: {_GENERATED_POD.sub('', str(event.get('message', '')))}".strip()
+        for event in newest_first
+    ]
 
 
 def pending_timeout_message(
