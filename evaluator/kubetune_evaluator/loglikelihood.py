@@ -123,13 +123,13 @@ def pair_loglikelihoods(
     for start in range(0, len(unique), batch_size):
         batch = unique[start : start + batch_size]
         width = max(len(tokens) for tokens, _ in batch)
-        # Right padding: the real tokens keep positions 0..n-1, exactly as in an unpadded forward pass.
+        # Right padding: the real tokens keep positions 0..n-1 and, the model being causal, never see the
+        # padding after them, so no attention mask is needed (lm-eval passes none either); without one
+        # the attention kernel takes its causal fast path instead of reading a materialized mask.
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
         for row, (tokens, _) in enumerate(batch):
             input_ids[row, : len(tokens)] = torch.tensor(tokens)
-            attention[row, : len(tokens)] = 1
-        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+        logits = model(input_ids=input_ids.to(model.device)).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for row, (tokens, indices) in enumerate(batch):
             for index in indices:
