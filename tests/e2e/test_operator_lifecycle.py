@@ -269,6 +269,28 @@ def test_operator_child_rejected_by_the_api_server_fails_with_its_message(object
     assert any(e.reason == "InvalidSpec" and "a b" in e.message for e in warnings)
 
 
+def test_operator_finished_job_whose_ttl_changes_observes_the_new_generation(objects: Objects) -> None:
+    # kstatus reads a lagging observedGeneration as InProgress: a GitOps tool that edits a finished job's
+    # TTL (a mutable field) must see it Current again, with the outcome unchanged.
+    objects.create(finetunejob("observed", json.dumps({"seconds": 0.5})))
+    done = wait_until(lambda: phase_is(objects, FTJ, "observed", "Succeeded", "Failed"), 60, "finished")
+    assert done["phase"] == "Succeeded" and done["observedGeneration"] == 1, done
+    objects.patch_spec(FTJ, "observed", {"runPolicy": {"ttlSecondsAfterFinished": 3600}})
+    generation = (objects.get(FTJ, "observed") or {})["metadata"]["generation"]
+    assert generation == 2
+
+    def observed() -> dict[str, Any] | None:
+        status = objects.status(FTJ, "observed")
+        return status if status.get("observedGeneration") == 2 else None
+
+    again = wait_until(observed, 30, "observedGeneration 2")
+    assert again["phase"] == "Succeeded" and again["completionTime"] == done["completionTime"], again
+    assert {c["observedGeneration"] for c in again["conditions"]} == {2}
+    assert (
+        condition(again, "Reconciling")["status"] == "False" and condition(again, "Ready")["status"] == "True"
+    )
+
+
 def test_operator_pods_never_created_fail_with_pending_timeout_naming_why(objects: Objects) -> None:
     # A ServiceAccount that does not exist: the Job is created, its pods never are (the Job controller only
     # records FailedCreate Events; the Job gets no condition). Before pendingTimeoutSeconds: Pending for ever.

@@ -10,7 +10,7 @@ from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.policies.ttl import ttl_expired
-from kubetune_operator.controller.status import Event
+from kubetune_operator.controller.status import Event, observed_finished
 
 
 @dataclass
@@ -35,4 +35,4 @@ def finished(
         kube.delete(owner.kind, owner.namespace, owner.name, propagation="Background")
         message = f"deleted {ttl}s after it finished (ttlSecondsAfterFinished)"
         return Reconciled(previous, [Event("Normal", reasons.TTL_EXPIRED, message)], deleted=True)
-    return Reconciled(previous)
+    return Reconciled(observed_finished(previous, body.get("metadata", {}).get("generation")))

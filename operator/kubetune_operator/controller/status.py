@@ -144,6 +144,16 @@ def derive_status(
     return status
 
 
+def observed_finished(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
+    """A finished job's status for a new generation (only mutable fields such as the TTL can have changed,
+    and they change no outcome): observedGeneration advanced on the status and its conditions, so kstatus
+    reads it Current/Failed again instead of InProgress for ever."""
+    if generation is None or status.get("observedGeneration") == generation:
+        return status
+    conditions = [{**c, "observedGeneration": generation} for c in status.get("conditions") or []]
+    return {**status, "observedGeneration": generation, "conditions": conditions}
+
+
 def waiting_status(
     previous: dict[str, Any], reason: str, message: str, now: str, generation: int | None
 ) -> dict[str, Any]:

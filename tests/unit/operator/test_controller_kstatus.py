@@ -12,7 +12,13 @@ import pytest
 
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.conditions import find_condition, is_true
-from kubetune_operator.controller.status import Phase, Transition, derive_status, waiting_status
+from kubetune_operator.controller.status import (
+    Phase,
+    Transition,
+    derive_status,
+    observed_finished,
+    waiting_status,
+)
 
 T0, T1, T2, T3 = (f"2026-01-01T00:0{n}:00Z" for n in range(4))
 
@@ -94,3 +100,15 @@ def test_evaljob_waiting_for_its_finetunejob_is_in_progress() -> None:
     waiting = waiting_status({}, reasons.MODEL_NOT_READY, "review-rating is Running", T0, 1)
     assert kstatus_of(waiting, 1) == "InProgress"
     assert find_condition(waiting["conditions"], reasons.STALLED) is None
+
+
+def test_a_finished_job_whose_ttl_changed_reads_finished_again() -> None:
+    failed = step({}, "Failed", reasons.PENDING_TIMEOUT, T0, generation=1)
+    assert kstatus_of(failed, 2) == "InProgress"  # runPolicy.ttlSecondsAfterFinished edited: generation 2
+    observed = observed_finished(failed, 2)
+    assert kstatus_of(observed, 2) == "Failed"
+    assert {c["observedGeneration"] for c in observed["conditions"]} == {2}
+    assert [c["lastTransitionTime"] for c in observed["conditions"]] == [
+        c["lastTransitionTime"] for c in failed["conditions"]
+    ]
+    assert observed_finished(observed, 2) is observed  # nothing to patch when nothing changed
