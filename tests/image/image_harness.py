@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +90,18 @@ def _user_ids(user: str) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def run_in_image(image: Image, args: Sequence[str] | None, workdir: Path, timeout: float = 120) -> Run:
-    """Runs the image's entrypoint (or `args` instead) in an OCI bundle under `workdir`, as a pod would."""
+def run_in_image(
+    image: Image,
+    args: Sequence[str] | None,
+    workdir: Path,
+    *,
+    timeout: float = 120,
+    mounts: Mapping[str, Path] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Run:
+    """Runs the image's entrypoint (or `args` instead) in an OCI bundle under `workdir`, as a pod would;
+    `mounts` bind-mounts host directories (container path, which must exist in the image -> host path);
+    `env` adds to the image's environment."""
     container_id = f"kubetune-image-test-{os.getpid()}-{next(_container_ids)}"
     bundle_dir = workdir / container_id
     bundle_dir.mkdir()
@@ -102,13 +112,17 @@ def run_in_image(image: Image, args: Sequence[str] | None, workdir: Path, timeou
     process.update(
         terminal=False,
         user={"uid": uid, "gid": gid},
-        env=image.config["Env"],
+        env=[*image.config["Env"], *(f"{name}={value}" for name, value in (env or {}).items())],
         cwd=image.config.get("WorkingDir") or "/",
         args=list(args) if args is not None else image.config["Entrypoint"],
     )
     spec["root"] = {"path": str(image.rootfs), "readonly": True}
     tmp_options = ["nosuid", "nodev", "mode=1777"]
     spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": tmp_options})
+    for destination, source in (mounts or {}).items():
+        spec["mounts"].append(
+            {"destination": destination, "type": "bind", "source": str(source), "options": ["rbind", "rw"]}
+        )
     spec["hostname"] = "kubetune-image-test"
     (bundle_dir / "config.json").write_text(json.dumps(spec))
     try:
