@@ -24,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readonly TARGETS_ALL=(operator trainer evaluator)
-readonly DEFAULT_BASE=python:3.11-slim
+# Fully qualified: podman refuses short names it would have to ask about (no TTY in builds).
+readonly DEFAULT_BASE=docker.io/library/python:3.11-slim
 # The Debian base: Debian 12's python3 is 3.11 (the version the lock and the slim base have).
 readonly DEBIAN_SUITES=(bookworm bookworm-updates bookworm-security)
 readonly DEBIAN_PACKAGES=python3,python3-venv,ca-certificates
@@ -139,8 +140,7 @@ pick_base() { # tool
     fi
     if [[ ${KUBETUNE_BASE:-} != debian ]]; then
         if image_exists "$tool" "$DEFAULT_BASE" ||
-            { [[ $tool != buildah ]] && timeout 120 "$tool" pull --quiet "$DEFAULT_BASE" >/dev/null 2>&1; } ||
-            { [[ $tool == buildah ]] && timeout 120 buildah pull --quiet "$DEFAULT_BASE" >/dev/null 2>&1; }; then
+            timeout 120 "$tool" pull --quiet "$DEFAULT_BASE" >/dev/null 2>&1; then
             echo "$DEFAULT_BASE"
             return
         fi
