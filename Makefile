@@ -36,8 +36,10 @@ $(RUNTIME_STAMP): pyproject.toml uv.lock $(UV)
 
 # The Go-built binaries (Kubernetes incl. kubectl, MinIO, Prometheus incl. promtool, Helm) and Debian's
 # etcd, from the pins under hack/tools/; cached under $(CACHE). `kubetune dev up` builds them on demand too.
+# Also the Debian container tools the image tests use (podman, buildah, skopeo, runc, mmdebstrap).
 tools:
 	bash hack/install-system-packages.sh stack
+	bash hack/install-system-packages.sh images
 	for t in kubernetes prometheus minio helm; do bash hack/build-go-tool.sh $$t >/dev/null; done
 
 # Re-resolve the Python pins after a deliberate edit of pyproject.toml (a dependency or exclude-newer).

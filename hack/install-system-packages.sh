@@ -3,11 +3,13 @@
 #   build: compilers for the one Python dependency PyPI ships only as source (llama-cpp-python, built
 #          once by `uv sync` and kept in uv's cache).
 #   stack: etcd for the local stack's control plane.
+#   images: the daemonless container tools `make images` and tests/image use (no Docker engine here;
+#           crun does not work on this cgroup setup, so runc), and mmdebstrap for the Debian base.
 # A missing package is installed at exactly its pinned version. An installed etcd of another version
 # fails loudly (the stack is tested against this one); installed compilers of another version are
-# accepted with a note (they only compile llama.cpp once).
+# accepted with a note (compilers build llama.cpp once; Debian's security updates move the image tools).
 #
-# Usage: hack/install-system-packages.sh build|stack
+# Usage: hack/install-system-packages.sh build|stack|images
 # To bump: change a version below to what `apt-cache policy <package>` offers, and run `make test`.
 set -euo pipefail
 
@@ -15,11 +17,17 @@ declare -A PINS=(
   [cmake]="3.25.1-1"
   [g++]="4:12.2.0-3"
   [etcd-server]="3.4.23-4+b4"
+  [podman]="4.3.1+ds1-8+deb12u1+b3"
+  [buildah]="1.28.2+ds1-3+deb12u1+b3"
+  [skopeo]="1.9.3+ds1-1+b10"
+  [runc]="1.1.5+ds1-1+deb12u1"
+  [mmdebstrap]="1.3.5-7"
 )
 case "${1:-}" in
   build) PACKAGES=(cmake g++); STRICT=0 ;;
   stack) PACKAGES=(etcd-server); STRICT=1 ;;
-  *) echo "usage: $0 build|stack" >&2; exit 2 ;;
+  images) PACKAGES=(podman buildah skopeo runc mmdebstrap); STRICT=0 ;;
+  *) echo "usage: $0 build|stack|images" >&2; exit 2 ;;
 esac
 
 installed_version() { { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '/install ok installed/ { print $4 }'; }
