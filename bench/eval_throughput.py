@@ -97,6 +97,32 @@ def metric_time(samples: int) -> dict[str, Any]:
     return {"samples": samples, "cpuSecondsPer1000Samples": per_1000}
 
 
+def versus_lm_eval(args: argparse.Namespace) -> dict[str, Any]:
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_vs_lm_eval import compare
+    from kubetune_trainer.testing import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_tiny_model(Path(tmp) / "model", hidden_size=256, layers=4)
+        result = compare(
+            Path(tmp),
+            model_dir,
+            questions=args.questions,
+            fewshot=args.fewshot,
+            batch_size=args.batch_size,
+            repeats=args.repeats,
+        )
+    return {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torchThreads": torch.get_num_threads(),
+        **result,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,10 +131,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--metric-samples", type=int, default=1000)
+    parser.add_argument(
+        "--vs-lm-eval",
+        action="store_true",
+        help="Instead: kubetune vs lm-evaluation-harness on one MMLU-format task (bench/eval_vs_lm_eval.py).",
+    )
+    parser.add_argument("--questions", type=int, default=200, help="--vs-lm-eval: questions scored.")
+    parser.add_argument("--fewshot", type=int, default=5, help="--vs-lm-eval: examples per question.")
+    parser.add_argument("--repeats", type=int, default=2, help="--vs-lm-eval: timed runs of each (best).")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads.")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    if args.vs_lm_eval:
+        print(json.dumps(versus_lm_eval(args), indent=2))
+        return
     result = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torchThreads": torch.get_num_threads(),

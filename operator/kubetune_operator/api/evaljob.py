@@ -147,6 +147,21 @@ class EvalTaskSpec(TaskSpec):
     """A task of an EvalJob: the FineTuneJob task syntax plus how to generate and read its answers, or a
     benchmark shipped with kubetune."""
 
+    model_config = TaskSpec.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.benchmark) != (has(self.templates) && size(self.templates) > 0)",
+                    "message": "give templates or a benchmark (exactly one)",
+                },
+                {
+                    "rule": "!has(self.fewshotUri) || has(self.benchmark)",
+                    "message": "fewshotUri is for benchmark tasks (else spec.fewshot.uri)",
+                },
+            ]
+        }
+    }
+
     templates: list[TemplateSpec] = Field(
         default_factory=list,
         max_length=64,
