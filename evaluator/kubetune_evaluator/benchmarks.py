@@ -151,6 +151,9 @@ class Benchmark:
     # rows in order; `group` keeps examples to rows with the question's value of that field (MMLU subject).
     sampler: Literal["default", "first_n"] = "default"
     group: str | None = None
+    # lm-eval draws n + 1 examples and drops the question itself whenever the few-shot split "equals" the
+    # test split; in YAMLs with neither (boolq, hellaswag: both None) that holds for every draw.
+    draws_one_more: bool = False
     until: tuple[str, ...] = ()
     max_new_tokens: int = 256  # lm-eval's default max_gen_toks
     answer: dict[str, Any] = field(default_factory=dict)  # an AnswerSpec
@@ -162,8 +165,10 @@ BENCHMARKS: dict[str, Benchmark] = {
         sampler="first_n", group="subject",
     ),
     "arc": Benchmark("arc", "choice", "accuracy", question=arc_question),
-    "hellaswag": Benchmark("hellaswag", "choice", "accuracy", question=hellaswag_question),
-    "boolq": Benchmark("boolq", "choice", "accuracy", question=boolq_question),
+    "hellaswag": Benchmark(
+        "hellaswag", "choice", "accuracy", question=hellaswag_question, draws_one_more=True
+    ),
+    "boolq": Benchmark("boolq", "choice", "accuracy", question=boolq_question, draws_one_more=True),
     "gsm8k": Benchmark(
         "gsm8k", "generation", "exact_match", example=gsm8k_example,
         until=("Question:", "</s>", "<|im_end|>"),

@@ -356,7 +356,7 @@ def benchmark_task(
             pool = FewshotPool(rows=pool_rows, texts=texts, where=pool_where)
             contexts = fewshot_contexts(
                 scored, pool, n=n, seed=spec.fewshot.seed, delimiter=spec.fewshot.delimiter,
-                same_split=pool_source == source,
+                same_split=pool_source == source or bench.draws_one_more,
             )  # fmt: skip
     prefixes = [bench.description(row) + context for row, context in zip(scored, contexts, strict=True)]
     result.questions = [
