@@ -135,13 +135,14 @@ class RunPolicy(ApiModel):
     active_deadline_seconds: int | None = Field(
         None, ge=1, description="Wall-clock limit from start; past it the job fails with DeadlineExceeded."
     )
-    pending_timeout_seconds: int = Field(
-        600,
+    pending_timeout_seconds: int | None = Field(
+        None,
         ge=1,
         description="Seconds the pods of an attempt may take to start (created, scheduled, containers "
         "running), counted from when its Job starts (after Kueue admits it); past it the job fails with "
-        "PendingTimeout, naming what held the pods (quota, ServiceAccount, PriorityClass, Pod Security, "
-        "scheduling, ContainerCreating).",
+        "Unschedulable (the scheduler's message) or PendingTimeout, naming what held the pods (quota, "
+        "ServiceAccount, PriorityClass, Pod Security, ContainerCreating). Unset: unscheduled pods get the "
+        "operator's --pending-timeout (chart value operator.pendingTimeout, 300), the rest at least 600.",
     )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished job (and its children) this long after it finished."

@@ -37,7 +37,10 @@ def operator_command(
     ] = 10.0,
     pending_timeout: Annotated[
         float,
-        typer.Option(envvar="KUBETUNE_PENDING_TIMEOUT", help="Seconds pods may stay unschedulable."),
+        typer.Option(
+            envvar="KUBETUNE_PENDING_TIMEOUT",
+            help="Seconds pods may stay unscheduled when the job sets no runPolicy.pendingTimeoutSeconds.",
+        ),
     ] = 300.0,
     policy: Annotated[
         str,

@@ -26,7 +26,12 @@ from kubetune_operator.controller.names import LABEL_ATTEMPT, attempt_of, child_
 from kubetune_operator.controller.observe import AttemptState, observe_attempt
 from kubetune_operator.controller.ownership import Claim, claim, describe_owners, owned_by
 from kubetune_operator.controller.policies.deadline import deadline_exceeded
-from kubetune_operator.controller.policies.pending import pending_since, pending_timeout_message
+from kubetune_operator.controller.policies.pending import (
+    DEFAULT_PENDING_TIMEOUT_SECONDS,
+    only_unscheduled,
+    pending_since,
+    pending_timeout_message,
+)
 from kubetune_operator.controller.policies.restart import decide_restart
 from kubetune_operator.controller.policies.suspend import desired_job_suspend
 from kubetune_operator.controller.settings import OperatorSettings
@@ -182,9 +187,15 @@ def run_attempts(
         for pod in kube.list("Pod", owner.namespace, selector)
         if owned_by(pod, current["metadata"]["uid"])
     ]
-    state = observe_attempt(current, pods, workload.nodes, now, settings.pending_timeout_seconds)
+    # The job's own bound covers unschedulable pods and the rest alike; unset, the operator's
+    # --pending-timeout bounds unschedulable pods and anything else gets at least DEFAULT_PENDING_TIMEOUT.
+    configured = workload.run_policy.pending_timeout_seconds
+    state = observe_attempt(
+        current, pods, workload.nodes, now, configured or settings.pending_timeout_seconds
+    )
     if state.phase == "Pending":
-        timed_out = _pending_timed_out(kube, workload, current, pods, now)
+        timeout = configured or max(DEFAULT_PENDING_TIMEOUT_SECONDS, settings.pending_timeout_seconds)
+        timed_out = _pending_timed_out(kube, workload, current, pods, now, timeout=timeout)
         if timed_out is not None:
             return AttemptOutcome(timed_out, attempt, True, state)
     if state.phase == "Suspended":
@@ -209,11 +220,17 @@ def run_attempts(
 
 
 def _pending_timed_out(
-    kube: Kube, workload: Workload, job: dict[str, Any], pods: list[dict[str, Any]], now: datetime
+    kube: Kube,
+    workload: Workload,
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    now: datetime,
+    *,
+    timeout: float,
 ) -> Transition | None:
-    """Failed/PendingTimeout once the attempt's pods have had `pendingTimeoutSeconds` to start; the Job
-    is deleted so that pods created later hold no quota or GPUs for a job that has already failed."""
-    timeout = workload.run_policy.pending_timeout_seconds
+    """Failed/PendingTimeout (Unschedulable when only the scheduler held them) once the attempt's pods
+    have had `pendingTimeoutSeconds` to start; the Job is deleted so that pods created later hold no quota
+    or GPUs for a job that has already failed."""
     since = pending_since(job)
     if since is None or (now - since).total_seconds() < timeout:
         return None  # the Events are only read once they are needed
@@ -224,7 +241,8 @@ def _pending_timed_out(
     if message is None:
         return None
     kube.delete("Job", workload.owner.namespace, job["metadata"]["name"], uid=str(job["metadata"]["uid"]))
-    return Transition("Failed", reasons.PENDING_TIMEOUT, message)
+    reason = reasons.UNSCHEDULABLE if only_unscheduled(pods, workload.nodes) else reasons.PENDING_TIMEOUT
+    return Transition("Failed", reason, message)
 
 
 def _suspended(workload: Workload, attempt: int, state: AttemptState | None = None) -> AttemptOutcome:

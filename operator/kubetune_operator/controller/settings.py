@@ -43,7 +43,8 @@ class OperatorSettings:
     pending_timeout_seconds: float = field(
         default_factory=lambda: float(_env("KUBETUNE_PENDING_TIMEOUT", "300"))
     )
-    """How long pods may stay unschedulable before the job fails with Unschedulable."""
+    """For jobs without runPolicy.pendingTimeoutSeconds: how long pods may stay unscheduled before the job
+    fails with Unschedulable (other causes: PendingTimeout after at least 600 s)."""
     run_as_user: int = 1000
     policy: PlatformPolicy = field(
         default_factory=lambda: PlatformPolicy.from_json(_env("KUBETUNE_POLICY", ""))

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubetune_operator.controller.policies.pending import pending_since, pending_timeout_message
+from kubetune_operator.controller.policies.pending import (
+    only_unscheduled,
+    pending_since,
+    pending_timeout_message,
+)
 
 CREATED = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -117,3 +121,15 @@ def test_many_causes_are_capped() -> None:
     text = message([], events, after=61) or ""
     assert "cause 7" in text and "cause 3" in text and "cause 2" not in text
     assert text.endswith("(and 3 more)")
+
+
+def test_unschedulable_only_when_the_scheduler_alone_held_every_waiting_pod() -> None:
+    def unscheduled(index: int) -> dict[str, Any]:
+        return pod(index, conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}])
+
+    creating = pod(1, containerStatuses=[{"state": {"waiting": {"reason": "ContainerCreating"}}}])
+    running = pod(0, "Running")
+    assert only_unscheduled([running, unscheduled(1)], nodes=2)
+    assert not only_unscheduled([unscheduled(0)], nodes=2)  # the other pod was never created
+    assert not only_unscheduled([unscheduled(0), creating], nodes=2)
+    assert not only_unscheduled([running, pod(1, "Running")], nodes=2)

@@ -16,6 +16,9 @@ from typing import Any
 from kubetune_operator.controller.failures import parse_timestamp, rank_of
 
 _GENERATED_POD = re.compile(r'pods "[^"]+" is forbidden: ')
+DEFAULT_PENDING_TIMEOUT_SECONDS = 600
+"""Bound when the job sets none (and the operator's --pending-timeout, which bounds unscheduled pods, is
+shorter): image pulls and volume attaches may take minutes."""
 MAX_BLOCKERS = 5
 """Distinct causes quoted in the message; more would only repeat themselves for a large gang."""
 
@@ -49,6 +52,23 @@ def _pod_blockers(pods: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def only_unscheduled(pods: list[dict[str, Any]], nodes: int) -> bool:
+    """Every pod exists and each that does not run waits for the scheduler: the reason is Unschedulable
+    (capacity, selectors, taints), not something that kept the pods or their containers from starting."""
+    waiting = [pod for pod in pods if pod.get("status", {}).get("phase") not in ("Running", "Succeeded")]
+    return (
+        len(pods) >= nodes
+        and bool(waiting)
+        and all(
+            any(
+                c.get("type") == "PodScheduled" and c.get("status") == "False"
+                for c in pod.get("status", {}).get("conditions") or []
+            )
+            for pod in waiting
+        )
+    )
+
+
 def _event_blockers(events: list[dict[str, Any]]) -> list[str]:
     warnings = [event for event in events if event.get("type") == "Warning"]
     newest_first = sorted(
@@ -68,7 +88,7 @@ def pending_timeout_message(
     events: list[dict[str, Any]],
     *,
     nodes: int,
-    timeout_seconds: int,
+    timeout_seconds: float,
     now: datetime,
 ) -> str | None:
     """Why the attempt failed to start within `timeout_seconds`, None while it still may.
@@ -83,4 +103,4 @@ def pending_timeout_message(
         blockers = [f"{len(pods)} of {nodes} pods created; no Event or pod condition says why"]
     shown = "; ".join(blockers[:MAX_BLOCKERS])
     more = f" (and {len(blockers) - MAX_BLOCKERS} more)" if len(blockers) > MAX_BLOCKERS else ""
-    return f"{running}/{nodes} workers running after pendingTimeoutSeconds={timeout_seconds}: {shown}{more}"
+    return f"{running}/{nodes} workers running after pendingTimeoutSeconds={timeout_seconds:g}: {shown}{more}"
