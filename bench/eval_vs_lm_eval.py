@@ -126,15 +126,20 @@ def compare(
     run_kubetune(model_dir, files, directory / "out", fewshot, batch_size)
     run_lm_eval(model_dir, files, directory / "tasks", fewshot, batch_size)
     seconds: dict[str, list[float]] = {"kubetune": [], "lmEval": []}
+    # CPU seconds of this process (all its threads): less swayed by neighbours on a shared machine.
+    cpu_seconds: dict[str, list[float]] = {"kubetune": [], "lmEval": []}
     accuracy: dict[str, float] = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        accuracy["kubetune"] = run_kubetune(model_dir, files, directory / "out", fewshot, batch_size)
-        seconds["kubetune"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        accuracy["lmEval"] = run_lm_eval(model_dir, files, directory / "tasks", fewshot, batch_size)
-        seconds["lmEval"].append(time.perf_counter() - start)
+        for tool, run in (
+            ("kubetune", lambda: run_kubetune(model_dir, files, directory / "out", fewshot, batch_size)),
+            ("lmEval", lambda: run_lm_eval(model_dir, files, directory / "tasks", fewshot, batch_size)),
+        ):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            accuracy[tool] = run()
+            seconds[tool].append(time.perf_counter() - start)
+            cpu_seconds[tool].append(time.process_time() - cpu_start)
     rate = {tool: questions / min(times) for tool, times in seconds.items()}
+    cpu_rate = {tool: questions / min(times) for tool, times in cpu_seconds.items()}
     return {
         "task": f"mmlu format, {questions} questions x 4 choices, {fewshot}-shot",
         "batchSize": batch_size,
@@ -142,4 +147,7 @@ def compare(
         "questionsPerSecond": rate,
         "accuracy": accuracy,
         "ratioKubetuneOverLmEval": rate["kubetune"] / rate["lmEval"],
+        "cpuSeconds": cpu_seconds,
+        "questionsPerCpuSecond": cpu_rate,
+        "cpuRatioKubetuneOverLmEval": cpu_rate["kubetune"] / cpu_rate["lmEval"],
     }
