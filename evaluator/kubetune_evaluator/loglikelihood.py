@@ -13,6 +13,7 @@ detail here, because published benchmark numbers come from it:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -119,6 +120,7 @@ def pair_loglikelihoods(
     for index in length_order(pairs):
         sharing.setdefault(tuple(model_input(pairs[index], limit)), []).append(index)
     unique = list(sharing.items())  # longest first, as the pairs were ordered
+    keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     results: list[float] = [0.0] * len(pairs)
     for start in range(0, len(unique), batch_size):
         batch = unique[start : start + batch_size]
@@ -129,12 +131,25 @@ def pair_loglikelihoods(
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         for row, (tokens, _) in enumerate(batch):
             input_ids[row, : len(tokens)] = torch.tensor(tokens)
-        logits = model(input_ids=input_ids.to(model.device)).logits
+        # Only the positions that predict a continuation token go through the output layer and the
+        # log-softmax (all rows share the set): with a real vocabulary that is most of the work saved.
+        needed = sorted(
+            {
+                position
+                for tokens, indices in batch
+                for index in indices
+                for position in range(len(tokens) - len(pairs[index][1]), len(tokens))
+            }
+        )
+        column = {position: j for j, position in enumerate(needed)} if keeps_logits else None
+        kwargs = {"logits_to_keep": torch.tensor(needed, device=model.device)} if column else {}
+        logits = model(input_ids=input_ids.to(model.device), **kwargs).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         for row, (tokens, indices) in enumerate(batch):
             for index in indices:
                 continuation_ids = pairs[index][1]
-                positions = torch.arange(len(tokens) - len(continuation_ids), len(tokens))
+                span = range(len(tokens) - len(continuation_ids), len(tokens))
+                positions = torch.tensor([column[p] for p in span] if column else list(span))
                 targets = torch.tensor(continuation_ids)
                 results[index] = float(logprobs[row, positions, targets].sum())
         if on_batch is not None:

@@ -180,3 +180,34 @@ def test_answers_of_one_token_to_one_prompt_share_a_forward_pass(tiny_model: tup
     assert rows == [3]  # 12 requests, 3 distinct inputs
     for pair, value in zip(pairs, shared, strict=True):
         assert value == pytest.approx(_direct_tokens_loglikelihood(model, *pair), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_logits_only_at_the_answer_positions_give_the_same_loglikelihoods(
+    tiny_model: tuple[object, object],
+) -> None:
+    """A model taking logits_to_keep projects only the answer positions; one without it, every position."""
+    model, tokenizer = tiny_model
+    kept: list[int] = []
+
+    class Spying(torch.nn.Module):
+        def __init__(self, pass_through: bool) -> None:
+            super().__init__()
+            self.device = model.device  # type: ignore[attr-defined]
+            self.config = model.config  # type: ignore[attr-defined]
+            if pass_through:
+                self.forward = self.with_keep  # type: ignore[method-assign]
+
+        def forward(self, input_ids: torch.Tensor) -> object:
+            return model(input_ids=input_ids)  # type: ignore[operator]
+
+        def with_keep(self, input_ids: torch.Tensor, logits_to_keep: torch.Tensor) -> object:
+            kept.append(len(logits_to_keep))
+            return model(input_ids=input_ids, logits_to_keep=logits_to_keep)  # type: ignore[operator]
+
+    prompts = [mmlu_prompt(f"Copy {'w ' * n}", ["a", "bb", "c c", "d"]) for n in range(1, 6)]
+    pairs = [encode_pair(tokenizer, p, f" {c}") for p in prompts for c in ("A", "bb", "c c d")]
+    every_position = pair_loglikelihoods(Spying(False), tokenizer, pairs, batch_size=4)
+    answers_only = pair_loglikelihoods(Spying(True), tokenizer, pairs, batch_size=4)
+    assert answers_only == pytest.approx(every_position, abs=1e-5)
+    assert kept and max(kept) < min(len(p[0]) for p in pairs)  # fewer positions than any input
