@@ -108,6 +108,12 @@ def versus_lm_eval(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", hidden_size=256, layers=4)
+        if args.vocab_size:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(model_dir)
+            model.resize_token_embeddings(args.vocab_size, mean_resizing=False)
+            model.save_pretrained(model_dir)
         result = compare(
             Path(tmp),
             model_dir,
@@ -119,6 +125,7 @@ def versus_lm_eval(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torchThreads": torch.get_num_threads(),
+        "vocabSize": args.vocab_size or 320,
         **result,
     }
 
@@ -140,6 +147,13 @@ def main() -> None:
     parser.add_argument("--fewshot", type=int, default=5, help="--vs-lm-eval: examples per question.")
     parser.add_argument("--repeats", type=int, default=2, help="--vs-lm-eval: timed runs of each (best).")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=0,
+        help="--vs-lm-eval: resize the tiny model's embeddings to this vocabulary (e.g. 49152, SmolLM2's) "
+        "so the output layer costs what a real model's does; 0 keeps the tokenizer's 320.",
+    )
     args = parser.parse_args()
     import torch
 
