@@ -35,6 +35,7 @@ from kubetune_operator.demo.results_table import (
     score_rows,
 )
 from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_operator.devstack.layout import cache_dir
 from kubetune_operator.devstack.s3 import ensure_bucket, s3_client
 from kubetune_operator.devstack.stack import LocalStack, StackNotUpError, down, load_stack, status, up
 
@@ -47,7 +48,8 @@ class DemoJobError(RuntimeError):
 class DemoOptions:
     model: assets.BaseModel = "tiny"
     keep: bool = False
-    output_dir: Path = Path.home() / ".cache" / "kubetune" / "demo"
+    # Under the cache root like everything else the stack writes ($KUBETUNE_CACHE moves it all).
+    output_dir: Path = field(default_factory=lambda: cache_dir() / "demo")
     size: DemoSize = field(default_factory=DemoSize)
     timeout_seconds: float = 900
     poll_seconds: float = 3
