@@ -269,6 +269,21 @@ def test_operator_child_rejected_by_the_api_server_fails_with_its_message(object
     assert any(e.reason == "InvalidSpec" and "a b" in e.message for e in warnings)
 
 
+def test_operator_local_path_uris_fail_with_invalid_spec_before_any_child(objects: Objects) -> None:
+    # Admission accepts local paths (`kubetune train` runs the same spec on one machine); in a cluster the
+    # pods share no disk, so the operator refuses them, naming the field, and creates nothing.
+    objects.create(finetunejob("localout", output={"uri": "/data/out/"}))
+    local_data = evaljob("localdata", {"uri": "s3://models/base/"})
+    local_data["spec"]["dataset"]["uri"] = "data/test.jsonl"
+    objects.create(local_data)
+    for plural, name, field in ((FTJ, "localout", "spec.output.uri"), (EVJ, "localdata", "spec.dataset.uri")):
+        done = wait_until(lambda p=plural, n=name: phase_is(objects, p, n, "Failed"), 30, f"{name} Failed")
+        failed = condition(done, "Failed")
+        assert failed["reason"] == "InvalidSpec", failed
+        assert field in failed["message"] and "kubetune train" in failed["message"], failed["message"]
+        assert objects.jobs(name) == []
+
+
 def test_operator_finished_job_whose_ttl_changes_observes_the_new_generation(objects: Objects) -> None:
     # kstatus reads a lagging observedGeneration as InProgress: a GitOps tool that edits a finished job's
     # TTL (a mutable field) must see it Current again, with the outcome unchanged.

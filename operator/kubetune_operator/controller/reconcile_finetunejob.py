@@ -15,11 +15,13 @@ from kubetune_operator.controller.builders import (
     Owner,
     build_config_map,
     build_headless_service,
+    build_network_policy,
     build_worker_job,
     owner_from_body,
 )
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_FINETUNE
+from kubetune_operator.controller.policies.local_paths import local_path_failure
 from kubetune_operator.controller.policies.platform import policy_failure
 from kubetune_operator.controller.progress import checkpoint_status, fetch_progress, progress_status
 from kubetune_operator.controller.reconciled import Reconciled, finished, rfc3339
@@ -30,11 +32,11 @@ from kubetune_operator.controller.status import TERMINAL_PHASES, Transition, der
 def _children(
     owner: Owner, spec: FineTuneJobSpec, settings: OperatorSettings, attempt: int
 ) -> list[dict[str, Any]]:
-    return [
-        build_config_map(owner, spec),
-        build_headless_service(owner),
-        build_worker_job(owner, spec, attempt, settings),
-    ]
+    children = [build_config_map(owner, spec), build_headless_service(owner)]
+    if settings.network_policy:
+        # Before the Job, so that no pod runs unprotected.
+        children.append(build_network_policy(owner, settings))
+    return [*children, build_worker_job(owner, spec, attempt, settings)]
 
 
 def _output(spec: FineTuneJobSpec, result: dict[str, Any] | None) -> dict[str, Any]:
@@ -71,7 +73,7 @@ def reconcile_finetunejob(
         spec.pod_template,
         pods=spec.resources.nodes,
         gpus_per_pod=spec.resources.gpus_per_node,
-    )
+    ) or local_path_failure(previous, body.get("spec") or {})
     if refused is not None:
         status = derive_status(previous, refused, children_created=False, now=stamp, generation=generation)
         return Reconciled(status, derive_events(previous, status))
