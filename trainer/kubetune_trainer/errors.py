@@ -32,7 +32,7 @@ class UnsafeObjectKeyError(KubetuneError):
 
 def data_or_outage(message: str, error: BaseException) -> InvalidSpecError | StorageUnreachableError:
     """DataError for what the user must fix; StorageUnreachableError when S3 did not answer, which is not
-    the data's fault (boto3 already retried with backoff; the operator reports StorageUnreachable)."""
+    the data's fault (storage.py retried it for its window; the operator reports StorageUnreachable)."""
     if classify(error) is Reason.STORAGE_UNREACHABLE:
         return StorageUnreachableError(f"{message}: {error}")
     return DataError(f"{message}: {error}")

@@ -11,6 +11,12 @@ Stable functions: `is_s3`, `join_uri`, `read_bytes`, `read_text`, `write_bytes`,
 Downloads never write outside their folder: S3 (unlike a file system) allows keys such as
 `model/../../site-packages/x.py` or `model//etc/x`, and joining those onto a local directory would write
 anywhere the process may write. `safe_local_target` refuses them, naming the key.
+
+S3 outages are ridden out inside the process: every S3 call is retried while S3 does not answer
+(connection refused or reset, timeouts, 5xx; the contract's `classify` decides) with exponential backoff
+(0.5 s doubling to 8 s) for up to `KUBETUNE_STORAGE_RETRY_SECONDS` (default 60; 0: botocore's own three
+attempts only), then raises StorageUnreachableError. botocore's retries alone give up after about 0.6 s
+against a refused connection, so a restarting MinIO or a network blip would fail the whole job.
 """
 
 from __future__ import annotations
@@ -18,15 +24,63 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
-from kubetune_trainer.errors import UnsafeObjectKeyError
+from kubetune_operator.api.contract import Reason, StorageUnreachableError, classify
+from kubetune_trainer.errors import ConfigError, UnsafeObjectKeyError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+T = TypeVar("T")
+
+RETRY_SECONDS_ENV = "KUBETUNE_STORAGE_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 60.0
+_FIRST_DELAY, _MAX_DELAY = 0.5, 8.0
+
+
+def retry_seconds() -> float:
+    """How long an S3 call keeps retrying while S3 does not answer ($KUBETUNE_STORAGE_RETRY_SECONDS)."""
+    raw = os.environ.get(RETRY_SECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETRY_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise ConfigError(f"{RETRY_SECONDS_ENV}={raw!r}: expected a number of seconds >= 0")
+    return seconds
+
+
+def with_retries(what: str, call: Callable[[], T]) -> T:
+    """`call()`, retried with exponential backoff while S3 does not answer, for up to `retry_seconds()`.
+
+    Any other error (a missing key, refused credentials) is raised at once: waiting cannot fix it.
+    """
+    window = retry_seconds()
+    deadline = time.monotonic() + window
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if classify(error) is not Reason.STORAGE_UNREACHABLE:
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StorageUnreachableError(
+                    f"{what}: S3 did not answer within {window:g} s ({RETRY_SECONDS_ENV}): {error}"
+                ) from error
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, _MAX_DELAY)
 
 
 @dataclass(frozen=True)
@@ -71,15 +125,25 @@ def s3_client(options: StorageOptions | None = None) -> S3Client:
         options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     )
     # Path-style addressing: MinIO and most in-cluster S3 servers do not serve virtual-host buckets.
-    config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
+    # botocore's standard retries absorb throttling and single 5xx answers; an outage (refused connection,
+    # a blackholed endpoint: hence the short connect timeout) is ridden out by `with_retries`.
+    config = Config(
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+    )
     return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
 def read_bytes(uri: str, options: StorageOptions | None = None) -> bytes:
     if is_s3(uri):
         bucket, key = split_s3_uri(uri)
-        body = s3_client(options).get_object(Bucket=bucket, Key=key)["Body"]
-        return body.read()
+        client = s3_client(options)
+
+        def get() -> bytes:  # the body is read inside the retried call: a lost connection starts again
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        return with_retries(uri, get)
     return local_path(uri).read_bytes()
 
 
@@ -90,7 +154,8 @@ def read_text(uri: str, options: StorageOptions | None = None) -> str:
 def write_bytes(uri: str, data: bytes, options: StorageOptions | None = None) -> None:
     if is_s3(uri):
         bucket, key = split_s3_uri(uri)
-        s3_client(options).put_object(Bucket=bucket, Key=key, Body=data)
+        client = s3_client(options)
+        with_retries(uri, partial(client.put_object, Bucket=bucket, Key=key, Body=data))
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,8 +178,9 @@ def exists(uri: str, options: StorageOptions | None = None) -> bool:
         from botocore.exceptions import ClientError
 
         bucket, key = split_s3_uri(uri)
+        client = s3_client(options)
         try:
-            s3_client(options).head_object(Bucket=bucket, Key=key)
+            with_retries(uri, partial(client.head_object, Bucket=bucket, Key=key))
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return False
@@ -129,9 +195,14 @@ def list_files(uri: str, options: StorageOptions | None = None) -> list[str]:
         bucket, key = split_s3_uri(uri)
         client = s3_client(options)
         prefix = key if key.endswith("/") or not key else key + "/"
-        found: list[str] = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            found.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+
+        def listing() -> list[str]:  # retried as a whole: a page lost mid-way lists the prefix again
+            keys: list[str] = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                keys.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
+            return keys
+
+        found = with_retries(uri, listing)
         if not found and key and not key.endswith("/") and exists(uri, options):
             return [uri]
         return sorted(found)
@@ -213,7 +284,9 @@ def download_prefix(
             targets.append((file_key, target))
     for file_key, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        client.download_file(bucket, file_key, str(target))
+        with_retries(
+            f"s3://{bucket}/{file_key}", partial(client.download_file, bucket, file_key, str(target))
+        )
     return local_dir
 
 
@@ -224,7 +297,8 @@ def upload_dir(local_dir: Path, uri: str, options: StorageOptions | None = None)
         target = join_uri(uri, path.relative_to(local_dir).as_posix())
         if is_s3(uri):
             bucket, key = split_s3_uri(target)
-            s3_client(options).upload_file(str(path), bucket, key)
+            client = s3_client(options)
+            with_retries(target, partial(client.upload_file, str(path), bucket, key))
         else:
             dest = local_path(target)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +313,7 @@ def delete_prefix(uri: str, options: StorageOptions | None = None) -> None:
         bucket, _ = split_s3_uri(uri)
         client = s3_client(options)
         for file_uri in list_files(uri, options):
-            client.delete_object(Bucket=bucket, Key=split_s3_uri(file_uri)[1])
+            key = split_s3_uri(file_uri)[1]
+            with_retries(file_uri, partial(client.delete_object, Bucket=bucket, Key=key))
         return
     shutil.rmtree(local_path(uri), ignore_errors=True)

@@ -24,6 +24,8 @@ def termination_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # S3 credentials must exist for boto3 to try the endpoint at all.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    # A dead endpoint is retried for this long before StorageUnreachable (60 s by default).
+    monkeypatch.setenv("KUBETUNE_STORAGE_RETRY_SECONDS", "1")
     return path
 
 
