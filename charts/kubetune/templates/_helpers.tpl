@@ -68,6 +68,15 @@ app.kubernetes.io/component: operator
 The operator's permissions inside a namespace (cluster-wide mode: in every namespace). One list, so
 the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md explains each rule.
 */}}
+{{/* NetworkPolicyPeers admitted to the jobs' progress port (JSON): this release's operator pods, then
+networkPolicy.metricsFrom. The namespace is matched by the label the API server sets on every namespace. */}}
+{{- define "kubetune.metricsFrom" -}}
+{{- $namespace := dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace) -}}
+{{- $pods := dict "matchLabels" (include "kubetune.selectorLabels" . | fromYaml) -}}
+{{- $operator := dict "namespaceSelector" $namespace "podSelector" $pods -}}
+{{- prepend (.Values.networkPolicy.metricsFrom | default list) $operator | toJson -}}
+{{- end -}}
+
 {{- define "kubetune.operatorRules" -}}
 # Watch the custom resources, add/remove the finalizer (patch), delete expired ones (ttlSecondsAfterFinished).
 - apiGroups: ["kubetune.io"]
@@ -89,6 +98,13 @@ the ClusterRole and the namespaced Roles can never drift apart. docs/deploy.md e
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "create"]
+{{- if .Values.networkPolicy.enabled }}
+# The job's NetworkPolicy (ingress to its pods): created before its Job, read back to check its owner on a
+# 409; garbage-collected with the owner, so no delete, and no list (the operator never enumerates them).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create"]
+{{- end }}
 # Pod phases, exit codes and termination messages of the workers; IPs to poll rank 0's /progress.
 - apiGroups: [""]
   resources: ["pods"]

@@ -29,6 +29,7 @@ from kubetune_operator.controller.names import (
     child_job_name,
     child_labels,
     config_map_name,
+    network_policy_name,
     service_name,
 )
 from kubetune_operator.controller.settings import OperatorSettings
@@ -100,6 +101,29 @@ def build_headless_service(owner: Owner) -> dict[str, Any]:
             "publishNotReadyAddresses": True,
             "ports": [{"name": "rendezvous", "port": 29500, "targetPort": 29500}],
         },
+    }
+
+
+def build_network_policy(owner: Owner, settings: OperatorSettings) -> dict[str, Any]:
+    """Ingress to the job's pods: from its own pods on any port (c10d rendezvous, NCCL/gloo pick ports),
+    and to the progress/metrics port from `settings.network_policy_metrics_from` (operator, Prometheus).
+
+    Egress stays open (S3, the judge endpoint). Without an enforcing CNI the object is inert.
+    """
+    pods = {"matchLabels": child_labels(owner.kind, owner.name)}
+    ingress: list[dict[str, Any]] = [{"from": [{"podSelector": pods}]}]
+    if settings.network_policy_metrics_from:
+        ingress.append(
+            {
+                "from": [dict(peer) for peer in settings.network_policy_metrics_from],
+                "ports": [{"protocol": "TCP", "port": settings.progress_port}],
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": owner.metadata(network_policy_name(owner.name, owner.kind)),
+        "spec": {"podSelector": pods, "policyTypes": ["Ingress"], "ingress": ingress},
     }
 
 

@@ -54,6 +54,8 @@ def collection_path(kind: str, namespace: str) -> str:
         return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
     if kind == "Job":
         return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    if kind == "NetworkPolicy":
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
     return f"{CORE_PATHS[kind]}/namespaces/{namespace}/{RESOURCE_NAMES[kind]}"
 
 

@@ -50,6 +50,11 @@ def config_map_name(parent: str, kind: str = KIND_FINETUNE) -> str:
     return f"{parent}{_CONFIG_SUFFIX[kind]}"
 
 
+def network_policy_name(parent: str, kind: str = KIND_FINETUNE) -> str:
+    """The job's NetworkPolicy: the ConfigMap's name (kind-disjoint, length-bounded), another resource."""
+    return config_map_name(parent, kind)
+
+
 def service_name(parent: str) -> str:
     """The headless Service that gives worker pods their DNS names (`<job>-<index>.<service>`)."""
     return parent

@@ -11,7 +11,12 @@ from kubetune_operator.api import EvalJobSpec, EvalModelSource, EvalResults
 from kubetune_operator.api.manifest import format_validation_error
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.attempts import Workload, run_attempts
-from kubetune_operator.controller.builders import build_config_map, build_evaluator_job, owner_from_body
+from kubetune_operator.controller.builders import (
+    build_config_map,
+    build_evaluator_job,
+    build_network_policy,
+    owner_from_body,
+)
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
 from kubetune_operator.controller.policies.local_paths import local_path_failure
@@ -132,6 +137,8 @@ def reconcile_evaljob(
         credentials_secret=spec.storage.credentials_secret,
         children=lambda attempt: [
             build_config_map(owner, resolved),
+            # One pod, no rendezvous: the policy only closes /metrics to everyone but the scrapers.
+            *([build_network_policy(owner, settings)] if settings.network_policy else []),
             build_evaluator_job(owner, resolved, attempt, settings),
         ],
     )

@@ -15,6 +15,7 @@ from kubetune_operator.controller.builders import (
     Owner,
     build_config_map,
     build_headless_service,
+    build_network_policy,
     build_worker_job,
     owner_from_body,
 )
@@ -31,11 +32,11 @@ from kubetune_operator.controller.status import TERMINAL_PHASES, Transition, der
 def _children(
     owner: Owner, spec: FineTuneJobSpec, settings: OperatorSettings, attempt: int
 ) -> list[dict[str, Any]]:
-    return [
-        build_config_map(owner, spec),
-        build_headless_service(owner),
-        build_worker_job(owner, spec, attempt, settings),
-    ]
+    children = [build_config_map(owner, spec), build_headless_service(owner)]
+    if settings.network_policy:
+        # Before the Job, so that no pod runs unprotected.
+        children.append(build_network_policy(owner, settings))
+    return [*children, build_worker_job(owner, spec, attempt, settings)]
 
 
 def _output(spec: FineTuneJobSpec, result: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from kubetune_operator.controller.policies.platform import PlatformPolicy
 
@@ -13,6 +14,14 @@ Launcher = Literal["accelerate", "python"]
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _peers(name: str) -> tuple[dict[str, Any], ...]:
+    """A JSON list of NetworkPolicyPeers (the chart renders it); unset or empty: none."""
+    peers = json.loads(_env(name, "") or "[]")
+    if not isinstance(peers, list) or not all(isinstance(peer, dict) for peer in peers):
+        raise ValueError(f"{name} must be a JSON list of NetworkPolicyPeer objects")
+    return tuple(peers)
 
 
 @dataclass(frozen=True)
@@ -50,3 +59,11 @@ class OperatorSettings:
         default_factory=lambda: PlatformPolicy.from_json(_env("KUBETUNE_POLICY", ""))
     )
     """The platform policy (chart values `policy`, JSON); unset: every image, ServiceAccount, ... allowed."""
+    network_policy: bool = field(default_factory=lambda: _env("KUBETUNE_NETWORK_POLICY", "true") == "true")
+    """One NetworkPolicy per job (chart value `networkPolicy.enabled`): ingress to its pods only from its
+    own pods (rendezvous, any port) and to the progress port from `network_policy_metrics_from`."""
+    network_policy_metrics_from: tuple[dict[str, Any], ...] = field(
+        default_factory=lambda: _peers("KUBETUNE_NETWORK_POLICY_METRICS_FROM")
+    )
+    """Who else may read /progress and /metrics (the operator's pods, Prometheus): NetworkPolicyPeers, as the
+    chart renders them; none: only the job's own pods (an operator outside the cluster, the local stack)."""

@@ -272,3 +272,40 @@ def test_policy_values_change_both_checks_and_admission_can_be_turned_off() -> N
         off, "ValidatingAdmissionPolicyBinding"
     )
     assert _policy_env(off)["allowedImageRepositories"]  # the operator still checks
+
+
+def _operator_env(docs: list[dict[str, Any]]) -> dict[str, str | None]:
+    (deployment,) = by_kind(docs, "Deployment")
+    return {i["name"]: i.get("value") for i in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_network_policy_admits_the_operators_pods_and_prometheus_and_rbac_follows() -> None:
+    docs = render()
+    env = _operator_env(docs)
+    assert env["KUBETUNE_NETWORK_POLICY"] == "true"
+    operator, prometheus = json.loads(env["KUBETUNE_NETWORK_POLICY_METRICS_FROM"] or "")
+    (deployment,) = by_kind(docs, "Deployment")
+    # The operator's peer selects exactly the Deployment's pods, in the release's namespace.
+    assert operator["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert operator["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "kubetune-system"}
+    }
+    assert prometheus == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    (cluster_role,) = by_kind(docs, "ClusterRole")
+    assert rules_of(cluster_role)[("networking.k8s.io", "networkpolicies")] == {"get", "create"}
+    for role in by_kind(render(*NAMESPACED), "Role"):
+        assert rules_of(role)[("networking.k8s.io", "networkpolicies")] == {"get", "create"}
+
+
+def test_network_policy_off_removes_the_grant_and_metrics_from_is_replaceable() -> None:
+    off = render("--set", "networkPolicy.enabled=false")
+    assert _operator_env(off)["KUBETUNE_NETWORK_POLICY"] == "false"
+    (cluster_role,) = by_kind(off, "ClusterRole")
+    assert ("networking.k8s.io", "networkpolicies") not in rules_of(cluster_role)
+    custom = render(
+        "--set-json", 'networkPolicy.metricsFrom=[{"podSelector":{"matchLabels":{"app":"prom"}}}]'
+    )
+    peers = json.loads(_operator_env(custom)["KUBETUNE_NETWORK_POLICY_METRICS_FROM"] or "")
+    assert [peer.get("podSelector") for peer in peers][1:] == [{"matchLabels": {"app": "prom"}}]
+    empty = render("--set-json", "networkPolicy.metricsFrom=[]")
+    assert len(json.loads(_operator_env(empty)["KUBETUNE_NETWORK_POLICY_METRICS_FROM"] or "")) == 1
