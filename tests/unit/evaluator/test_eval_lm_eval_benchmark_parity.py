@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import yaml
+from lm_eval_runner import lm_eval_tasks_root, run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
@@ -64,14 +63,6 @@ CASES = {
 OUR_NAMES = {"acc": "accuracy", "acc_norm": "accuracyNorm"}
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)
-
-
 def _files(directory: Path, benchmark: str, scored_split: str) -> dict[str, Path]:
     make = CASES[benchmark][2]
     rng = random.Random(benchmark)
@@ -83,36 +74,15 @@ def _files(directory: Path, benchmark: str, scored_split: str) -> dict[str, Path
 
 
 def _lm_eval(model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: Path, shots: int) -> Any:
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:  # fail, not skip: a parity check that skips proves nothing
-        pytest.fail(
-            f"lm_eval is not installed ({error}): parity tests need lm-eval (dev extra)", pytrace=False
-        )
     source, _, _, metrics = CASES[benchmark]
     task = {
-        "include": str(Path(lm_eval.tasks.__file__).parent / source),
+        "include": str(lm_eval_tasks_root() / source),
         "task": f"kt_{benchmark}",
         "dataset_path": "json",
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
     }
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
-    (tasks_dir / f"kt_{benchmark}.yaml").write_text(yaml.safe_dump(task))
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=[f"kt_{benchmark}"],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        num_fewshot=shots,
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-    )
-    assert results is not None
+    results = run_lm_eval(model_dir, {f"kt_{benchmark}": task}, tmp_path, num_fewshot=shots)
     samples = sorted(results["samples"][f"kt_{benchmark}"], key=lambda s: s["doc_id"])
     loglikelihoods = [[float(resp[0]) for resp in sample["filtered_resps"]] for sample in samples]
     scores = results["results"][f"kt_{benchmark}"]

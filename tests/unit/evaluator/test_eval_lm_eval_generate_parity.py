@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import yaml
+from lm_eval_runner import run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
@@ -54,25 +53,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         files[split] = directory / f"{split}.jsonl"
         files[split].write_text("".join(json.dumps(row) + "\n" for row in _rows(n, seed)))
     return files
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny-varied")), seed=3, initializer_range=1.0)
-
-
-def _lm_eval() -> Any:
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:
-        pytest.fail(
-            f"lm_eval is not installed ({error}): the parity tests need lm-eval (dev extra)", pytrace=False
-        )
-    return lm_eval
 
 
 def _lm_eval_run(
@@ -110,22 +90,7 @@ def _lm_eval_run(
             }
         ],
     }
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
-    (tasks_dir / "kubetune_generate_parity.yaml").write_text(yaml.safe_dump(task))
-    lm_eval = _lm_eval()
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=["kubetune_generate_parity"],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-        fewshot_random_seed=1234,
-    )
-    assert results is not None
+    results = run_lm_eval(model_dir, {"kubetune_generate_parity": task}, tmp_path, fewshot_random_seed=1234)
     samples = sorted(results["samples"]["kubetune_generate_parity"], key=lambda s: s["doc_id"])
     raw = [sample["resps"][0][0] for sample in samples]
     extracted = [sample["filtered_resps"][0] for sample in samples]
@@ -176,9 +141,11 @@ def _assert_same(
 
 
 @pytest.mark.slow
-def test_generate_until_matches_lm_eval(model_dir: Path, data: dict[str, Path], tmp_path: Path) -> None:
-    theirs = _lm_eval_run(model_dir, data, tmp_path, num_fewshot=0)
-    ours = _kubetune_run(model_dir, data, tmp_path, num_fewshot=0)
+def test_generate_until_matches_lm_eval(
+    varied_model_dir: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    theirs = _lm_eval_run(varied_model_dir, data, tmp_path, num_fewshot=0)
+    ours = _kubetune_run(varied_model_dir, data, tmp_path, num_fewshot=0)
     _assert_same(ours, theirs)
     # The stop sequences cut generations short: without them the same greedy run says more.
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -187,8 +154,8 @@ def test_generate_until_matches_lm_eval(model_dir: Path, data: dict[str, Path], 
 
     prompts = [PROMPT.replace("{{ question }}", row["question"]) for row in _rows(32, 11)]
     uncut = generate_predictions(
-        AutoModelForCausalLM.from_pretrained(model_dir),
-        AutoTokenizer.from_pretrained(model_dir),
+        AutoModelForCausalLM.from_pretrained(varied_model_dir),
+        AutoTokenizer.from_pretrained(varied_model_dir),
         prompts,
         max_new_tokens=MAX_NEW_TOKENS,
         batch_size=8,
@@ -199,8 +166,8 @@ def test_generate_until_matches_lm_eval(model_dir: Path, data: dict[str, Path], 
 
 @pytest.mark.slow
 def test_generate_until_with_fewshot_matches_lm_eval(
-    model_dir: Path, data: dict[str, Path], tmp_path: Path
+    varied_model_dir: Path, data: dict[str, Path], tmp_path: Path
 ) -> None:
-    theirs = _lm_eval_run(model_dir, data, tmp_path, num_fewshot=2)
-    ours = _kubetune_run(model_dir, data, tmp_path, num_fewshot=2)
+    theirs = _lm_eval_run(varied_model_dir, data, tmp_path, num_fewshot=2)
+    ours = _kubetune_run(varied_model_dir, data, tmp_path, num_fewshot=2)
     _assert_same(ours, theirs)

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import yaml
+from lm_eval_runner import lm_eval_tasks_root, run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
@@ -42,15 +41,6 @@ def _wikitext_row(rng: random.Random) -> dict[str, Any]:
     return {"page": " ".join(pieces)}
 
 
-@pytest.fixture(scope="module")
-def varied_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    # Larger random weights than the other tests' so the generations vary (as the generate parity test).
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny-varied")), seed=3, initializer_range=1.0)
-
-
 def _write(directory: Path, split: str, rows: list[dict[str, Any]]) -> Path:
     path = directory / f"{split}.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -58,34 +48,14 @@ def _write(directory: Path, split: str, rows: list[dict[str, Any]]) -> Path:
 
 
 def _lm_eval(model_dir: Path, source: str, name: str, files: dict[str, Path], tmp_path: Path) -> Any:
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:  # fail, not skip: a parity check that skips proves nothing
-        pytest.fail(
-            f"lm_eval is not installed ({error}): parity tests need lm-eval (dev extra)", pytrace=False
-        )
     task = {
-        "include": str(Path(lm_eval.tasks.__file__).parent / source),
+        "include": str(lm_eval_tasks_root() / source),
         "task": name,
         "dataset_path": "json",
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
     }
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
-    (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump(task))
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=[name],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-    )
-    assert results is not None
+    results = run_lm_eval(model_dir, {name: task}, tmp_path)
     return results
 
 

@@ -13,21 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
+from lm_eval_runner import lm_eval_tasks_root, run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
 
 DATA = Path(__file__).parents[2] / "data" / "mmlu"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)
 
 
 def _rows(split: str) -> list[dict[str, Any]]:
@@ -36,19 +28,10 @@ def _rows(split: str) -> list[dict[str, Any]]:
 
 def _lm_eval_mmlu(model_dir: Path, tmp_path: Path, num_fewshot: int) -> tuple[list[list[float]], float]:
     """lm_eval's MMLU task per subject over the staged files; log-likelihoods in file order, acc of all."""
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:  # fail, not skip: a parity check that skips proves nothing
-        pytest.fail(
-            f"lm_eval is not installed ({error}): parity tests need lm-eval (dev extra)", pytrace=False
-        )
-
-    tasks_root = Path(lm_eval.tasks.__file__).parent / "mmlu" / "default"
+    tasks_root = lm_eval_tasks_root() / "mmlu" / "default"
     template = yaml.safe_load((tasks_root / "_default_template_yaml").read_text())
     subjects = list(dict.fromkeys(row["subject"] for row in _rows("test")))
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
+    tasks: dict[str, dict[str, Any]] = {}
     for subject in subjects:
         files = {}
         for split in ("test", "dev"):
@@ -64,18 +47,8 @@ def _lm_eval_mmlu(model_dir: Path, tmp_path: Path, num_fewshot: int) -> tuple[li
             "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
             "num_fewshot": num_fewshot,
         }
-        (tasks_dir / f"kt_mmlu_{subject}.yaml").write_text(yaml.safe_dump(task))
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=[f"kt_mmlu_{subject}" for subject in subjects],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-    )
-    assert results is not None
+        tasks[f"kt_mmlu_{subject}"] = task
+    results = run_lm_eval(model_dir, tasks, tmp_path)
     loglikelihoods: list[list[float]] = []
     correct = 0
     for subject in subjects:

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import yaml
+from lm_eval_runner import run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
@@ -59,36 +57,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)
-
-
-@pytest.fixture(scope="module")
-def short_context_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same weights with a 32-token context, so long questions are left-truncated by both tools."""
-    directory = tmp_path_factory.mktemp("tiny-short") / "model"
-    shutil.copytree(tiny_model_dir, directory)
-    config = json.loads((directory / "config.json").read_text())
-    config["max_position_embeddings"] = 32
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
-
-
-def _lm_eval() -> Any:
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:
-        pytest.fail(
-            f"lm_eval is not installed ({error}): the parity tests need lm-eval (dev extra)", pytrace=False
-        )
-    return lm_eval
-
-
 def _lm_eval_samples(
     model_dir: Path,
     data: dict[str, Path],
@@ -115,22 +83,7 @@ def _lm_eval_samples(
             {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
         ],
     }
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
-    (tasks_dir / "kubetune_parity.yaml").write_text(yaml.safe_dump(task))
-    lm_eval = _lm_eval()
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=["kubetune_parity"],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-        fewshot_random_seed=1234,
-    )
-    assert results is not None
+    results = run_lm_eval(model_dir, {"kubetune_parity": task}, tmp_path, fewshot_random_seed=1234)
     samples = sorted(results["samples"]["kubetune_parity"], key=lambda s: s["doc_id"])
     loglikelihoods = [[float(resp[0]) for resp in sample["filtered_resps"]] for sample in samples]
     scores = results["results"]["kubetune_parity"]

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-import yaml
+from lm_eval_runner import run_lm_eval
 
 from kubetune_evaluator.runner import run_eval
 from kubetune_operator.api import EvalJobSpec
@@ -45,36 +42,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_trainer.testing import build_tiny_model
-
-    torch.set_num_threads(1)
-    return build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)
-
-
-@pytest.fixture(scope="module")
-def short_context_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same weights with a 32-token context: long texts are scored in several rolling windows."""
-    directory = tmp_path_factory.mktemp("tiny-short") / "model"
-    shutil.copytree(tiny_model_dir, directory)
-    config = json.loads((directory / "config.json").read_text())
-    config["max_position_embeddings"] = 32
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
-
-
-def _lm_eval() -> Any:
-    try:
-        import lm_eval
-        import lm_eval.tasks
-    except ModuleNotFoundError as error:
-        pytest.fail(
-            f"lm_eval is not installed ({error}): the parity tests need lm-eval (dev extra)", pytrace=False
-        )
-    return lm_eval
-
-
 def _lm_eval_run(model_dir: Path, data: Path, tmp_path: Path) -> tuple[list[float], dict[str, float]]:
     task = {
         "task": "kubetune_perplexity_parity",
@@ -90,21 +57,7 @@ def _lm_eval_run(model_dir: Path, data: Path, tmp_path: Path) -> tuple[list[floa
             {"metric": "bits_per_byte"},
         ],
     }
-    tasks_dir = tmp_path / "lm-eval-tasks"
-    tasks_dir.mkdir()
-    (tasks_dir / "kubetune_perplexity_parity.yaml").write_text(yaml.safe_dump(task))
-    lm_eval = _lm_eval()
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir), "dtype": "float32"},
-        tasks=["kubetune_perplexity_parity"],
-        task_manager=lm_eval.tasks.TaskManager(include_path=str(tasks_dir), include_defaults=False),
-        batch_size=8,
-        device="cpu",
-        log_samples=True,
-        bootstrap_iters=0,
-    )
-    assert results is not None
+    results = run_lm_eval(model_dir, {"kubetune_perplexity_parity": task}, tmp_path)
     samples = sorted(results["samples"]["kubetune_perplexity_parity"], key=lambda s: s["doc_id"])
     loglik = [float(sample["resps"][0][0]) for sample in samples]
     scores = results["results"]["kubetune_perplexity_parity"]
