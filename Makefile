@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 CACHE ?= $(or $(KUBETUNE_CACHE),$(HOME)/.cache/kubetune)
-UV_VERSION := 0.13.9
+# The one uv version lives in hack/uv-requirements.txt (with its hash).
+UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\) .*/\1/p' hack/uv-requirements.txt)
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 RUNTIME_EXTRAS := --extra operator --extra trainer --extra evaluator
 

@@ -9,6 +9,7 @@ is built without Kubernetes service discovery, so Prometheus is built too.)
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def _run_hack_script(*argv: str) -> str:
     return lines[-1] if lines else ""
 
 
+# Once per process: the pins cannot change under a running process, and `dev up`, `client_tool` and every
+# test that runs kubectl/helm/promtool would otherwise start the script again for the same answer.
+@functools.cache
 def go_tool_dir(tool: str) -> Path:
     """The directory holding the binaries of one pinned Go tool (built on first use)."""
     return Path(_run_hack_script("build-go-tool.sh", tool))
