@@ -176,9 +176,16 @@ def finetunejob_spec_schema() -> Schema:
     spec = to_structural(FineTuneJobSpec)
     _add_rule(
         spec,
-        "!has(self.lora) || !has(self.method) || self.method == 'lora'",
-        "lora is only allowed with method: lora",
+        "!has(self.lora) || !has(self.method) || self.method != 'full'",
+        "lora is only allowed with method: lora or qlora",
         ".lora",
+    )
+    _add_rule(
+        spec,
+        "!has(self.method) || self.method != 'qlora' || "
+        "(has(self.resources) && has(self.resources.gpusPerNode) && self.resources.gpusPerNode >= 1)",
+        "qlora needs GPUs: set resources.gpusPerNode to 1 or more",
+        ".method",
     )
     _add_rule(
         spec,

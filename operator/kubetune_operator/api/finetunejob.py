@@ -10,6 +10,7 @@ from kubetune_operator.api.base import (
     SHORT_STRING,
     ApiModel,
     FloatString,
+    Quantity,
     Uri,
 )
 from kubetune_operator.api.common import (
@@ -93,7 +94,29 @@ class CheckpointSpec(ApiModel):
     keep: int = Field(2, ge=1, le=100, description="Number of newest checkpoints kept.")
 
 
-Method = Literal["full", "lora"]
+Method = Literal["full", "lora", "qlora"]
+Strategy = Literal["auto", "ddp", "fsdp"]
+
+
+class DistributedSpec(ApiModel):
+    """How the work is spread over the job's processes (all nodes together)."""
+
+    strategy: Strategy = Field(
+        "auto",
+        description="ddp: every process holds the whole model (data parallel); fsdp: parameters, gradients "
+        "and optimizer state are sharded over all processes of all nodes; auto: fsdp when the memory "
+        "estimate does not fit one device, else ddp.",
+    )
+
+
+class FineTuneResourcesSpec(ResourcesSpec):
+    """Compute for the trainer pods, plus what the memory preflight needs to know about the GPUs."""
+
+    gpu_memory: Quantity | None = Field(
+        None,
+        description="Memory of each GPU, e.g. `80Gi`. When set, a job whose memory estimate per GPU does "
+        "not fit fails with InsufficientMemory before any pod is created, naming the options that fit.",
+    )
 
 
 class FineTuneJobSpec(ApiModel):
@@ -106,10 +129,21 @@ class FineTuneJobSpec(ApiModel):
         max_length=64,
         description="Tasks of an instruction mixture. Empty: the dataset is used as-is in `dataset.format`.",
     )
-    method: Method = Field("lora", description="full: train all weights; lora: train LoRA adapters only.")
-    lora: LoraSpec | None = Field(None, description="LoRA settings; only with method: lora (defaults apply).")
+    method: Method = Field(
+        "lora",
+        description="full: train all weights; lora: train LoRA adapters only; qlora: LoRA adapters on a "
+        "4-bit NF4 base (bitsandbytes; GPUs only).",
+    )
+    lora: LoraSpec | None = Field(
+        None, description="LoRA settings; only with method: lora or qlora (defaults apply)."
+    )
+    distributed: DistributedSpec = Field(
+        default_factory=DistributedSpec, description="Data parallel (ddp) or sharded (fsdp) training."
+    )
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters, description="Optimisation.")
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pods, processes, GPUs.")
+    resources: FineTuneResourcesSpec = Field(
+        default_factory=FineTuneResourcesSpec, description="Pods, processes, GPUs."
+    )
     image: str = Field(
         DEFAULT_TRAINER_IMAGE, max_length=SHORT_STRING, min_length=1, description="Trainer container image."
     )
@@ -121,8 +155,15 @@ class FineTuneJobSpec(ApiModel):
 
     @model_validator(mode="after")
     def _lora_only_with_lora_method(self) -> FineTuneJobSpec:
-        if self.lora is not None and self.method != "lora":
-            raise ValueError("spec.lora: only allowed with method: lora")
+        if self.lora is not None and self.method == "full":
+            raise ValueError("spec.lora: only allowed with method: lora or qlora")
+        return self
+
+    @model_validator(mode="after")
+    def _qlora_needs_gpus(self) -> FineTuneJobSpec:
+        # bitsandbytes' 4-bit kernels run on GPUs only: refuse at admission, not in a pod that crashes.
+        if self.method == "qlora" and self.resources.gpus_per_node < 1:
+            raise ValueError("spec.method: qlora needs GPUs: set spec.resources.gpusPerNode to 1 or more")
         return self
 
     @model_validator(mode="after")

@@ -79,7 +79,8 @@ def test_cel_rules_cover_cross_field_constraints_and_immutability() -> None:
     finetunejob, evaljob = generate_crds()
     spec = finetunejob["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     messages = [rule["message"] for rule in spec["x-kubernetes-validations"]]
-    assert "lora is only allowed with method: lora" in messages
+    assert "lora is only allowed with method: lora or qlora" in messages
+    assert "qlora needs GPUs: set resources.gpusPerNode to 1 or more" in messages
     assert "spec.model is immutable" in messages
     assert "spec.runPolicy.maxRestarts is immutable" in messages
     for mutable in ("suspend", "activeDeadlineSeconds", "pendingTimeoutSeconds", "ttlSecondsAfterFinished"):
