@@ -1,0 +1,446 @@
+"""Memory per device of a fine-tuning job, from the model's config.json alone: pure arithmetic.
+
+One estimator for `kubetune train --dry-run`, the trainer (before it loads weights) and the operator (before
+it creates pods). It lives with the API models because the operator image has no torch and may not import the
+trainer.
+
+The dtype recipe it models (the trainer's choice):
+- GPU: bf16 compute (autocast) with fp32 trainable weights ("master" copy), fp32 gradients and fp32 AdamW
+  state (two moments): 4 + 4 + 8 = 16 bytes per trainable parameter. Full fine-tuning under DDP also keeps
+  the bf16 copies autocast makes of every weight until the backward pass (2 bytes/param, counted in
+  `overhead`); FSDP shards the 16 bytes over all processes and gathers the bf16 weights of about two decoder
+  layers at a time. LoRA keeps the frozen base in bf16 (2 bytes/param); QLoRA keeps the base's linear layers
+  in 4-bit NF4 with double-quantised block scales (~0.52 bytes/param), embeddings and norms in bf16. Adapters
+  are trained like full weights (16 bytes/param).
+- CPU: everything fp32: 16 bytes per trainable parameter, 4 per frozen one, fp32 activations.
+
+Activations count the tensors autograd keeps for the backward pass of a Hugging Face Llama-style decoder
+with SDPA attention (no sequence x sequence matrix), per token of the micro-batch: residual stream and
+RMSNorm internals, the attention inputs/outputs, the SwiGLU intermediates, the logits and the log-softmax of
+the loss. A frozen linear layer keeps no input (no weight gradient), which is why LoRA needs less. With
+activation checkpointing per decoder layer only each layer's input stays, plus one layer being recomputed.
+Dense decoder-only models only (no mixture of experts); unknown LoRA target names count no parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+if TYPE_CHECKING:
+    from kubetune_operator.api.finetunejob import FineTuneJobSpec
+
+GiB: Final = 1024**3
+DEFAULT_GPU_MEMORY: Final = 80 * 10**9
+"""Assumed per-GPU memory when none is known: an 80 GB A100/H100."""
+GPU_RUNTIME_RESERVE: Final = 1 * GiB
+"""CUDA context, cuBLAS/NCCL workspaces and allocator slack that no tensor accounts for."""
+NF4_BYTES_PER_PARAM: Final = 0.5 + 1 / 64 + 4 / (64 * 256)
+"""4-bit weights, 8-bit absmax per 64-value block, fp32 scale per 256 blocks (bitsandbytes double quant)."""
+
+Method = Literal["full", "lora", "qlora"]
+Strategy = Literal["ddp", "fsdp"]
+Device = Literal["gpu", "cpu"]
+METHODS: Final[tuple[Method, ...]] = ("full", "lora", "qlora")
+STRATEGIES: Final[tuple[Strategy, ...]] = ("ddp", "fsdp")
+
+
+class ModelConfigError(ValueError):
+    """config.json lacks what the estimate needs (not a Llama-style decoder)."""
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The dimensions of a decoder-only transformer, from a Hugging Face config.json."""
+
+    hidden_size: int
+    num_layers: int
+    intermediate_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ModelShape:
+        # Multimodal and some newer configs nest the language model's settings under text_config.
+        text = config.get("text_config")
+        source = text if isinstance(text, Mapping) else config
+        try:
+            hidden = int(source["hidden_size"])
+            heads = int(source["num_attention_heads"])
+            shape = cls(
+                hidden_size=hidden,
+                num_layers=int(source["num_hidden_layers"]),
+                intermediate_size=int(source["intermediate_size"]),
+                num_heads=heads,
+                num_kv_heads=int(source.get("num_key_value_heads") or heads),
+                head_dim=int(source.get("head_dim") or hidden // heads),
+                vocab_size=int(source["vocab_size"]),
+                tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            )
+        except KeyError as missing:
+            raise ModelConfigError(
+                f"config.json has no {missing.args[0]}: not a Llama-style decoder"
+            ) from None
+        except (TypeError, ValueError, ZeroDivisionError) as bad:
+            raise ModelConfigError(f"config.json: {bad}") from None
+        if min(shape.hidden_size, shape.num_layers, shape.intermediate_size, shape.vocab_size) <= 0:
+            raise ModelConfigError("config.json: sizes must be positive")
+        return shape
+
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each linear layer of one decoder layer, by its usual module name."""
+        h, i = self.hidden_size, self.intermediate_size
+        return {
+            "q_proj": (h, self.q_size),
+            "k_proj": (h, self.kv_size),
+            "v_proj": (h, self.kv_size),
+            "o_proj": (self.q_size, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
+
+    @property
+    def layer_linear_params(self) -> int:
+        return sum(a * b for a, b in self.linear_shapes().values())
+
+    @property
+    def layer_params(self) -> int:
+        return self.layer_linear_params + 2 * self.hidden_size  # two RMSNorm weights
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding plus the output head (one matrix when tied) plus the final norm."""
+        head = 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
+        return self.vocab_size * self.hidden_size + head + self.hidden_size
+
+    @property
+    def parameters(self) -> int:
+        return self.num_layers * self.layer_params + self.embedding_params
+
+    def lora_parameters(self, rank: int, targets: Sequence[str]) -> int:
+        shapes = self.linear_shapes()
+        per_layer = sum(rank * (shapes[t][0] + shapes[t][1]) for t in set(targets) if t in shapes)
+        return self.num_layers * per_layer
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What, besides the model, decides the memory per device."""
+
+    method: Method = "full"
+    strategy: Strategy = "ddp"
+    world_size: int = 1
+    """Processes of the whole job (nodes x processes per node); FSDP shards over all of them."""
+    micro_batch: int = 1
+    """Sequences per process per forward pass (hyperparameters.batchSize)."""
+    max_seq_length: int = 1024
+    gradient_checkpointing: bool = False
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    lora_dropout: bool = True
+    device: Device = "gpu"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes per device (one process), by what holds them."""
+
+    setup: TrainingSetup
+    parameters: int
+    trainable: int
+    weights: int
+    """Trainable weights (fp32) and the frozen base (bf16, NF4 or fp32), this device's share."""
+    gradients: int
+    optimizer: int
+    activations: int
+    overhead: int
+    """bf16 compute copies, DDP gradient buckets, gathered FSDP layers, optimizer-step temporaries and the
+    GPU runtime, beyond the activations (the step's temporaries reuse the activations' memory)."""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+
+    @property
+    def model_state_bytes_per_parameter(self) -> float:
+        """(weights + gradients + optimizer) / parameters: 16 for full + AdamW + DDP."""
+        return (self.weights + self.gradients + self.optimizer) / self.parameters
+
+    def fits(self, device_memory: int) -> bool:
+        return self.total <= device_memory
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.setup.method,
+            "strategy": self.setup.strategy,
+            "worldSize": self.setup.world_size,
+            "parameters": self.parameters,
+            "trainable": self.trainable,
+            "weights": self.weights,
+            "gradients": self.gradients,
+            "optimizer": self.optimizer,
+            "activations": self.activations,
+            "overhead": self.overhead,
+            "total": self.total,
+        }
+
+
+def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetup) -> float:
+    """Bytes autograd keeps per token for one decoder layer (see the module docstring)."""
+    h, kv, i = shape.hidden_size, shape.kv_size, shape.intermediate_size
+    gpu = setup.device == "gpu"
+    compute = 2 if gpu else 4  # bf16 autocast on GPU
+    if setup.method == "full":
+        residual = 4  # fp32 weights: an fp32 residual stream
+        # Per RMSNorm: its input, its fp32 normalised value (for the weight's gradient), and the input of the
+        # next linear (a bf16 cast on GPU; on CPU the norm's output itself).
+        norms = 2 * (residual * h + 4 * h + compute * h)
+        # SDPA keeps q, k, v and its output; o_proj's input is a contiguous copy of that output.
+        attention = compute * (2 * h + 2 * kv + h)
+        # SiLU keeps gate, the product keeps silu(gate) and up, down_proj keeps the product.
+        mlp = 4 * compute * i
+        return norms + attention + mlp
+    residual = 2 if gpu else 4  # a bf16 (or 4-bit) base computes in bf16; on CPU fp32
+    norms = 2 * residual * h  # frozen norm weights: only the input is kept
+    attention = compute * (2 * h + 2 * kv)  # frozen linears keep no input
+    mlp = 3 * compute * i  # down_proj is frozen: its input is not kept
+    shapes = shape.linear_shapes()
+    adapters = 0.0
+    for target in set(setup.lora_targets):
+        if target in shapes:
+            in_features = shapes[target][0]
+            # lora_A keeps its (dropped-out) input, the dropout its mask, lora_B the rank-r activation.
+            adapters += compute * in_features + (in_features if setup.lora_dropout else 0)
+            adapters += compute * setup.lora_rank
+    return norms + attention + mlp + adapters
+
+
+def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
+    tokens = setup.micro_batch * setup.max_seq_length
+    per_layer = _activation_bytes_per_token_per_layer(shape, setup)
+    if setup.gradient_checkpointing:
+        residual = 4 if setup.method == "full" or setup.device == "cpu" else 2
+        # Each layer's input stays; one layer at a time is recomputed with all its activations.
+        layers = shape.num_layers * residual * shape.hidden_size + per_layer
+    else:
+        layers = shape.num_layers * per_layer
+    # Logits (bf16 on GPU, then the fp32 copy the loss takes) and log-softmax's fp32 output.
+    logits = (2 + 4 + 4 if setup.device == "gpu" else 4 + 4) * shape.vocab_size
+    return math.ceil(tokens * (layers + logits))
+
+
+def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
+    """Peak bytes on each device of a job (see the module docstring for the recipe)."""
+    if setup.world_size < 1 or setup.micro_batch < 1 or setup.max_seq_length < 1:
+        raise ValueError("world size, micro-batch and sequence length must be at least 1")
+    if setup.method == "qlora" and setup.device == "cpu":
+        raise ValueError("qlora runs on GPUs only (bitsandbytes 4-bit kernels)")
+    gpu = setup.device == "gpu"
+    shards = setup.world_size if setup.strategy == "fsdp" else 1
+    total = shape.parameters
+    notes: list[str] = []
+    if setup.method == "full":
+        trainable = total
+        frozen_bytes = 0.0
+    else:
+        trainable = shape.lora_parameters(setup.lora_rank, setup.lora_targets)
+        linear = shape.num_layers * shape.layer_linear_params
+        if setup.method == "qlora":
+            frozen_bytes = linear * NF4_BYTES_PER_PARAM + (total - linear) * 2
+        else:
+            frozen_bytes = total * (2 if gpu else 4)
+    weights = math.ceil((4 * trainable + frozen_bytes) / shards)
+    gradients = math.ceil(4 * trainable / shards)
+    optimizer = math.ceil(8 * trainable / shards)
+    activations = _activations(shape, setup)
+
+    # Held all along: the GPU runtime and DDP's gradient buckets (a second copy of the gradients).
+    persistent = GPU_RUNTIME_RESERVE if gpu else 0
+    if setup.strategy == "ddp" and setup.world_size > 1:
+        persistent += 4 * trainable
+        notes.append("DDP gradient buckets")
+    # Held during forward/backward, beside the activations.
+    transient = 0.0
+    if gpu and setup.strategy == "ddp" and setup.method == "full":
+        transient += 2 * total  # autocast's bf16 copies, kept for the backward pass
+        notes.append("bf16 copies of the fp32 weights (autocast) held until backward")
+    if gpu and setup.strategy == "fsdp":
+        # The gathered bf16 weights of the current and the prefetched layer, their unsharded fp32
+        # gradients before the reduce-scatter, and the embeddings/head of the root unit.
+        layer = shape.layer_params
+        base = NF4_BYTES_PER_PARAM if setup.method == "qlora" else 2
+        transient += 2 * 2 * layer if setup.method == "full" else 2 * base * layer
+        transient += (4 * layer if setup.method == "full" else 0) + 2 * shape.embedding_params
+        notes.append("FSDP: two gathered layers and the root unit's embeddings")
+    if gpu and setup.method == "qlora":
+        largest = max(a * b for a, b in shape.linear_shapes().values())
+        transient += 2 * largest  # one linear layer dequantised to bf16 at a time
+    # The optimizer step runs once activations and compute copies are freed; on GPU AdamW's foreach kernels
+    # allocate one fp32 temporary per trainable parameter (sqrt of the second moment), on CPU (no foreach)
+    # one tensor at a time.
+    step = 4 * trainable / shards if gpu else 4 * _largest_trainable_tensor(shape, setup)
+    overhead = persistent + max(transient, step - activations)
+    return Estimate(
+        setup=setup,
+        parameters=total,
+        trainable=trainable,
+        weights=weights,
+        gradients=gradients,
+        optimizer=optimizer,
+        activations=activations,
+        overhead=math.ceil(overhead),
+        notes=tuple(notes),
+    )
+
+
+def _largest_trainable_tensor(shape: ModelShape, setup: TrainingSetup) -> int:
+    if setup.method == "full":
+        return max(shape.vocab_size * shape.hidden_size, *(a * b for a, b in shape.linear_shapes().values()))
+    shapes = shape.linear_shapes()
+    return max((setup.lora_rank * max(shapes[t]) for t in setup.lora_targets if t in shapes), default=0)
+
+
+def estimate_grid(
+    shape: ModelShape, setup: TrainingSetup, methods: Sequence[Method] = METHODS
+) -> list[Estimate]:
+    """The same job under each strategy x method (qlora only on GPU)."""
+    return [
+        estimate(shape, replace(setup, strategy=strategy, method=method))
+        for strategy in STRATEGIES
+        for method in methods
+        if not (method == "qlora" and setup.device == "cpu")
+    ]
+
+
+def setup_for(
+    spec: FineTuneJobSpec, device: Device = "gpu", strategy: Strategy | None = None
+) -> TrainingSetup:
+    """The estimator's view of a FineTuneJob spec; `auto` is estimated as ddp unless `strategy` says."""
+    lora = spec.effective_lora()
+    chosen: Strategy = strategy or ("fsdp" if spec.distributed.strategy == "fsdp" else "ddp")
+    return TrainingSetup(
+        method=spec.method,
+        strategy=chosen,
+        world_size=spec.resources.nodes * spec.resources.processes_per_node,
+        micro_batch=spec.hyperparameters.batch_size,
+        max_seq_length=spec.hyperparameters.max_seq_length,
+        gradient_checkpointing=spec.hyperparameters.gradient_checkpointing,
+        lora_rank=lora.r,
+        lora_targets=tuple(lora.target_modules),
+        lora_dropout=lora.dropout > 0,
+        device=device,
+    )
+
+
+def choose_strategy(shape: ModelShape, setup: TrainingSetup, device_memory: int) -> Strategy:
+    """What `distributed.strategy: auto` resolves to: ddp when it fits one device, else fsdp."""
+    return "ddp" if estimate(shape, replace(setup, strategy="ddp")).fits(device_memory) else "fsdp"
+
+
+def options_that_fit(
+    shape: ModelShape,
+    setup: TrainingSetup,
+    device_memory: int,
+    *,
+    processes_per_node: int = 1,
+    max_nodes: int = 64,
+) -> list[str]:
+    """Changes to the job under which it would fit, each alone or together with activation checkpointing
+    (empty: none found). Smallest change first within a kind: the fewest nodes, the largest batch/length."""
+    checkpointing = " and hyperparameters.gradientCheckpointing: true"
+
+    def fitting(label: str, candidate: TrainingSetup) -> str | None:
+        if estimate(shape, candidate).fits(device_memory):
+            return label
+        if not candidate.gradient_checkpointing:
+            checkpointed = replace(candidate, gradient_checkpointing=True)
+            if estimate(shape, checkpointed).fits(device_memory):
+                return label + checkpointing
+        return None
+
+    def first(candidates: list[tuple[str, TrainingSetup]]) -> list[str]:
+        for label, candidate in candidates:
+            if (found := fitting(label, candidate)) is not None:
+                return [found]
+        return []
+
+    options: list[str] = []
+    if not setup.gradient_checkpointing and estimate(shape, replace(setup, gradient_checkpointing=True)).fits(
+        device_memory
+    ):
+        options.append(checkpointing.removeprefix(" and "))
+    for method in METHODS:
+        if method != setup.method and not (method == "qlora" and setup.device == "cpu"):
+            options += first([(f"method: {method}", replace(setup, method=method))])
+    if setup.strategy != "fsdp" and setup.world_size > 1:
+        options += first([("distributed.strategy: fsdp", replace(setup, strategy="fsdp"))])
+    nodes = setup.world_size // max(1, processes_per_node)
+    options += first(
+        [
+            (
+                f"resources.nodes: {more} with distributed.strategy: fsdp",
+                replace(setup, strategy="fsdp", world_size=more * processes_per_node),
+            )
+            for more in range(nodes + 1, max_nodes + 1)
+        ]
+    )
+    options += first(
+        [
+            (
+                f"hyperparameters.batchSize: {batch} (raise gradientAccumulationSteps)",
+                replace(setup, micro_batch=batch),
+            )
+            for batch in range(setup.micro_batch - 1, 0, -1)
+        ]
+    )
+    lengths = [setup.max_seq_length >> shift for shift in range(1, 16) if setup.max_seq_length >> shift >= 8]
+    options += first(
+        [(f"hyperparameters.maxSeqLength: {n}", replace(setup, max_seq_length=n)) for n in lengths]
+    )
+    return options
+
+
+# ------------------------------------------------------------------------------------- quantities
+_SUFFIXES: Final[dict[str, int | Decimal]] = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}  # fmt: skip
+_QUANTITY = re.compile(
+    r"^\+?(?P<number>[0-9]*\.?[0-9]+|[0-9]+\.)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+
+
+def quantity_bytes(quantity: str) -> int:
+    """`80Gi` -> 85899345920: a Kubernetes quantity (already validated by the API models) in bytes.
+
+    Here rather than kubernetes.utils.parse_quantity: the API package may not import the Kubernetes client.
+    """
+    match = _QUANTITY.fullmatch(quantity.strip())
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+    number, suffix = Decimal(match["number"]), match["suffix"] or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return int(number * Decimal(10) ** int(suffix[1:]))
+    return int(number * Decimal(_SUFFIXES[suffix]))
+
+
+def gib(value: float) -> str:
+    return f"{value / GiB:.1f} GiB"
