@@ -3,12 +3,11 @@
 # `docker build --target <target> -t kubetune/<target>:<version> .`).
 #
 # What each image holds (tests/image/ checks it):
-# - operator: Python, the locked `operator` extra, and kubetune_operator without its dev-only parts
-#   (devstack, demo, testing). No torch, no trainer or evaluator code.
+# - operator: Python, the locked `operator` extra, and kubetune_operator. No torch, no trainer or evaluator
+#   code. (The dev-only code, devtools/kubetune_devtools, is never copied into any image.)
 # - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` extras (torch with its
 #   CUDA wheels is ~5.5 GB: installed once, its layers shared by both images), then only that image's
-#   package (the trainer's without testing.py, the tiny-model builder of tests and the demo) plus the
-#   API models (kubetune_operator.api) it reads its manifest with.
+#   package plus the API models (kubetune_operator.api) it reads its manifest with.
 # No image holds a compiler, pip, uv, a download cache, tests, hack/ or docs/; all run as uid 1000.
 #
 # BASE_IMAGE is NOT digest-pinned: it was written on a machine that cannot reach Docker Hub, so no digest
@@ -32,9 +31,9 @@ RUN --mount=type=secret,id=ca \
     && python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --quiet --require-hashes --no-deps -r uv-requirements.txt \
     && mkdir /req \
-    && /opt/uv/bin/uv export --frozen --no-emit-project --format requirements-txt --quiet \
+    && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
         --extra operator -o /req/operator.txt \
-    && /opt/uv/bin/uv export --frozen --no-emit-project --format requirements-txt --quiet \
+    && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
         --extra trainer --extra evaluator -o /req/torch.txt
 
 # Each image's code, byte-compiled (the root filesystem is read-only in pods, so Python cannot cache
@@ -46,14 +45,11 @@ COPY evaluator/kubetune_evaluator /src/kubetune_evaluator
 RUN set -eu \
     && mkdir -p /out/operator /out/trainer/kubetune_operator /out/evaluator/kubetune_operator \
     && cp -r /src/kubetune_operator /out/operator/ \
-    && rm -rf /out/operator/kubetune_operator/devstack /out/operator/kubetune_operator/demo \
-        /out/operator/kubetune_operator/testing \
     && for image in trainer evaluator; do \
         cp -r /src/kubetune_operator/__init__.py /src/kubetune_operator/py.typed \
             /src/kubetune_operator/api /out/$image/kubetune_operator/; \
         cp -r /src/kubetune_$image /out/$image/; \
     done \
-    && rm /out/trainer/kubetune_trainer/testing.py \
     && python3 -m compileall -q --invalidation-mode unchecked-hash /out
 
 # ---- Final stages. ----

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/eval_throughput.py --samples 64 --batch-size 16
 
-Builds the tiny test model (kubetune_trainer.testing), generates `--samples` predictions with
+Builds the tiny test model (kubetune_devtools.tiny_models), generates `--samples` predictions with
 left-padded batches of `--batch-size` and with batch size 1 (same prompts, greedy), checks that
 both give the same text, and times rouge/bleu/exact_match (+ their bootstrap CIs) on 1,000 samples.
 Times are CPU seconds of this (single-threaded) process, so a busy shared machine does not skew them.
@@ -31,8 +31,8 @@ def generation_throughput(samples: int, batch_size: int, max_new_tokens: int) ->
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
     from kubetune_evaluator.generation import generate_predictions
-    from kubetune_trainer.testing import build_tiny_model, reverse_task_rows
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = build_tiny_model(Path(tmp) / "model", hidden_size=256, layers=4)
@@ -104,7 +104,7 @@ def versus_lm_eval(args: argparse.Namespace) -> dict[str, Any]:
 
     sys.path.insert(0, str(Path(__file__).parent))
     from eval_vs_lm_eval import compare
-    from kubetune_trainer.testing import build_tiny_model
+    from kubetune_devtools.tiny_models import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", hidden_size=256, layers=4)

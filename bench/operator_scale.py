@@ -26,7 +26,7 @@ import psutil
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.testing.operator_harness import OperatorProcess, finetunejob, free_port, wait_until
+from kubetune_devtools.testing.operator_harness import OperatorProcess, finetunejob, free_port, wait_until
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -158,7 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     kubeconfig = args.kubeconfig
     if kubeconfig is None:
-        from kubetune_operator.devstack.stack import load_stack
+        from kubetune_devtools.devstack.stack import load_stack
 
         kubeconfig = load_stack().kubeconfig
     result = run(args.jobs, kubeconfig, args.workers, args.timeout)

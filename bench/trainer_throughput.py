@@ -40,8 +40,8 @@ def make_rows(n: int, seed: int, min_tokens: int = 20, max_tokens: int = 400) ->
 def run_kubetune(
     model_dir: Path, data: Path, out: Path, args: argparse.Namespace, packing: bool
 ) -> dict[str, Any]:
+    from kubetune_devtools.tiny_models import write_finetune_job
     from kubetune_trainer.entrypoint import run_job
-    from kubetune_trainer.testing import write_finetune_job
 
     spec = {
         "model": {"uri": str(model_dir)},
@@ -155,8 +155,8 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from kubetune_devtools.tiny_models import build_tiny_model, write_rows
     from kubetune_trainer.modeling import load_tokenizer
-    from kubetune_trainer.testing import build_tiny_model, write_rows
 
     with tempfile.TemporaryDirectory(prefix="kubetune-bench-") as tmp:
         root = Path(tmp)

@@ -39,7 +39,10 @@ else
   # passes it), so resolve again from scratch in a scratch copy and compare byte for byte. exclude-newer in
   # pyproject.toml makes the resolution reproducible; the cache answers offline, the index otherwise.
   scratch="$(mktemp -d)"
+  # The workspace member's metadata is part of the resolution (devtools/: the local stack's package).
+  mkdir -p "$scratch/devtools"
   cp pyproject.toml "$scratch/"
+  cp devtools/pyproject.toml "$scratch/devtools/"
   if ! out="$(cd "$scratch" && { "$UV" lock --upgrade --offline 2>&1 || "$UV" lock --upgrade 2>&1; })"; then
     fail "pyproject.toml does not resolve (uv lock)" "$(echo "$out" | tail -n 6)"
   elif ! cmp -s "$scratch/uv.lock" uv.lock; then

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.probes import wait_for as _wait_for
-from kubetune_operator.devstack.stack import LocalStack, down, is_up, up
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.probes import wait_for as _wait_for
+from kubetune_devtools.devstack.stack import LocalStack, down, is_up, up
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,7 +39,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries before any test runs: a cold build takes ~15 min, far beyond a test's
     timeout, and must not be charged to whichever test happens to request `stack` first."""
     if _selects_e2e(session.items) and not session.config.option.collectonly:
-        from kubetune_operator.devstack.binaries import BinaryError, ensure_binaries
+        from kubetune_devtools.devstack.binaries import BinaryError, ensure_binaries
 
         try:
             ensure_binaries()
@@ -116,7 +116,7 @@ def _release_kubetune_finalizers(k8s: KubeClients, namespace: str) -> None:
 @pytest.fixture(scope="session")
 def s3(stack: LocalStack) -> S3Client:
     """A boto3 S3 client for the stack's MinIO (path-style addressing)."""
-    from kubetune_operator.devstack.s3 import s3_client
+    from kubetune_devtools.devstack.s3 import s3_client
 
     return s3_client(stack.s3_endpoint_url, stack.s3_credentials)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.kube_clients import KubeClients
 
 pytestmark = pytest.mark.e2e
 GROUP, VERSION = "kubetune.io", "v1alpha1"

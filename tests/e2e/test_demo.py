@@ -11,10 +11,10 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from rich.console import Console
 
-from kubetune_operator.demo.flow import DemoOptions, run_demo
-from kubetune_operator.demo.plan import GATE_SCORE, TUNED_TASK, DemoSize
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
+from kubetune_devtools.demo.flow import DemoOptions, run_demo
+from kubetune_devtools.demo.plan import GATE_SCORE, TUNED_TASK, DemoSize
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # ~100 optimiser steps: about the fewest in which the tiny model measurably learns the `module` task.

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_operator.devstack.binaries import client_tool
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.probes import wait_for
-from kubetune_operator.devstack.stack import LocalStack
+from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.probes import wait_for
+from kubetune_devtools.devstack.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

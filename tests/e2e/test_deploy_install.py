@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_operator.devstack.binaries import client_tool
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import FAKE_EVALUATOR, FAKE_TRAINER, evaljob, finetunejob
+from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import FAKE_EVALUATOR, FAKE_TRAINER, evaljob, finetunejob
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

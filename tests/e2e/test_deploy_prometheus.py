@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_devtools.devstack.binaries import client_tool, ensure_binaries
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_operator.api import parse_manifest
 from kubetune_operator.controller.builders import (
     Owner,
@@ -32,9 +35,6 @@ from kubetune_operator.controller.builders import (
     build_worker_job,
 )
 from kubetune_operator.controller.settings import OperatorSettings
-from kubetune_operator.devstack.binaries import client_tool, ensure_binaries
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def stack_pod_discovery(stack: LocalStack) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     """A namespace where a real trainer (rank 0 of a one-node FineTuneJob) is running."""
-    from kubetune_trainer.testing import build_tiny_model, reverse_task_rows
+    from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 
     namespace = f"t-deploy-prom-{secrets.token_hex(3)}"
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "kubetune.io/e2e": "true"}

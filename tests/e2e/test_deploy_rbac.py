@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.binaries import client_tool
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
+from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
+from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows, write_rows
 from kubetune_evaluator.entrypoint import evaluate_manifest
-from kubetune_operator.devstack.s3 import ensure_bucket
-from kubetune_operator.devstack.stack import LocalStack
 from kubetune_trainer.storage import read_text, upload_dir
-from kubetune_trainer.testing import build_tiny_model, reverse_task_rows, write_rows
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kubetune_operator.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
+from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.node_agent.config import AgentConfig
-from kubetune_operator.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
+from kubetune_devtools.devstack.node_agent.config import AgentConfig
+from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 
 pytestmark = pytest.mark.e2e
 

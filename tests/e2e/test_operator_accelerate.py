@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
 
 pytestmark = pytest.mark.e2e
 

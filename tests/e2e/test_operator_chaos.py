@@ -17,9 +17,9 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
 
 pytestmark = pytest.mark.e2e
 JOBS = 30

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import (
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import (
     Objects,
     OperatorProcess,
     finetunejob,

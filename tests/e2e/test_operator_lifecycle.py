@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from kubetune_operator.api.contract import read_message
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import (
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import (
     Objects,
     OperatorProcess,
     evaljob,
     finetunejob,
     wait_until,
 )
+from kubetune_operator.api.contract import read_message
 
 pytestmark = pytest.mark.e2e
 # The conftest names each test's namespace `t-<test name>-<random>`: every test here is named

@@ -15,16 +15,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.api import GROUP, VERSION
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import (
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import (
     Objects,
     OperatorProcess,
     evaljob,
     finetunejob,
     wait_until,
 )
+from kubetune_operator.api import GROUP, VERSION
 
 pytestmark = pytest.mark.e2e
 NAMESPACE_GLOB = "t-test-netpol-*"

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.s3 import ensure_bucket
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_operator.testing.operator_harness import Objects, OperatorProcess, wait_until
-from kubetune_trainer.testing import build_tiny_model, reverse_task_rows
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
+from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

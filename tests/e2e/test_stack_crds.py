@@ -11,9 +11,9 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.cluster_bootstrap import load_crd_documents, server_side_apply
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.probes import wait_for
+from kubetune_devtools.devstack.cluster_bootstrap import load_crd_documents, server_side_apply
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.probes import wait_for
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetune_operator.devstack.kube_clients import KubeClients
-from kubetune_operator.devstack.probes import wait_for
-from kubetune_operator.devstack.s3 import ensure_bucket
-from kubetune_operator.devstack.stack import LocalStack
+from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.probes import wait_for
+from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.stack import LocalStack
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.binaries import client_tool
-from kubetune_operator.devstack.stack import LocalStack
+from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.devstack.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 

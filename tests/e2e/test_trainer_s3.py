@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kubetune_operator.devstack.s3 import ensure_bucket
-from kubetune_operator.devstack.stack import LocalStack
-from kubetune_trainer.datasets import read_rows
-from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.export import directory_digest
-from kubetune_trainer.storage import StorageOptions, download_prefix, upload_dir
-from kubetune_trainer.testing import (
+from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.tiny_models import (
     build_tiny_model,
     letter_task_spec,
     reverse_task_rows,
     write_finetune_job,
     write_rows,
 )
+from kubetune_trainer.datasets import read_rows
+from kubetune_trainer.entrypoint import run_job
+from kubetune_trainer.errors import DataError
+from kubetune_trainer.export import directory_digest
+from kubetune_trainer.storage import StorageOptions, download_prefix, upload_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

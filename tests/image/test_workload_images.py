@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from image_harness import Image, assert_within_size_limit, run_in_image
 
-from kubetune_trainer.testing import (
+from kubetune_devtools.tiny_models import (
     build_tiny_model,
     letter_task_spec,
     reverse_task_rows,
@@ -48,12 +48,12 @@ def test_trainer_and_evaluator_share_all_but_their_code_layer(
         (
             "trainer",
             "torch,transformers,accelerate,peft,safetensors,pyarrow,kubetune_trainer.pipeline",
-            "kopf,kubetune_evaluator,kubetune_trainer.testing,kubetune_operator.controller,kubetune_operator.testing",
+            "kopf,kubetune_evaluator,kubetune_devtools.tiny_models,kubetune_operator.controller,kubetune_devtools.testing",
         ),
         (
             "evaluator",
             "torch,transformers,peft,rouge_score,sacrebleu,bert_score,httpx,kubetune_evaluator.runner",
-            "kopf,kubetune_trainer,kubetune_operator.controller,kubetune_operator.testing",
+            "kopf,kubetune_trainer,kubetune_operator.controller,kubetune_devtools.testing",
         ),
     ],
 )

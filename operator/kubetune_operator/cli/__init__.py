@@ -2,13 +2,21 @@
 
 Every verb lives in its own module and imports its heavy dependencies (kopf, torch) inside the
 command, so `kubetune crds` stays fast and the operator image never needs torch.
+
+`kubetune dev …` and `kubetune demo` come from the development tools (devtools/kubetune_devtools, installed by
+`make setup` from a checkout, never shipped): they register themselves through the `kubetune.cli` entry-point
+group, so nothing shipped imports them and an installed wheel simply has no such commands.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import typer
 
-from kubetune_operator.cli import crds, demo, dev, eval, operator, score, train
+from kubetune_operator.cli import crds, eval, operator, score, train
+
+PLUGIN_GROUP = "kubetune.cli"
 
 app = typer.Typer(
     name="kubetune",
@@ -17,12 +25,19 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("crds")(crds.crds_command)
-app.command("demo")(demo.demo_command)
-app.add_typer(dev.app, name="dev")
 app.command("eval")(eval.eval_command)
 app.command("score")(score.score_command)
 app.command("operator")(operator.operator_command)
 app.command("train")(train.train_command)
+
+
+def _register_plugins(root: typer.Typer) -> None:
+    """Each entry point names a `register(app)` function that adds its commands."""
+    for entry_point in entry_points(group=PLUGIN_GROUP):
+        entry_point.load()(root)
+
+
+_register_plugins(app)
 
 
 @app.callback()

@@ -30,7 +30,7 @@ ROWS = [
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kubetune_trainer.testing import build_tiny_model
+    from kubetune_devtools.tiny_models import build_tiny_model
 
     torch.set_num_threads(1)
     directory = build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)

@@ -72,7 +72,7 @@ def _train(tmp_path: Path, base: Path, data: Path) -> Path:
 def test_forgetting_check_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from kubetune_trainer.testing import build_tiny_model, reverse_task_rows
+    from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 
     torch.set_num_threads(1)
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")

@@ -111,8 +111,8 @@ def test_eval_job_with_judge_metric(
     """The runner's judge path: an EvalJob with `metrics: [judge]` and a baseline, end to end."""
     import torch
 
+    from kubetune_devtools.tiny_models import build_tiny_model
     from kubetune_evaluator.entrypoint import evaluate_manifest
-    from kubetune_trainer.testing import build_tiny_model
 
     torch.set_num_threads(1)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")  # sent as a bearer token; the server ignores it

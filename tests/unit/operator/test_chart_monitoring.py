@@ -18,8 +18,8 @@ import yaml
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import kubetune_operator.controller.metrics  # registers the operator's collectors on REGISTRY
+from kubetune_devtools.devstack.binaries import client_tool
 from kubetune_evaluator.prometheus_metrics import EvalGauges
-from kubetune_operator.devstack.binaries import client_tool
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 ROOT = Path(__file__).resolve().parents[3]

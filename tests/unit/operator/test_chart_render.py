@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_devtools.devstack.binaries import client_tool
 from kubetune_operator.api.evaljob import DEFAULT_EVALUATOR_IMAGE
 from kubetune_operator.api.finetunejob import DEFAULT_TRAINER_IMAGE
 from kubetune_operator.controller.policies.platform import PlatformPolicy
-from kubetune_operator.devstack.binaries import client_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kubetune"

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from kubetune_devtools.demo.local_node import ensure_pods_can_write
+from kubetune_devtools.demo.plan import TUNED_TASK, DemoPlan, DemoSize, evaljob_manifest, finetunejob_manifest
+from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished
+from kubetune_devtools.demo.results_table import DemoGateError, check_gate, results_table, score_rows
+from kubetune_devtools.demo.stdlib_docs import DEMO_TASKS, build_rows
 from kubetune_operator.api import EvalJob, FineTuneJob, parse_manifest
-from kubetune_operator.demo.local_node import ensure_pods_can_write
-from kubetune_operator.demo.plan import TUNED_TASK, DemoPlan, DemoSize, evaljob_manifest, finetunejob_manifest
-from kubetune_operator.demo.progress_view import eval_line, finetune_line, finished
-from kubetune_operator.demo.results_table import DemoGateError, check_gate, results_table, score_rows
-from kubetune_operator.demo.stdlib_docs import DEMO_TASKS, build_rows
 
 PLAN = DemoPlan(run_id="r1", s3_endpoint="http://127.0.0.1:9000", size=DemoSize(rows=100, epochs=2))
 

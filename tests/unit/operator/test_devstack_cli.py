@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kubetune_devtools.devstack.layout import StackLayout
+from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_operator.cli import app
-from kubetune_operator.devstack.layout import StackLayout
-from kubetune_operator.devstack.stack import LocalStack
 
 runner = CliRunner()
 

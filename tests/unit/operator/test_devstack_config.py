@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubetune_operator.devstack import commands
-from kubetune_operator.devstack.kubeconfig import render_kubeconfig, write_kubeconfig
-from kubetune_operator.devstack.layout import Ports, StackLayout
-from kubetune_operator.devstack.pki import ensure_pki
-from kubetune_operator.devstack.prometheus_config import render_prometheus_config
+from kubetune_devtools.devstack import commands
+from kubetune_devtools.devstack.kubeconfig import render_kubeconfig, write_kubeconfig
+from kubetune_devtools.devstack.layout import Ports, StackLayout
+from kubetune_devtools.devstack.pki import ensure_pki
+from kubetune_devtools.devstack.prometheus_config import render_prometheus_config
 
 BINARY = Path("/opt/bin/tool")
 
@@ -58,7 +58,7 @@ def test_every_file_a_component_flag_names_exists_once_pki_is_made(tmp_path: Pat
 
 def test_node_agent_command_follows_the_contract() -> None:
     argv = commands.node_agent_command(Path("/venv/bin/python"), StackLayout(Path("/state")))
-    assert argv[:3] == ["/venv/bin/python", "-m", "kubetune_operator.devstack.node_agent"]
+    assert argv[:3] == ["/venv/bin/python", "-m", "kubetune_devtools.devstack.node_agent"]
     assert flags(argv) == {
         "kubeconfig": "/state/kubeconfig",
         "state-dir": "/state/node-agent",

@@ -11,8 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubetune_operator.devstack.layout import StackLayout
-from kubetune_operator.devstack.pki import CERTIFICATES, ensure_pki
+from kubetune_devtools.devstack.layout import StackLayout
+from kubetune_devtools.devstack.pki import CERTIFICATES, ensure_pki
 
 
 @pytest.fixture(scope="module")

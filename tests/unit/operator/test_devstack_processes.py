@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.probes import WaitTimeoutError, wait_for
-from kubetune_operator.devstack.processes import running_process, start_process, stop_process
+from kubetune_devtools.devstack.probes import WaitTimeoutError, wait_for
+from kubetune_devtools.devstack.processes import running_process, start_process, stop_process
 
 
 def test_start_find_and_stop_a_detached_process(tmp_path: Path) -> None:

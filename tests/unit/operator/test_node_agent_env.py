@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
+from kubetune_devtools.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
 
 
 class Objects:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.expansion import expand
+from kubetune_devtools.devstack.node_agent.expansion import expand
 
 VARS = {"VAR_A": "A", "VAR_B": "B", "VAR_EMPTY": "", "VAR_REF": "$(VAR_A)"}
 

@@ -2,13 +2,13 @@
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.hosts import (
+from kubetune_devtools.devstack.node_agent.hosts import (
     PodAddress,
     pod_address,
     pod_hostname,
     render_hosts_file,
 )
-from kubetune_operator.devstack.node_agent.ipam import AddressesExhaustedError, LoopbackIPAllocator
+from kubetune_devtools.devstack.node_agent.ipam import AddressesExhaustedError, LoopbackIPAllocator
 
 
 def entries(text: str) -> dict[str, str]:

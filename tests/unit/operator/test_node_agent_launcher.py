@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.pod_files import write_in_place
-from kubetune_operator.devstack.node_agent.process import (
+from kubetune_devtools.devstack.node_agent.pod_files import write_in_place
+from kubetune_devtools.devstack.node_agent.process import (
     PodPaths,
     build_launch_spec,
     signal_group,
     start_process,
     termination_message,
 )
-from kubetune_operator.devstack.node_agent.volumes import BindMount
+from kubetune_devtools.devstack.node_agent.volumes import BindMount
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare (mount namespaces)"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.logs import (
+from kubetune_devtools.devstack.node_agent.logs import (
     BadLogRequestError,
     LogOptions,
     parse_log_options,

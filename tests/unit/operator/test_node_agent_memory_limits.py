@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from kubetune_operator.devstack.node_agent.memory_limits import AGENT_GROUP, MemoryCgroups, _own_memory_group
+from kubetune_devtools.devstack.node_agent.memory_limits import AGENT_GROUP, MemoryCgroups, _own_memory_group
 
 
 def test_own_group_is_read_from_proc_self_cgroup() -> None:

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kubetune_operator.devstack.node_agent.config import AgentConfig
-from kubetune_operator.devstack.node_agent.nodes import (
+from kubetune_devtools.devstack.node_agent.config import AgentConfig
+from kubetune_devtools.devstack.node_agent.nodes import (
     build_lease,
     build_node,
     build_node_status,

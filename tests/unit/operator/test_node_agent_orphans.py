@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from kubetune_operator.devstack.node_agent.orphans import PID_FILE, record_process, stop_orphans
+from kubetune_devtools.devstack.node_agent.orphans import PID_FILE, record_process, stop_orphans
 
 
 def test_recorded_live_container_is_stopped_and_stale_records_are_dropped(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 import stat
 from pathlib import Path
 
-from kubetune_operator.devstack.node_agent.pod_files import write_in_place, write_volume
-from kubetune_operator.devstack.node_agent.volumes import VolumePlan
+from kubetune_devtools.devstack.node_agent.pod_files import write_in_place, write_volume
+from kubetune_devtools.devstack.node_agent.volumes import VolumePlan
 
 
 def test_rewrite_keeps_the_inode_and_shrinks_the_file(tmp_path: Path) -> None:

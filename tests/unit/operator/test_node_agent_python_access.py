@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.python_access import grant_search_access, unsearchable_ancestors
+from kubetune_devtools.devstack.node_agent.python_access import grant_search_access, unsearchable_ancestors
 
 
 @pytest.fixture

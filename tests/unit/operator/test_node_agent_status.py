@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.status import (
+from kubetune_devtools.devstack.node_agent.status import (
     ContainerRecord,
     PodView,
     Terminated,

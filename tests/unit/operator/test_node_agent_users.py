@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from kubetune_operator.devstack.node_agent.process import user_of
+from kubetune_devtools.devstack.node_agent.process import user_of
 
 
 def pod(security: dict[str, Any] | None = None) -> dict[str, Any]:

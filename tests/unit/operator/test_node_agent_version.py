@@ -1,6 +1,6 @@
 """The code fingerprint is stable for the same source and names the package's code."""
 
-from kubetune_operator.devstack.node_agent.version import code_fingerprint
+from kubetune_devtools.devstack.node_agent.version import code_fingerprint
 
 
 def test_fingerprint_is_stable_and_short() -> None:

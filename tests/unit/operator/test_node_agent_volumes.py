@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from kubetune_operator.devstack.node_agent.env import ContainerConfigError
-from kubetune_operator.devstack.node_agent.volumes import BindMount, container_mounts, plan_volume
+from kubetune_devtools.devstack.node_agent.env import ContainerConfigError
+from kubetune_devtools.devstack.node_agent.volumes import BindMount, container_mounts, plan_volume
 
 POD: dict[str, Any] = {
     "metadata": {"name": "p", "namespace": "team-a", "uid": "u", "labels": {"a": "b"}},

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = {"operator": "kubetune_operator", "trainer": "kubetune_trainer", "evaluator": "kubetune_evaluator"}
+PACKAGES = {
+    "operator": "kubetune_operator",
+    "trainer": "kubetune_trainer",
+    "evaluator": "kubetune_evaluator",
+    "devtools": "kubetune_devtools",
+}
 
 
 @pytest.fixture
@@ -64,3 +69,15 @@ def test_torch_in_the_api_models_breaks_their_contract(tree: Path) -> None:
     result = lint_imports(tree)
     assert result.returncode != 0
     assert "kubetune_operator.api.planted -> torch" in result.stdout
+
+
+def test_shipped_code_importing_the_dev_tools_breaks_its_contract(tree: Path) -> None:
+    planted = tree / "operator" / "kubetune_operator" / "controller" / "planted.py"
+    planted.write_text("from kubetune_devtools.devstack import binaries  # noqa: F401\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert (
+        "Nothing shipped imports the development tools (the CLI finds them through an entry point) BROKEN"
+        in " ".join(result.stdout.split())
+    )
+    assert "kubetune_operator.controller.planted -> kubetune_devtools.devstack" in result.stdout

@@ -27,8 +27,9 @@ def project_uv() -> Path:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """A copy of what the check reads: hack/, pyproject.toml, uv.lock."""
+    """A copy of what the check reads: hack/, pyproject.toml, uv.lock, the dev tools' workspace member."""
     shutil.copytree(ROOT / "hack", tmp_path / "hack", ignore=shutil.ignore_patterns("vendor"))
+    shutil.copytree(ROOT / "devtools", tmp_path / "devtools", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(ROOT / name, tmp_path / name)
     return tmp_path

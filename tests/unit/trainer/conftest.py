@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from kubetune_trainer.testing import build_tiny_model
+from kubetune_devtools.tiny_models import build_tiny_model
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from kubetune_devtools.tiny_models import letter_task_spec, reverse_task_rows, write_finetune_job, write_rows
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.testing import letter_task_spec, reverse_task_rows, write_finetune_job, write_rows
 from kubetune_trainer.train_state import CheckpointFormatError
 
 pytestmark = pytest.mark.slow

@@ -9,17 +9,17 @@ from typing import Any
 import pytest
 import torch
 
-from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.export import directory_digest
-from kubetune_trainer.generation import exact_match, greedy_completions, load_for_inference
-from kubetune_trainer.split import manifest_indices, read_split_manifest
-from kubetune_trainer.testing import (
+from kubetune_devtools.generation import exact_match, greedy_completions, load_for_inference
+from kubetune_devtools.tiny_models import (
     build_tiny_model,
     letter_task_spec,
     reverse_task_rows,
     write_finetune_job,
     write_rows,
 )
+from kubetune_trainer.entrypoint import run_job
+from kubetune_trainer.export import directory_digest
+from kubetune_trainer.split import manifest_indices, read_split_manifest
 
 pytestmark = pytest.mark.slow
 

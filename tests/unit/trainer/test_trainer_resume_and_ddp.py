@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.checkpoints import list_checkpoints
-from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.recipe import PreemptedError
-from kubetune_trainer.testing import (
+from kubetune_devtools.tiny_models import (
     build_tiny_model,
     letter_task_spec,
     reverse_task_rows,
     write_finetune_job,
     write_rows,
 )
+from kubetune_trainer.checkpoints import list_checkpoints
+from kubetune_trainer.entrypoint import run_job
+from kubetune_trainer.recipe import PreemptedError
 
 pytestmark = pytest.mark.slow
 
