@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.metrics.series import MetricOutput
+from kubetune_operator.api.evaljob import Metric
 
-KNOWN_METRICS = ("rouge", "bleu", "exact_match", "accuracy", "bertscore", "judge", "perplexity")
+KNOWN_METRICS: tuple[str, ...] = get_args(Metric)
+"""The names spec.metrics accepts: the API's `Metric` is the one list."""
 # Scored on (prediction, references) pairs without a model or an endpoint.
 REFERENCE_METRICS = ("rouge", "bleu", "exact_match")
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from kubetune_operator.api import RunPolicy
+from kubetune_operator.api.common import Phase
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
 from kubetune_operator.controller.kube import Kube, KubeError
@@ -35,7 +36,7 @@ from kubetune_operator.controller.policies.pending import (
 from kubetune_operator.controller.policies.restart import decide_restart
 from kubetune_operator.controller.policies.suspend import desired_job_suspend
 from kubetune_operator.controller.settings import OperatorSettings
-from kubetune_operator.controller.status import Phase, Transition
+from kubetune_operator.controller.status import Transition
 
 ChildrenForAttempt = Callable[[int], list[dict[str, Any]]]
 """The objects of one attempt, the batch/v1 Job last (ConfigMap and Service first, so pods find them)."""
