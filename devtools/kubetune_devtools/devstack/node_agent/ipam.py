@@ -1,6 +1,6 @@
 """Pod IP allocation from a loopback range.
 
-Pods share the host's network namespace (see agent.py for why), so each gets its own 127.x.y.z
+Pods share the host's network namespace (see dns.py for why), so each gets its own 127.x.y.z
 address: every 127/8 address is local on Linux, a pod can bind its own IP and reach any other.
 Addresses are handed out round-robin so that a freed IP is not reused at once: a stale hosts entry
 of a gone pod then points nowhere rather than at an unrelated new pod.
