@@ -1,7 +1,9 @@
 """`kubetune train --dry-run`: what the data will look like to the model, without training.
 
-Counts per task and split, a token-length histogram, truncation counts, and a token-level preview of the
-first examples marking the tokens that carry loss. Fails when an example has no supervised token.
+Counts per task and split, a token-length histogram, truncation counts, a token-level preview of the
+first examples marking the tokens that carry loss, and the memory estimate per GPU for ddp/fsdp x
+full/lora/qlora (from config.json alone: no weights are downloaded). Fails when an example has no supervised
+token.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer.errors import DataError
 from kubetune_trainer.pipeline import prepare_data, storage_options
+from kubetune_trainer.preflight import memory_report
 from kubetune_trainer.storage import download_prefix
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample, tokenize_examples
 
@@ -47,15 +50,18 @@ def _tokenizer_dir(job: FineTuneJob, scratch: Path) -> Path:
     )
 
 
-def dry_run_report(job: FineTuneJob, preview: int = 3) -> dict[str, Any]:
-    """Everything the dry run prints, as data (the CLI renders it)."""
+def dry_run_report(job: FineTuneJob, preview: int = 3, gpu_memory: str | None = None) -> dict[str, Any]:
+    """Everything the dry run prints, as data (the CLI renders it). `gpu_memory`: a quantity that overrides
+    spec.resources.gpuMemory for the memory estimate."""
     from kubetune_trainer.modeling import load_tokenizer
 
     data = prepare_data(job.spec)
     max_len = job.spec.hyperparameters.max_seq_length
     with tempfile.TemporaryDirectory(prefix="kubetune-dry-run-") as scratch:
-        tokenizer = load_tokenizer(_tokenizer_dir(job, Path(scratch)))
-    report: dict[str, Any] = {"counts": data.counts, "splits": {}, "preview": []}
+        model_dir = _tokenizer_dir(job, Path(scratch))
+        memory = memory_report(job.spec, model_dir, gpu_memory)
+        tokenizer = load_tokenizer(model_dir)
+    report: dict[str, Any] = {"counts": data.counts, "splits": {}, "preview": [], "memory": memory}
     tokenized_train: list[TokenizedExample] = []
     for part, examples in (("train", data.train), ("validation", data.validation), ("test", data.test)):
         tokenized, stats = tokenize_examples(tokenizer, examples, max_len, part)

@@ -34,14 +34,19 @@ def load_job(config_path: str | Path) -> Any:
 
 
 def run_job(
-    config_path: str | Path, *, dry_run: bool = False, progress_bar: bool = False
+    config_path: str | Path,
+    *,
+    dry_run: bool = False,
+    progress_bar: bool = False,
+    gpu_memory: str | None = None,
 ) -> dict[str, Any] | None:
-    """Dry-run report, or train + export result (None on ranks > 0). Raises KubetuneError on bad input."""
+    """Dry-run report, or train + export result (None on ranks > 0). Raises KubetuneError on bad input.
+    `gpu_memory` (dry run only): the per-GPU memory the estimate is checked against."""
     job = load_job(config_path)
     if dry_run:
         from kubetune_trainer.dryrun import dry_run_report
 
-        return dry_run_report(job)
+        return dry_run_report(job, gpu_memory=gpu_memory)
     from kubetune_trainer.recipe import run_training
 
     return run_training(job, progress_bar=progress_bar)

@@ -55,6 +55,8 @@ class Reason(StrEnum):
     """The process ran out of (GPU) memory; the same spec would fail again."""
     OUTPUT_IN_USE = "OutputInUse"
     """`output.uri` holds another job's output."""
+    INSUFFICIENT_MEMORY = "InsufficientMemory"
+    """The memory estimate per device exceeds the device's memory; the message names what would fit."""
 
 
 class WorkloadError(Exception):
@@ -77,6 +79,10 @@ class WorkloadOutOfMemoryError(WorkloadError):
 
 class OutputInUseError(WorkloadError):
     reason = Reason.OUTPUT_IN_USE
+
+
+class InsufficientMemoryError(WorkloadError):
+    reason = Reason.INSUFFICIENT_MEMORY
 
 
 @dataclass(frozen=True)

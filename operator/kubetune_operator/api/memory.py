@@ -444,3 +444,25 @@ def quantity_bytes(quantity: str) -> int:
 
 def gib(value: float) -> str:
     return f"{value / GiB:.1f} GiB"
+
+
+def insufficient_message(result: Estimate, device_memory: int, source: str, options: Sequence[str]) -> str:
+    """The InsufficientMemory message, the same from the operator, the trainer and the CLI."""
+    setup = result.setup
+    parts = ", ".join(
+        f"{name} {gib(value)}"
+        for name, value in (
+            ("weights", result.weights),
+            ("gradients", result.gradients),
+            ("optimizer", result.optimizer),
+            ("activations", result.activations),
+            ("other", result.overhead),
+        )
+    )
+    fit = "; ".join(options) if options else "none of lora, qlora, more nodes or shorter sequences alone"
+    return (
+        f"memory estimate per {setup.device.upper()} {gib(result.total)} ({parts}) for method "
+        f"{setup.method}, {setup.strategy} over {setup.world_size} process(es), batchSize "
+        f"{setup.micro_batch} x maxSeqLength {setup.max_seq_length} exceeds the {gib(device_memory)} of "
+        f"{source}; would fit: {fit}"
+    )

@@ -12,12 +12,57 @@ from typing import Annotated, Any
 import typer
 
 
+def _gib(value: int) -> str:
+    return f"{value / 1024**3:.1f}"
+
+
+def _print_memory(console: Any, memory: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    if "error" in memory:
+        console.print(f"[bold]Memory estimate[/]: none ({memory['error']})")
+        return
+    title = (
+        f"Memory per GPU (GiB): {memory['parameters'] / 1e9:.2f}B parameters, {memory['worldSize']} "
+        f"process(es), batchSize {memory['microBatch']} x maxSeqLength {memory['maxSeqLength']}, "
+        f"gradientCheckpointing {str(memory['gradientCheckpointing']).lower()}"
+    )
+    table = Table(title=title)
+    columns = ("strategy", "method", "weights", "gradients", "optimizer", "activations", "other", "total")
+    for column in (*columns, "fits"):
+        table.add_column(column, justify="left" if column in ("strategy", "method", "fits") else "right")
+    for row in memory["rows"]:
+        cells = [row["strategy"] + (" *" if row["job"] else ""), row["method"]]
+        cells += [_gib(row[key]) for key in ("weights", "gradients", "optimizer", "activations", "overhead")]
+        cells += [_gib(row["total"]), "yes" if row["fits"] else "no"]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(
+        "Recipe: bf16 compute; fp32 trainable weights, gradients and AdamW state (16 bytes per trainable "
+        "parameter); LoRA base bf16, QLoRA base 4-bit NF4. other = bf16 weight copies, DDP gradient buckets, "
+        "FSDP-gathered layers, optimizer temporaries, CUDA runtime.",
+        soft_wrap=True,
+    )
+    fitting = [f"{r['strategy']}/{r['method']}" for r in memory["rows"] if r["fits"]]
+    auto = f" (distributed.strategy auto -> {memory['strategy']})" if memory["autoStrategy"] else ""
+    console.print(
+        f"Checked against {_gib(memory['deviceMemory'])} GiB per GPU: {memory['source']}. "
+        f"Fits: {', '.join(fitting) or 'none'}. * = this job{auto}.",
+        soft_wrap=True,
+    )
+    if not memory["fits"]:
+        options = "; ".join(memory["options"]) or "none"
+        console.print(f"[bold red]This job does not fit[/]; would fit: {options}", soft_wrap=True)
+
+
 def _print_dry_run(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     console = Console()
+    if "memory" in report:
+        _print_memory(console, report["memory"])
     counts = Table(title="Examples per task and split")
     for column in ("task", "rows", "train", "in mixture", "validation", "test"):
         counts.add_column(column, justify="left" if column == "task" else "right")
@@ -54,10 +99,23 @@ def _print_dry_run(report: dict[str, Any]) -> None:
 def train_command(
     manifest: Annotated[Path, typer.Argument(help="FineTuneJob YAML manifest.", exists=True, dir_okay=False)],
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show data counts, lengths and loss masks; do not train.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show the memory estimate per GPU, data counts, lengths and loss masks; do not train.",
+        ),
     ] = False,
+    gpu_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu-memory",
+            help="With --dry-run: memory of each GPU, e.g. 24Gi (default: spec.resources.gpuMemory, this "
+            "machine's GPU, else 80 GB).",
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune locally from a FineTuneJob manifest (S3 or local paths); --dry-run previews the data."""
+    """Fine-tune locally from a FineTuneJob manifest (S3 or local paths); --dry-run previews the data and
+    the memory per GPU."""
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
     from kubetune_operator.api.contract import WorkloadError
     from kubetune_trainer.entrypoint import run_job
@@ -66,7 +124,7 @@ def train_command(
 
     configure_logging(json_lines=False)
     try:
-        result = run_job(manifest, dry_run=dry_run, progress_bar=not dry_run)
+        result = run_job(manifest, dry_run=dry_run, progress_bar=not dry_run, gpu_memory=gpu_memory)
     except WorkloadError as err:  # bad data (InvalidSpec), S3 not answering (StorageUnreachable), ...
         typer.secho(f"error ({err.reason.value}): {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -32,6 +32,7 @@ MISSING_SECRET: Final = "MissingSecret"
 STORAGE_UNREACHABLE: Final = Reason.STORAGE_UNREACHABLE.value
 OUT_OF_MEMORY: Final = Reason.OUT_OF_MEMORY.value
 OUTPUT_IN_USE: Final = Reason.OUTPUT_IN_USE.value
+INSUFFICIENT_MEMORY: Final = Reason.INSUFFICIENT_MEMORY.value
 CHILD_CONFLICT: Final = "ChildConflict"
 CHILD_REJECTED: Final = "ChildRejected"
 RESTARTS_EXHAUSTED: Final = "RestartsExhausted"
