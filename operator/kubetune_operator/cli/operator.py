@@ -7,6 +7,10 @@ import random
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+
+from kubetune_operator.controller.policies.platform import PlatformPolicy
+from kubetune_operator.controller.settings import DEFAULTS, OperatorSettings, parse_peers
 
 
 def operator_command(
@@ -20,10 +24,10 @@ def operator_command(
         typer.Option(
             envvar="KUBETUNE_TRAINER_MODULE", help="Python module trainer pods run after accelerate."
         ),
-    ] = "kubetune_trainer",
+    ] = DEFAULTS.trainer_module,
     evaluator_module: Annotated[
         str, typer.Option(envvar="KUBETUNE_EVALUATOR_MODULE", help="Python module evaluator pods run.")
-    ] = "kubetune_evaluator",
+    ] = DEFAULTS.evaluator_module,
     launcher: Annotated[
         str,
         typer.Option(
@@ -31,17 +35,26 @@ def operator_command(
             help="accelerate: `accelerate launch ... -m MODULE`; python: `python -m MODULE` "
             "(one process per pod).",
         ),
-    ] = "accelerate",
+    ] = DEFAULTS.launcher,
+    python_executable: Annotated[
+        str, typer.Option(envvar="KUBETUNE_POD_PYTHON", help="The pods' Python (launcher python).")
+    ] = DEFAULTS.python_executable,
+    accelerate_executable: Annotated[
+        str, typer.Option(envvar="KUBETUNE_POD_ACCELERATE", help="The pods' accelerate executable.")
+    ] = DEFAULTS.accelerate_executable,
+    progress_port: Annotated[
+        int, typer.Option(envvar="KUBETUNE_PROGRESS_PORT", help="Port of rank 0's /progress and /metrics.")
+    ] = DEFAULTS.progress_port,
     reconcile_interval: Annotated[
         float, typer.Option(envvar="KUBETUNE_RECONCILE_INTERVAL", help="Seconds between polls of a live job.")
-    ] = 10.0,
+    ] = DEFAULTS.reconcile_interval_seconds,
     pending_timeout: Annotated[
         float,
         typer.Option(
             envvar="KUBETUNE_PENDING_TIMEOUT",
             help="Seconds pods may stay unscheduled when the job sets no runPolicy.pendingTimeoutSeconds.",
         ),
-    ] = 300.0,
+    ] = DEFAULTS.pending_timeout_seconds,
     policy: Annotated[
         str,
         typer.Option(
@@ -49,6 +62,22 @@ def operator_command(
             help="Platform policy as JSON (the chart's `policy` values): allowedImageRepositories, "
             "allowedServiceAccounts, allowedPriorityClasses, allowedAnnotationKeys, maxGpusPerJob; "
             "empty: everything allowed.",
+        ),
+    ] = "",
+    network_policy: Annotated[
+        bool,
+        typer.Option(
+            envvar="KUBETUNE_NETWORK_POLICY",
+            help="One NetworkPolicy per job: ingress only from its own pods and, to the progress port, "
+            "from --network-policy-metrics-from.",
+        ),
+    ] = DEFAULTS.network_policy,
+    network_policy_metrics_from: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_NETWORK_POLICY_METRICS_FROM",
+            help="JSON list of NetworkPolicyPeers that may read the pods' progress port (the chart's "
+            "networkPolicy.metricsFrom); empty: only the job's own pods.",
         ),
     ] = "",
     metrics_port: Annotated[
@@ -78,46 +107,68 @@ def operator_command(
     """Run the operator: FineTuneJob/EvalJob -> ConfigMap, Service, Indexed Job; status and events."""
     if launcher not in ("accelerate", "python"):
         raise typer.BadParameter("must be accelerate or python", param_hint="--launcher")
-    from pydantic import ValidationError
-
-    from kubetune_operator.controller.policies.platform import PlatformPolicy
-
     try:
-        PlatformPolicy.from_json(policy)  # a typo must stop the operator, not silently allow everything
+        platform_policy = PlatformPolicy.from_json(policy)  # a typo must stop the operator, not allow all
     except ValidationError as error:
         raise typer.BadParameter(str(error), param_hint="--policy") from error
-    # The handlers read their settings (timer interval included) from the environment at import.
-    os.environ.update(
-        {
-            "KUBETUNE_TRAINER_MODULE": trainer_module,
-            "KUBETUNE_EVALUATOR_MODULE": evaluator_module,
-            "KUBETUNE_LAUNCHER": launcher,
-            "KUBETUNE_RECONCILE_INTERVAL": str(reconcile_interval),
-            "KUBETUNE_PENDING_TIMEOUT": str(pending_timeout),
-            "KUBETUNE_POLICY": policy,
-        }
+    try:
+        metrics_from = parse_peers(network_policy_metrics_from)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--network-policy-metrics-from") from error
+    settings = OperatorSettings(
+        trainer_module=trainer_module,
+        evaluator_module=evaluator_module,
+        launcher="python" if launcher == "python" else "accelerate",
+        python_executable=python_executable,
+        accelerate_executable=accelerate_executable,
+        progress_port=progress_port,
+        reconcile_interval_seconds=reconcile_interval,
+        pending_timeout_seconds=pending_timeout,
+        policy=platform_policy,
+        network_policy=network_policy,
+        network_policy_metrics_from=metrics_from,
     )
+    run_operator(
+        settings,
+        namespaces=namespace or [],
+        metrics_port=metrics_port,
+        health_port=health_port,
+        peering=peering,
+        peering_priority=peering_priority,
+        verbose=verbose,
+    )
+
+
+def run_operator(
+    settings: OperatorSettings,
+    *,
+    namespaces: list[str],
+    metrics_port: int,
+    health_port: int,
+    peering: str | None,
+    peering_priority: int | None,
+    verbose: bool,
+) -> None:
+    """Kopf with the operator's own registry and `memo`: the settings reach the handlers only that way."""
+    # Deferred: kopf and the Kubernetes client cost a second at import, which every other verb skips.
     import kopf
 
-    from kubetune_operator.controller import handlers
+    from kubetune_operator.controller.handlers import build_registry
     from kubetune_operator.controller.metrics import serve_metrics
 
-    del handlers  # imported for its registrations
-    if namespace and not any(char in name for name in namespace for char in "*?[!"):
-        # Exact namespaces only (the Helm chart's namespaced mode): nothing to discover cluster-wide, and
-        # least-privilege Roles forbid listing namespaces and CRDs, which Kopf would retry for a minute.
-        @kopf.on.startup()
-        def _no_cluster_scans(settings: kopf.OperatorSettings, **_: object) -> None:
-            settings.scanning.disabled = True
-
+    # Exact namespaces (the Helm chart's namespaced mode) need no cluster-wide discovery.
+    exact = bool(namespaces) and not any(char in name for name in namespaces for char in "*?[!")
+    registry = build_registry(settings, scan_cluster=not exact)
     # The pod's own IP when the Deployment passes it (as trainer pods do): replicas never share a port,
     # even where pods share one network namespace (the local stack's node agent).
     listen_host = os.environ.get("POD_IP") or "0.0.0.0"
     serve_metrics(metrics_port, listen_host)
     kopf.configure(verbose=verbose)
     kopf.run(
-        clusterwide=not namespace,
-        namespaces=namespace or [],
+        registry=registry,
+        memo=kopf.Memo(settings=settings),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
         standalone=peering is None,
         # A peering name makes Kopf require the peering CRDs even when standalone: pass it only for HA.
         peering_name=peering,

@@ -1,7 +1,11 @@
-"""Kopf wiring: every trigger (create, update, resume, timer) runs the same idempotent reconcile.
+"""Kopf wiring: every trigger (create, update, resume, timer) of either kind runs the same idempotent
+reconcile.
 
-Importing this module registers the handlers; `kubetune operator` sets the KUBETUNE_* environment
-first (the timer interval is fixed at registration).
+`build_registry(settings)` registers the handlers explicitly, kind by kind, in a registry of their own
+(the timer interval comes from the settings); `kubetune operator` runs Kopf with that registry and
+`memo=kopf.Memo(settings=...)`. The startup handler adds the API client to the memo, which Kopf copies
+into each object's own memo: the handlers read settings and client from there, and keep the object's
+reconcile lock there too. Nothing is read from the environment or kept in module-level state here.
 """
 
 from __future__ import annotations
@@ -26,32 +30,31 @@ from kubetune_operator.controller.reconciled import Reconciled
 from kubetune_operator.controller.settings import OperatorSettings
 from kubetune_operator.controller.status import TERMINAL_PHASES
 
-SETTINGS = OperatorSettings()
 Reconciler = Callable[[Kube, dict[str, Any], OperatorSettings, datetime], Reconciled]
 RECONCILERS: dict[str, Reconciler] = {KIND_FINETUNE: reconcile_finetunejob, KIND_EVAL: reconcile_evaljob}
-PLURAL_KINDS = {"finetunejobs": KIND_FINETUNE, "evaljobs": KIND_EVAL}
 
 
-_KUBE: list[Kube] = []
-# Kopf runs timers concurrently with change handlers; one reconcile per object at a time.
-_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
+def _settings(memo: kopf.Memo) -> OperatorSettings:
+    settings = memo["settings"]
+    if not isinstance(settings, OperatorSettings):
+        raise TypeError("kopf.run needs memo=kopf.Memo(settings=OperatorSettings(...))")
+    return settings
 
 
-def _lock_for(uid: str) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(uid, threading.Lock())
+def _kube(memo: kopf.Memo) -> Kube:
+    kube = memo["kube"]
+    assert isinstance(kube, Kube)  # set by `configure` before Kopf watches anything
+    return kube
 
 
-def _kube() -> Kube:
-    with _LOCKS_GUARD:
-        if not _KUBE:
-            _KUBE.append(Kube(load_client_config()))
-        return _KUBE[0]
+def _lock(memo: kopf.Memo) -> threading.Lock:
+    """This object's reconcile lock: Kopf runs timers concurrently with change handlers, and both get the
+    object's own memo (dict.setdefault is atomic, so both threads get the same lock)."""
+    lock: threading.Lock = memo.setdefault("reconcile_lock", threading.Lock())
+    return lock
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -63,7 +66,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Sync handlers run in this pool; the API layer keeps as many connections.
     settings.execution.max_workers = 32
     settings.batching.worker_limit = 1000
-    _kube()
+    memo["kube"] = Kube(load_client_config())
+
+
+def no_cluster_scans(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Exact namespaces only (the Helm chart's namespaced mode): nothing to discover cluster-wide, and
+    least-privilege Roles forbid listing namespaces and CRDs, which Kopf would retry for a minute."""
+    settings.scanning.disabled = True
 
 
 def _gpus(body: dict[str, Any]) -> int:
@@ -89,15 +98,15 @@ def _record(kind: str, body: dict[str, Any], previous: dict[str, Any], status: d
             TIME_TO_RUNNING.labels(kind).observe(max(0.0, (started - created).total_seconds()))
 
 
-def reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+def reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo) -> None:
     raw: dict[str, Any] = dict(body)
     if raw["metadata"].get("deletionTimestamp"):
         return  # going away: children follow by ownerReference, nothing to reconcile
     previous = dict(raw.get("status") or {})
     started = time.monotonic()
-    with _lock_for(raw["metadata"]["uid"]):
+    with _lock(memo):
         try:
-            result = RECONCILERS[kind](_kube(), raw, SETTINGS, datetime.now(UTC))
+            result = RECONCILERS[kind](_kube(memo), raw, _settings(memo), datetime.now(UTC))
         except KubeError as error:
             if error.status == 403 and "being terminated" in error.message:
                 # The namespace is being deleted, and this object with it: nothing left to do.
@@ -130,35 +139,44 @@ def _needs_timer(body: kopf.Body, **_: Any) -> bool:
     return ((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") is not None
 
 
-for _plural, _kind in PLURAL_KINDS.items():
+def forget(uid: str, **_: Any) -> None:
+    """Children go with their owner (ownerReferences); only the metrics need to forget the job (the lock
+    goes with the object's memo)."""
+    TRACKER.forget(uid)
 
-    def _make(kind: str) -> Callable[..., None]:
-        def handler(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-            reconcile(kind, body, patch, logger)
 
-        handler.__name__ = f"reconcile_{kind.lower()}"
-        return handler
+def _register(registry: kopf.OperatorRegistry, plural: str, kind: str, interval: float) -> None:
+    """create, update of the spec, resume after an operator restart and the poll timer: one reconcile."""
 
-    _handler = _make(_kind)
-    kopf.on.create(GROUP, VERSION, _plural, id=f"{_plural}-create")(_handler)
-    kopf.on.update(GROUP, VERSION, _plural, field="spec", id=f"{_plural}-update")(_handler)
-    kopf.on.resume(GROUP, VERSION, _plural, id=f"{_plural}-resume")(_handler)
+    def handler(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
+        reconcile(kind, body, patch, logger, memo)
+
+    handler.__name__ = f"reconcile_{kind.lower()}"
+    kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-create", registry=registry)(handler)
+    kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-update", registry=registry)(handler)
+    kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume", registry=registry)(handler)
     kopf.timer(
         GROUP,
         VERSION,
-        _plural,
-        id=f"{_plural}-poll",
-        interval=SETTINGS.reconcile_interval_seconds,
+        plural,
+        id=f"{plural}-poll",
+        interval=interval,
         # The create handler does the first reconcile; a timer firing with it would only repeat it.
-        initial_delay=SETTINGS.reconcile_interval_seconds,
+        initial_delay=interval,
         when=_needs_timer,
-    )(_handler)
+        registry=registry,
+    )(handler)
+    kopf.on.delete(GROUP, VERSION, plural, optional=True, registry=registry)(forget)
 
 
-@kopf.on.delete(GROUP, VERSION, "finetunejobs", optional=True)
-@kopf.on.delete(GROUP, VERSION, "evaljobs", optional=True)
-def forget(uid: str, **_: Any) -> None:
-    """Children go with their owner (ownerReferences); only the metrics need to forget the job."""
-    TRACKER.forget(uid)
-    with _LOCKS_GUARD:
-        _LOCKS.pop(uid, None)
+def build_registry(settings: OperatorSettings, *, scan_cluster: bool = True) -> kopf.OperatorRegistry:
+    """The operator's handlers; `scan_cluster=False` when it watches exact namespaces only."""
+    registry = kopf.OperatorRegistry()
+    # Kopf's default registry adds this one implicitly: in-cluster service account, else the kubeconfig.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.on.startup(registry=registry)(configure)
+    if not scan_cluster:
+        kopf.on.startup(registry=registry)(no_cluster_scans)
+    _register(registry, "finetunejobs", KIND_FINETUNE, settings.reconcile_interval_seconds)
+    _register(registry, "evaljobs", KIND_EVAL, settings.reconcile_interval_seconds)
+    return registry

@@ -1,8 +1,6 @@
-"""The per-job NetworkPolicy builder (pure): selectors, ports, owner; settings from the chart's JSON."""
+"""The per-job NetworkPolicy builder (pure): selectors, ports, owner."""
 
 from __future__ import annotations
-
-import pytest
 
 from kubetune_operator.api import FineTuneJobSpec
 from kubetune_operator.controller.builders import Owner, build_network_policy, build_worker_job
@@ -57,14 +55,3 @@ def test_eval_and_finetune_policies_of_the_same_name_do_not_collide() -> None:
     evaluation = Owner(kind="EvalJob", name="review-rating", namespace="team-a", uid="uid-2")
     names = {build_network_policy(owner, settings)["metadata"]["name"] for owner in (OWNER, evaluation)}
     assert len(names) == 2
-
-
-def test_settings_read_the_charts_json_and_refuse_anything_else(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBETUNE_NETWORK_POLICY_METRICS_FROM", '[{"namespaceSelector": {}}]')
-    monkeypatch.setenv("KUBETUNE_NETWORK_POLICY", "false")
-    settings = OperatorSettings()
-    assert settings.network_policy_metrics_from == ({"namespaceSelector": {}},)
-    assert settings.network_policy is False
-    monkeypatch.setenv("KUBETUNE_NETWORK_POLICY_METRICS_FROM", '{"namespaceSelector": {}}')
-    with pytest.raises(ValueError, match="JSON list"):
-        OperatorSettings()
