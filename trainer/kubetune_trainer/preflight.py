@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kubetune_operator.api.contract import InsufficientMemoryError
 from kubetune_operator.api.memory import (
     DEFAULT_GPU_MEMORY,
+    UNSUPPORTED,
     Device,
     Estimate,
     ModelConfigError,
@@ -106,7 +107,9 @@ def memory_report(spec: FineTuneJobSpec, model_dir: Path, gpu_memory: str | None
     rows = []
     for result in estimate_grid(shape, setup):
         mine = (result.setup.method, result.setup.strategy) == (setup.method, setup.strategy)
-        rows.append({**result.as_dict(), "fits": result.fits(memory), "job": mine})
+        supported = (result.setup.strategy, result.setup.method) not in UNSUPPORTED
+        fits = result.fits(memory) and supported
+        rows.append({**result.as_dict(), "fits": fits, "supported": supported, "job": mine})
     job = estimate(shape, setup)
     return {
         "deviceMemory": memory,

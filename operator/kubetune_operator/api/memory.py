@@ -4,14 +4,16 @@ One estimator for `kubetune train --dry-run`, the trainer (before it loads weigh
 it creates pods). It lives with the API models because the operator image has no torch and may not import the
 trainer.
 
-The dtype recipe it models (the trainer's choice):
-- GPU: bf16 compute (autocast) with fp32 trainable weights ("master" copy), fp32 gradients and fp32 AdamW
-  state (two moments): 4 + 4 + 8 = 16 bytes per trainable parameter. Full fine-tuning under DDP also keeps
-  the bf16 copies autocast makes of every weight until the backward pass (2 bytes/param, counted in
-  `overhead`); FSDP shards the 16 bytes over all processes and gathers the bf16 weights of about two decoder
-  layers at a time. LoRA keeps the frozen base in bf16 (2 bytes/param); QLoRA keeps the base's linear layers
-  in 4-bit NF4 with double-quantised block scales (~0.52 bytes/param), embeddings and norms in bf16. Adapters
-  are trained like full weights (16 bytes/param).
+The dtype recipe it models (the trainer's: modeling.py, sharding.py):
+- GPU: fp32 weights computing in bf16 (Accelerate's autocast; FSDP's MixedPrecisionPolicy(param_dtype=bf16,
+  reduce_dtype=fp32)); fp32 gradients and fp32 AdamW state (two moments): 4 + 4 + 8 = 16 bytes per trainable
+  parameter. Under DDP autocast's bf16 copies of the weights of every linear layer are kept for the backward
+  pass (2 bytes/param, counted in `overhead`); FSDP shards the fp32 weights, gradients and optimizer state
+  over all processes and gathers the bf16 weights of about two decoder layers at a time (plus the root unit:
+  embeddings and output layer). LoRA keeps the frozen base in fp32 (4 bytes/param, sharded under FSDP);
+  QLoRA keeps the decoder's linear layers in 4-bit NF4 with double-quantised block scales (~0.52
+  bytes/param) and the rest (embeddings, norms, output layer) in fp32, as peft's
+  prepare_model_for_kbit_training leaves them. Adapters are trained like full weights (16 bytes/param).
 - CPU: everything fp32: 16 bytes per trainable parameter, 4 per frozen one, fp32 activations.
 
 Activations count the tensors autograd keeps for the backward pass of a Hugging Face Llama-style decoder
@@ -47,6 +49,8 @@ Strategy = Literal["ddp", "fsdp"]
 Device = Literal["gpu", "cpu"]
 METHODS: Final[tuple[Method, ...]] = ("full", "lora", "qlora")
 STRATEGIES: Final[tuple[Strategy, ...]] = ("ddp", "fsdp")
+UNSUPPORTED: Final[frozenset[tuple[Strategy, Method]]] = frozenset({("fsdp", "qlora")})
+"""Combinations the trainer refuses (sharding.py: a 4-bit base is replicated, not sharded)."""
 
 
 class ModelConfigError(ValueError):
@@ -217,7 +221,7 @@ def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetu
         # SiLU keeps gate, the product keeps silu(gate) and up, down_proj keeps the product.
         mlp = 4 * compute * i
         return norms + attention + mlp
-    residual = 2 if gpu else 4  # a bf16 (or 4-bit) base computes in bf16; on CPU fp32
+    residual = 4  # fp32 embeddings and norms: an fp32 residual stream
     norms = 2 * residual * h  # frozen norm weights: only the input is kept
     attention = compute * (2 * h + 2 * kv)  # frozen linears keep no input
     mlp = 3 * compute * i  # down_proj is frozen: its input is not kept
@@ -236,7 +240,7 @@ def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
     tokens = setup.micro_batch * setup.max_seq_length
     per_layer = _activation_bytes_per_token_per_layer(shape, setup)
     if setup.gradient_checkpointing:
-        residual = 4 if setup.method == "full" or setup.device == "cpu" else 2
+        residual = 4  # the fp32 residual stream
         # Each layer's input stays; one layer at a time is recomputed with all its activations.
         layers = shape.num_layers * residual * shape.hidden_size + per_layer
     else:
@@ -263,9 +267,9 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
         trainable = shape.lora_parameters(setup.lora_rank, setup.lora_targets)
         linear = shape.num_layers * shape.layer_linear_params
         if setup.method == "qlora":
-            frozen_bytes = linear * NF4_BYTES_PER_PARAM + (total - linear) * 2
+            frozen_bytes = linear * NF4_BYTES_PER_PARAM + (total - linear) * 4
         else:
-            frozen_bytes = total * (2 if gpu else 4)
+            frozen_bytes = total * 4
     weights = math.ceil((4 * trainable + frozen_bytes) / shards)
     gradients = math.ceil(4 * trainable / shards)
     optimizer = math.ceil(8 * trainable / shards)
@@ -278,8 +282,12 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
         notes.append("DDP gradient buckets")
     # Held during forward/backward, beside the activations.
     transient = 0.0
-    if gpu and setup.strategy == "ddp" and setup.method == "full":
-        transient += 2 * total  # autocast's bf16 copies, kept for the backward pass
+    head = shape.vocab_size * shape.hidden_size
+    if gpu and setup.strategy == "ddp":
+        # autocast's bf16 copies of the linear layers' weights (the output layer's too), kept for the
+        # backward pass; a 4-bit layer is dequantised on the fly instead.
+        linear = shape.num_layers * shape.layer_linear_params
+        transient += 2 * (head + (linear if setup.method != "qlora" else 0))
         notes.append("bf16 copies of the fp32 weights (autocast) held until backward")
     if gpu and setup.strategy == "fsdp":
         # The gathered bf16 weights of the current and the prefetched layer, their unsharded fp32
@@ -350,7 +358,10 @@ def setup_for(
 
 
 def choose_strategy(shape: ModelShape, setup: TrainingSetup, device_memory: int) -> Strategy:
-    """What `distributed.strategy: auto` resolves to: ddp when it fits one device, else fsdp."""
+    """What `distributed.strategy: auto` resolves to: ddp when it fits one device (or cannot be sharded),
+    else fsdp."""
+    if ("fsdp", setup.method) in UNSUPPORTED:
+        return "ddp"
     return "ddp" if estimate(shape, replace(setup, strategy="ddp")).fits(device_memory) else "fsdp"
 
 
@@ -388,19 +399,24 @@ def options_that_fit(
         options.append(checkpointing.removeprefix(" and "))
     for method in METHODS:
         if method != setup.method and not (method == "qlora" and setup.device == "cpu"):
-            options += first([(f"method: {method}", replace(setup, method=method))])
-    if setup.strategy != "fsdp" and setup.world_size > 1:
+            candidate: Strategy = "ddp" if (setup.strategy, method) in UNSUPPORTED else setup.strategy
+            label = f"method: {method}" + (
+                " with distributed.strategy: ddp" if candidate != setup.strategy else ""
+            )
+            options += first([(label, replace(setup, method=method, strategy=candidate))])
+    if setup.strategy != "fsdp" and setup.world_size > 1 and ("fsdp", setup.method) not in UNSUPPORTED:
         options += first([("distributed.strategy: fsdp", replace(setup, strategy="fsdp"))])
     nodes = setup.world_size // max(1, processes_per_node)
-    options += first(
-        [
-            (
-                f"resources.nodes: {more} with distributed.strategy: fsdp",
-                replace(setup, strategy="fsdp", world_size=more * processes_per_node),
-            )
-            for more in range(nodes + 1, max_nodes + 1)
-        ]
-    )
+    if ("fsdp", setup.method) not in UNSUPPORTED:
+        options += first(
+            [
+                (
+                    f"resources.nodes: {more} with distributed.strategy: fsdp",
+                    replace(setup, strategy="fsdp", world_size=more * processes_per_node),
+                )
+                for more in range(nodes + 1, max_nodes + 1)
+            ]
+        )
     options += first(
         [
             (

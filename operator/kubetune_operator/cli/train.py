@@ -34,7 +34,8 @@ def _print_memory(console: Any, memory: dict[str, Any]) -> None:
     for row in memory["rows"]:
         cells = [row["strategy"] + (" *" if row["job"] else ""), row["method"]]
         cells += [_gib(row[key]) for key in ("weights", "gradients", "optimizer", "activations", "overhead")]
-        cells += [_gib(row["total"]), "yes" if row["fits"] else "no"]
+        verdict = "yes" if row["fits"] else "no" if row.get("supported", True) else "n/a (unsupported)"
+        cells += [_gib(row["total"]), verdict]
         table.add_row(*cells)
     console.print(table)
     console.print(

@@ -66,7 +66,7 @@ def test_fsdp_shards_model_states_over_every_process() -> None:
 def test_lora_and_qlora_need_far_less_than_full() -> None:
     full, lora, qlora = (estimate(SHAPE, TrainingSetup(method=m)) for m in ("full", "lora", "qlora"))
     assert lora.trainable == 32 * 16 * (2 * 4096 + 2 * 4096)  # q_proj and v_proj, rank 16
-    assert lora.weights == pytest.approx(2 * SHAPE.parameters + 4 * lora.trainable, abs=1)  # bf16 base
+    assert lora.weights == pytest.approx(4 * SHAPE.parameters + 4 * lora.trainable, abs=1)  # fp32 base
     assert qlora.weights < lora.weights / 3  # 4-bit linear layers
     assert qlora.total < lora.total < full.total
     assert lora.fits(DEFAULT_GPU_MEMORY) and qlora.fits(24 * 10**9)
@@ -119,18 +119,27 @@ def test_options_add_checkpointing_when_a_change_alone_is_not_enough() -> None:
 
 def test_options_shorter_sequences_and_smaller_batches() -> None:
     setup = TrainingSetup(method="lora", micro_batch=16, max_seq_length=4096, gradient_checkpointing=True)
-    options = options_that_fit(SHAPE, setup, 40 * 10**9)
+    options = options_that_fit(SHAPE, setup, 60 * 10**9)
     batch = next(o for o in options if o.startswith("hyperparameters.batchSize:"))
     length = next(o for o in options if o.startswith("hyperparameters.maxSeqLength:"))
     smaller = int(batch.split()[1])
-    assert estimate(SHAPE, replace(setup, micro_batch=smaller)).fits(40 * 10**9)
-    assert not estimate(SHAPE, replace(setup, micro_batch=smaller + 1)).fits(40 * 10**9)
-    assert estimate(SHAPE, replace(setup, max_seq_length=int(length.split()[1]))).fits(40 * 10**9)
+    assert estimate(SHAPE, replace(setup, micro_batch=smaller)).fits(60 * 10**9)
+    assert not estimate(SHAPE, replace(setup, micro_batch=smaller + 1)).fits(60 * 10**9)
+    assert estimate(SHAPE, replace(setup, max_seq_length=int(length.split()[1]))).fits(60 * 10**9)
 
 
 def test_auto_picks_ddp_when_it_fits_else_fsdp() -> None:
     assert choose_strategy(SHAPE, TrainingSetup(method="lora", world_size=8), DEFAULT_GPU_MEMORY) == "ddp"
     assert choose_strategy(SHAPE, TrainingSetup(method="full", world_size=8), DEFAULT_GPU_MEMORY) == "fsdp"
+    # The trainer replicates a 4-bit base: qlora is never sharded, even when it does not fit.
+    assert choose_strategy(SHAPE, TrainingSetup(method="qlora", world_size=8), 2 * 10**9) == "ddp"
+
+
+def test_options_never_propose_sharding_a_4bit_base() -> None:
+    setup = TrainingSetup(method="full", strategy="fsdp", world_size=2, micro_batch=1, max_seq_length=512)
+    options = options_that_fit(SHAPE, setup, 24 * 10**9, processes_per_node=1)
+    assert "method: qlora with distributed.strategy: ddp" in options
+    assert all(not (o.startswith("method: qlora") and "fsdp" in o) for o in options)
 
 
 def test_setup_for_reads_the_spec() -> None:

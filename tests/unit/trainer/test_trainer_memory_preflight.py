@@ -92,6 +92,7 @@ def test_dry_run_on_a_7b_config_prints_per_gpu_estimates_and_what_fits_80gb(
     assert weights + gradients + optimizer == pytest.approx(16 * 6.738e9 / 2**30, rel=0.01)
     assert rows[("ddp", "full")][-1] == "no" and rows[("fsdp", "full")][-1] == "yes"
     assert rows[("ddp", "lora")][-1] == "yes" and rows[("ddp", "qlora")][-1] == "yes"
+    assert rows[("fsdp", "qlora")][-1] == "n/a (unsupported)"  # the trainer replicates a 4-bit base
     assert "6.74B parameters, 8 process(es)" in result.output
     assert "an 80 GB GPU (assumed: no gpuMemory given and no GPU here)" in result.output
     assert "distributed.strategy auto -> fsdp" in result.output
