@@ -7,6 +7,7 @@ from kubetune_operator.api.base import API_VERSION, GROUP, VERSION
 from kubetune_operator.api.common import (
     Condition,
     DatasetSpec,
+    JobStatus,
     ModelSource,
     ObjectReference,
     PodTemplate,
@@ -68,6 +69,7 @@ __all__ = [
     "FineTuneResourcesSpec",
     "GenerationSpec",
     "Hyperparameters",
+    "JobStatus",
     "JudgeSpec",
     "LoraSpec",
     "Manifest",

@@ -194,6 +194,22 @@ class Condition(ApiModel):
 Phase = Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
 
 
+class JobStatus(ApiModel):
+    """The lifecycle fields of every kind's status, written by the operator only (controller/status.py
+    derives them; each kind's status adds its own results)."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    phase: Phase | None = Field(
+        None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
+    observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
+    restarts: int = Field(0, ge=0, description="Restarts so far.")
+    start_time: str | None = Field(None, description="When the first pods started (RFC 3339).")
+    completion_time: str | None = Field(None, description="When the job finished (RFC 3339).")
+
+
 class ObjectReference(ApiModel):
     """A reference to an object in the same namespace."""
 

@@ -9,11 +9,10 @@ from pydantic import AfterValidator, Field, model_validator
 
 from kubetune_operator.api.base import SHORT_STRING, ApiModel, Name, Uri
 from kubetune_operator.api.common import (
-    Condition,
     DatasetFormat,
+    JobStatus,
     ModelSource,
     ObjectReference,
-    Phase,
     PodTemplate,
     ResourcesSpec,
     RunPolicy,
@@ -357,16 +356,10 @@ class EvalResults(ApiModel):
     )
 
 
-class EvalJobStatus(ApiModel):
+class EvalJobStatus(JobStatus):
     """Observed state, written by the operator only."""
 
-    model_config = ApiModel.model_config | {"extra": "ignore"}
-
-    phase: Phase | None = Field(
-        None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed."
-    )
-    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
-    observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
+    start_time: str | None = Field(None, description="When the evaluator started (RFC 3339).")
     model_uri: str | None = Field(None, description="The model actually scored (resolved fineTuneJobRef).")
     model_digest: str | None = Field(
         None, description="The digest the scored model was checked against (spec or the FineTuneJob's)."
@@ -375,9 +368,6 @@ class EvalJobStatus(ApiModel):
     verdict: Literal["Passed", "Failed"] | None = Field(None, description="Outcome of the thresholds.")
     verdict_reasons: list[str] = Field(default_factory=list, description="Why the verdict is what it is.")
     report_uri: str | None = Field(None, description="The HTML report.")
-    restarts: int = Field(0, ge=0, description="Restarts so far.")
-    start_time: str | None = Field(None, description="When the evaluator started (RFC 3339).")
-    completion_time: str | None = Field(None, description="When the job finished (RFC 3339).")
 
 
 class EvalJob(ApiModel):

@@ -14,10 +14,9 @@ from kubetune_operator.api.base import (
     Uri,
 )
 from kubetune_operator.api.common import (
-    Condition,
     DatasetSpec,
+    JobStatus,
     ModelSource,
-    Phase,
     PodTemplate,
     ResourcesSpec,
     RunPolicy,
@@ -207,22 +206,13 @@ class OutputRef(ApiModel):
     digest: str | None = Field(None, description="sha256 content digest of the exported files.")
 
 
-class FineTuneJobStatus(ApiModel):
+class FineTuneJobStatus(JobStatus):
     """Observed state, written by the operator only."""
 
-    model_config = ApiModel.model_config | {"extra": "ignore"}
-
-    phase: Phase | None = Field(
-        None, description="Pending, Running, Restarting, Suspended, Succeeded or Failed."
-    )
-    conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
-    observed_generation: int | None = Field(None, description="The spec generation this status reflects.")
-    progress: Progress | None = Field(None, description="Live training progress.")
     restarts: int = Field(0, ge=0, description="Gang restarts so far.")
+    progress: Progress | None = Field(None, description="Live training progress.")
     last_checkpoint: CheckpointRef | None = Field(None, description="Newest complete checkpoint.")
     output: OutputRef | None = Field(None, description="The exported model.")
-    start_time: str | None = Field(None, description="When the first pods started (RFC 3339).")
-    completion_time: str | None = Field(None, description="When the job finished (RFC 3339).")
 
 
 class FineTuneJob(ApiModel):
