@@ -1,7 +1,8 @@
 """Pod entry point: `python -m kubetune_evaluator --config /etc/kubetune/job.yaml`.
 
 Exit codes and the termination message follow the workload contract (`kubetune_operator.api.contract`):
-0 evaluated (whatever the verdict: the verdict is a result, not a failure), 2 a reported failure
+0 evaluated (whatever the verdict: the verdict is a result, not a failure; for a rank above 0 of a sharded
+EvalJob, its share written for rank 0), 2 a reported failure
 (InvalidSpec for bad input, StorageUnreachable when S3 does not answer, OutOfMemory; message on stderr and
 in the termination log), 1 anything else.
 """
@@ -25,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from kubetune_evaluator.entrypoint import evaluate_manifest
+    from kubetune_evaluator.entrypoint import contribute_shard, evaluate_manifest
+    from kubetune_evaluator.shard import Shard
 
+    # A pod of a sharded EvalJob (resources.nodes > 1): ranks above 0 only hand their share to rank 0.
+    shard = Shard.from_env()
+    if not shard.merges:
+        return run_workload(lambda: contribute_shard(args.config, shard))
     runs = []
     # Bad input -> InvalidSpec, an S3 outage -> StorageUnreachable: reported through the contract's writer.
-    code = run_workload(lambda: runs.append(evaluate_manifest(args.config, serve_metrics=True)))
+    code = run_workload(lambda: runs.append(evaluate_manifest(args.config, serve_metrics=True, shard=shard)))
     if code != EXIT_SUCCEEDED:
         return code
     run = runs[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,9 +12,19 @@ from kubetune_evaluator.outputs import TERMINATION_LOG
 from kubetune_evaluator.progress import ProgressSink
 from kubetune_evaluator.prometheus_metrics import EvalGauges
 from kubetune_evaluator.runner import EvalOutcome
+from kubetune_evaluator.shard import WHOLE, Shard
+from kubetune_evaluator.shard_exchange import (
+    ShardIdentity,
+    gather_shards,
+    remove_shards,
+    wait_seconds,
+    write_shard,
+)
 
 if TYPE_CHECKING:
     from kubetune_operator.api import EvalJobSpec
+
+log = logging.getLogger("kubetune.evaluator")
 
 
 @dataclass
@@ -41,18 +52,45 @@ def evaluate_manifest(
     serve_metrics: bool = False,
     termination_log: Path | None = TERMINATION_LOG,
     gauges: EvalGauges | None = None,
+    *,
+    shard: Shard = WHOLE,
 ) -> EvalRun:
-    """Load, validate, score, publish, and export gauges; bad input raises EvalInputError first."""
+    """Load, validate, score, publish, and export gauges; bad input raises EvalInputError first.
+
+    With a shard of several (rank 0 of a sharded EvalJob), the other ranks' results are merged in before
+    anything is scored (see kubetune_evaluator.shard_exchange); the other ranks call `contribute_shard`.
+    """
     from kubetune_evaluator.outputs import publish, write_termination_log
-    from kubetune_evaluator.runner import run_eval, storage_of
+    from kubetune_evaluator.runner import compute_shard, finish_eval, run_eval, storage_of
 
     spec, title = load_eval_spec_title(manifest)
     gauges = gauges or EvalGauges()
     if serve_metrics:
         gauges.serve()
-    outcome = run_eval(spec, progress)
-    uris = publish(outcome, spec.output.uri, title, storage_of(spec))
+    storage = storage_of(spec)
+    identity = ShardIdentity.of(spec)
+    if shard.count == 1:
+        outcome = run_eval(spec, progress)
+    else:
+        tasks, own = compute_shard(spec, shard, progress)
+        timeout = wait_seconds()
+        merged = gather_shards(spec.output.uri, identity, shard, own, storage, timeout_s=timeout)
+        outcome = finish_eval(spec, tasks, merged, progress)
+    uris = publish(outcome, spec.output.uri, title, storage)
+    if shard.count > 1:
+        remove_shards(spec.output.uri, identity, storage)
     gauges.record(outcome)
     if termination_log is not None:
         write_termination_log(outcome, uris["report.html"], termination_log)
     return EvalRun(outcome=outcome, uris=uris)
+
+
+def contribute_shard(manifest: Path, shard: Shard, progress: ProgressSink | None = None) -> str:
+    """A rank above 0 of a sharded EvalJob: compute the batches it owns and write them for rank 0."""
+    from kubetune_evaluator.runner import compute_shard, storage_of
+
+    spec, _ = load_eval_spec_title(manifest)
+    _, own = compute_shard(spec, shard, progress)
+    uri = write_shard(spec.output.uri, ShardIdentity.of(spec), shard, own, storage_of(spec))
+    log.info("shard %d of %d: results written to %s", shard.rank, shard.count, uri)
+    return uri

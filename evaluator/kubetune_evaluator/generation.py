@@ -4,6 +4,7 @@ Left padding, KV cache, greedy or sampled, at most `max_new_tokens`; a row stops
 of its stop sequences (`until`) and its text is cut before that sequence. Prompts run longest first
 (ties by text: lm-eval's order, so a batch holds the same prompts as lm-eval's) and come back in the
 caller's order. A prompt longer than the model's context minus `max_new_tokens` keeps its last tokens.
+Sampling is seeded per batch (seed + batch number), so a sharded EvalJob samples what one pod samples.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from kubetune_evaluator.loglikelihood import resolve_max_length
+from kubetune_evaluator.shard import WHOLE, Shard
 
 
 def prepare_tokenizer_for_generation(tokenizer: Any) -> None:
@@ -50,7 +52,6 @@ class StopSequences(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
-@torch.inference_mode()
 def generate_predictions(
     model: Any,
     tokenizer: Any,
@@ -64,8 +65,36 @@ def generate_predictions(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """One completion per prompt (new tokens only, special tokens dropped, cut at the first stop)."""
+    owned = owned_generations(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        batch_size=batch_size,
+        seed=seed,
+        until=until,
+        on_batch=on_batch,
+    )
+    return [owned[i] for i in range(len(prompts))]
+
+
+@torch.inference_mode()
+def owned_generations(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    batch_size: int = 16,
+    seed: int = 0,
+    until: Sequence[str] = (),
+    on_batch: Callable[[int], None] | None = None,
+    shard: Shard = WHOLE,
+) -> dict[int, str]:
+    """The completions of the prompts in the batches `shard` owns (all for `WHOLE`), by prompt index."""
     prepare_tokenizer_for_generation(tokenizer)
-    torch.manual_seed(seed)
     lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
     context_limit = max(resolve_max_length(model, tokenizer) - max_new_tokens, 1)
@@ -75,7 +104,11 @@ def generate_predictions(
         else {"do_sample": False}
     )
     predictions: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
+    for number, start in enumerate(range(0, len(order), batch_size)):
+        if not shard.owns(number):
+            continue
+        # Seeded per batch, not once per run: a sampled batch draws the same tokens whichever pod runs it.
+        torch.manual_seed(seed + number)
         batch = order[start : start + batch_size]
         encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True)
         # Left truncation of the padded batch, as lm-eval's tok_batch_encode(left_truncate_len=...).
@@ -96,4 +129,4 @@ def generate_predictions(
             predictions[index] = cut_at_stop(text, until)
         if on_batch is not None:
             on_batch(len(batch))
-    return [predictions[i] for i in range(len(prompts))]
+    return predictions

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.shard import WHOLE, Shard
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's fallback when neither config nor tokenizer gives a length
 # transformers' `model_max_length` when a tokenizer sets none (VERY_LARGE_INTEGER = int(1e30)).
@@ -93,7 +94,6 @@ def model_input(pair: TokenPair, max_length: int) -> list[int]:
     return (context_ids + continuation_ids)[-(max_length + 1) :][:-1]
 
 
-@torch.inference_mode()
 def pair_loglikelihoods(
     model: Any,
     tokenizer: Any,
@@ -104,6 +104,24 @@ def pair_loglikelihoods(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[float]:
     """Summed log P(continuation | context) for each tokenized pair, in the order given."""
+    owned = owned_pair_loglikelihoods(
+        model, tokenizer, pairs, batch_size=batch_size, max_length=max_length, on_batch=on_batch
+    )
+    return [owned[index] for index in range(len(pairs))]
+
+
+@torch.inference_mode()
+def owned_pair_loglikelihoods(
+    model: Any,
+    tokenizer: Any,
+    pairs: Sequence[TokenPair],
+    *,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    shard: Shard = WHOLE,
+) -> dict[int, float]:
+    """Log-likelihoods of the pairs in the batches `shard` owns (all of them for `WHOLE`), by pair index."""
     limit = max_length if max_length is not None else resolve_max_length(model, tokenizer)
     for context_ids, continuation_ids in pairs:
         if not context_ids or not continuation_ids:
@@ -121,8 +139,10 @@ def pair_loglikelihoods(
         sharing.setdefault(tuple(model_input(pairs[index], limit)), []).append(index)
     unique = list(sharing.items())  # longest first, as the pairs were ordered
     keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
-    results: list[float] = [0.0] * len(pairs)
-    for start in range(0, len(unique), batch_size):
+    results: dict[int, float] = {}
+    for number, start in enumerate(range(0, len(unique), batch_size)):
+        if not shard.owns(number):
+            continue
         batch = unique[start : start + batch_size]
         width = max(len(tokens) for tokens, _ in batch)
         # Right padding: the real tokens keep positions 0..n-1 and, the model being causal, never see the

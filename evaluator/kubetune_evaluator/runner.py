@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from kubetune_evaluator.metrics.series import MetricOutput, ScoreSeries
 from kubetune_evaluator.progress import LogProgress, ProgressSink
 from kubetune_evaluator.results import overall_scores, score_entry, status_results
 from kubetune_evaluator.samples import TaskSamples, build_task_samples, check_metrics_fit_tasks
+from kubetune_evaluator.shard import WHOLE, Shard
 from kubetune_evaluator.verdict import decide_verdict
 
 if TYPE_CHECKING:
@@ -121,15 +122,41 @@ def _chat_prompt(tokenizer: Any, messages: Any) -> str:
     return text
 
 
-def run_system(
-    spec: EvalJobSpec, role: str, loaded: LoadedModel, tasks: list[TaskSamples], progress: ProgressSink
-) -> SystemRun:
-    """Generate (generation tasks) and score choices (multiple-choice tasks) with one model."""
-    from kubetune_evaluator.fewshot import shots_label
-    from kubetune_evaluator.generation import generate_predictions
-    from kubetune_evaluator.metrics.choice_accuracy import score_multiple_choice
+@dataclass
+class SystemRequests:
+    """What one model computed on one shard, by request index (all requests for one pod); JSON-able, so
+    that rank 0 of a sharded EvalJob can merge the others' (see kubetune_evaluator.shard)."""
 
-    run = SystemRun(role=role, uri=loaded.uri, digest=loaded.digest, adapter=loaded.adapter)
+    role: str
+    uri: str
+    digest: str = ""
+    adapter: bool = False
+    # Generation tasks: the prompt and the generation (cut at the stop sequences) of each sample.
+    prompts: dict[str, dict[int, str]] = field(default_factory=dict)
+    generations: dict[str, dict[int, str]] = field(default_factory=dict)
+    # Choice tasks: one per choice_pairs request; text tasks: one per rolling window.
+    loglikelihoods: dict[str, dict[int, float]] = field(default_factory=dict)
+    # Text tasks: the document of every window (all windows, whoever computed them).
+    window_documents: dict[str, list[int]] = field(default_factory=dict)
+
+
+def compute_requests(
+    spec: EvalJobSpec,
+    role: str,
+    loaded: LoadedModel,
+    tasks: list[TaskSamples],
+    progress: ProgressSink,
+    *,
+    shard: Shard = WHOLE,
+) -> SystemRequests:
+    """The model's work on the batches `shard` owns: generations and log-likelihoods, nothing scored yet."""
+    from kubetune_evaluator.generation import owned_generations
+    from kubetune_evaluator.loglikelihood import owned_pair_loglikelihoods, resolve_max_length
+    from kubetune_evaluator.metrics.choice_accuracy import choice_pairs
+    from kubetune_evaluator.metrics.perplexity import document_windows
+
+    run = SystemRequests(role=role, uri=loaded.uri, digest=loaded.digest, adapter=loaded.adapter)
+    batch_size = spec.generation.batch_size
     for task in tasks:
         if task.kind == "generation":
             prompts = [
@@ -137,17 +164,82 @@ def run_system(
                 for s in task.generation
             ]
             progress.stage(f"{role}: generating {task.name}", len(prompts))
-            run.prompts[task.name] = prompts
-            raw = generate_predictions(
+            generations = owned_generations(
                 loaded.model,
                 loaded.tokenizer,
                 prompts,
                 max_new_tokens=task.max_new_tokens,
                 temperature=spec.generation.temperature,
-                batch_size=spec.generation.batch_size,
+                batch_size=batch_size,
                 until=task.until,
                 on_batch=progress.advance,
+                shard=shard,
             )
+            run.generations[task.name] = generations
+            run.prompts[task.name] = {index: prompts[index] for index in generations}
+        elif task.kind == "text":
+            progress.stage(f"{role}: perplexity {task.name}", len(task.documents))
+            limit = resolve_max_length(loaded.model, loaded.tokenizer)
+            owners, pairs = document_windows(loaded.tokenizer, task.documents, limit)
+            run.window_documents[task.name] = owners
+            run.loglikelihoods[task.name] = owned_pair_loglikelihoods(
+                loaded.model,
+                loaded.tokenizer,
+                pairs,
+                batch_size=batch_size,
+                max_length=limit,
+                on_batch=_in_units(progress, len(task.documents), len(pairs)),
+                shard=shard,
+            )
+        elif "accuracy" in spec.metrics:
+            progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
+            pairs = choice_pairs(loaded.tokenizer, task.questions)
+            run.loglikelihoods[task.name] = owned_pair_loglikelihoods(
+                loaded.model,
+                loaded.tokenizer,
+                pairs,
+                batch_size=batch_size,
+                on_batch=_in_units(progress, len(task.questions), len(pairs)),
+                shard=shard,
+            )
+    return run
+
+
+def _in_units(progress: ProgressSink, units: int, requests: int) -> Callable[[int], None]:
+    """Advance `progress` in samples (questions, documents) as batches of requests finish."""
+    reported = done = 0
+
+    def on_batch(count: int) -> None:
+        nonlocal reported, done
+        done += count
+        reached = done * units // max(requests, 1)
+        if reached > reported:
+            progress.advance(reached - reported)
+        reported = reached
+
+    return on_batch
+
+
+def _complete(values: dict[int, Any], count: int, what: str) -> list[Any]:
+    missing = [index for index in range(count) if index not in values]
+    if missing:
+        raise ValueError(f"{what}: {len(missing)} of {count} results missing (first: {missing[0]})")
+    return [values[index] for index in range(count)]
+
+
+def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[TaskSamples]) -> SystemRun:
+    """Predictions and per-task metric outputs from the merged requests of every shard (no model needed)."""
+    from kubetune_evaluator.fewshot import shots_label
+    from kubetune_evaluator.metrics.choice_accuracy import choice_scores
+    from kubetune_evaluator.metrics.perplexity import document_totals, score_perplexity
+
+    run = SystemRun(role=requests.role, uri=requests.uri, digest=requests.digest, adapter=requests.adapter)
+    for task in tasks:
+        where = f"{requests.role}: task {task.name}"
+        if task.kind == "generation":
+            count = len(task.generation)
+            run.prompts[task.name] = _complete(requests.prompts.get(task.name, {}), count, where)
+            raw = _complete(requests.generations.get(task.name, {}), count, where)
             if task.answer is not None and task.answer.regex is not None:
                 from kubetune_evaluator.answers import extract_answer
 
@@ -155,32 +247,46 @@ def run_system(
                 raw = [extract_answer(text, task.answer) for text in raw]
             run.predictions[task.name] = [text.strip() for text in raw]
         elif task.kind == "text":
-            from kubetune_evaluator.metrics.perplexity import document_loglikelihoods, score_perplexity
-
-            progress.stage(f"{role}: perplexity {task.name}", len(task.documents))
-            doc_loglik = document_loglikelihoods(
-                loaded.model,
-                loaded.tokenizer,
-                task.documents,
-                batch_size=spec.generation.batch_size,
-                on_document=progress.advance,
-            )
+            owners = requests.window_documents.get(task.name, [])
+            window_lls = _complete(requests.loglikelihoods.get(task.name, {}), len(owners), where)
+            doc_loglik = document_totals(owners, window_lls, len(task.documents))
             run.document_loglikelihoods[task.name] = doc_loglik
             counted = task.count_texts or task.documents
             run.outputs.setdefault(task.name, {})["perplexity"] = score_perplexity(doc_loglik, counted)
         elif "accuracy" in spec.metrics:
-            progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
-            output, loglik = score_multiple_choice(
-                loaded.model,
-                loaded.tokenizer,
-                task.questions,
-                spec.generation.batch_size,
-                progress.advance,
-                shots=shots_label(spec.fewshot),
-            )
+            count = sum(len(question.choices) for question in task.questions)
+            flat = _complete(requests.loglikelihoods.get(task.name, {}), count, where)
+            output, loglik = choice_scores(task.questions, flat, shots=shots_label(spec.fewshot))
             run.outputs.setdefault(task.name, {})["accuracy"] = output
             run.choice_loglikelihoods[task.name] = loglik
     return run
+
+
+def merge_requests(parts: Sequence[SystemRequests]) -> SystemRequests:
+    """One system's requests from every shard: each request computed by exactly one of them."""
+    first = parts[0]
+    merged = SystemRequests(role=first.role, uri=first.uri, digest=first.digest, adapter=first.adapter)
+    for part in parts:
+        if (part.role, part.uri, part.digest) != (first.role, first.uri, first.digest):
+            raise ValueError(
+                f"shards scored different models: {first.role} {first.uri} {first.digest} vs "
+                f"{part.role} {part.uri} {part.digest}"
+            )
+        for name, windows in part.window_documents.items():
+            if merged.window_documents.setdefault(name, windows) != windows:
+                raise ValueError(f"task {name}: shards cut the documents into different windows")
+        for mine, theirs in (
+            (merged.prompts, part.prompts),
+            (merged.generations, part.generations),
+            (merged.loglikelihoods, part.loglikelihoods),
+        ):
+            for name, values in theirs.items():
+                target: dict[int, Any] = mine.setdefault(name, {})
+                overlap = target.keys() & values.keys()
+                if overlap:
+                    raise ValueError(f"task {name}: request {min(overlap)} computed by two shards")
+                target.update(values)
+    return merged
 
 
 def _references(task: TaskSamples) -> list[list[str]]:
@@ -271,12 +377,13 @@ def _release(loaded: LoadedModel) -> None:
     gc.collect()
 
 
-def run_eval(
+def compute_shard(
     spec: EvalJobSpec,
+    shard: Shard = WHOLE,
     progress: ProgressSink | None = None,
     load: Callable[..., LoadedModel] | None = None,
-) -> EvalOutcome:
-    """Score spec.model (and spec.baseline) on every task; nothing is written (see outputs.publish)."""
+) -> tuple[list[TaskSamples], list[SystemRequests]]:
+    """The samples, and the model's (then the baseline's) requests in the batches `shard` owns."""
     from kubetune_evaluator.model_loading import load_model
 
     progress = progress or LogProgress()
@@ -286,13 +393,36 @@ def run_eval(
     baseline_uri = spec.baseline.uri if spec.baseline else None
     loaded = load(model_uri_of(spec), base_uri=baseline_uri, storage=storage)
     check_model_digest(spec, loaded.digest)
-    model_run = run_system(spec, "model", loaded, tasks, progress)
+    requests = [compute_requests(spec, "model", loaded, tasks, progress, shard=shard)]
     _release(loaded)
-    baseline_run = None
     if baseline_uri is not None:
         loaded_base = load(baseline_uri, storage=storage)
-        baseline_run = run_system(spec, "baseline", loaded_base, tasks, progress)
+        requests.append(compute_requests(spec, "baseline", loaded_base, tasks, progress, shard=shard))
         _release(loaded_base)
+    return tasks, requests
+
+
+def run_eval(
+    spec: EvalJobSpec,
+    progress: ProgressSink | None = None,
+    load: Callable[..., LoadedModel] | None = None,
+) -> EvalOutcome:
+    """Score spec.model (and spec.baseline) on every task; nothing is written (see outputs.publish)."""
+    tasks, requests = compute_shard(spec, WHOLE, progress, load)
+    return finish_eval(spec, tasks, requests, progress)
+
+
+def finish_eval(
+    spec: EvalJobSpec,
+    tasks: list[TaskSamples],
+    requests: Sequence[SystemRequests],
+    progress: ProgressSink | None = None,
+) -> EvalOutcome:
+    """Metrics, CIs and verdict from the (merged) requests of the model and the baseline, computed once."""
+    progress = progress or LogProgress()
+    storage = storage_of(spec)
+    model_run = assemble_system(spec, requests[0], tasks)
+    baseline_run = assemble_system(spec, requests[1], tasks) if len(requests) > 1 else None
     runs = [model_run] + ([baseline_run] if baseline_run else [])
     progress.stage("scoring", len(tasks))
     score_text_metrics(spec, tasks, runs, storage)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune_evaluator.loglikelihood import encode_pair, pair_loglikelihoods
+from kubetune_evaluator.loglikelihood import TokenPair, encode_pair, pair_loglikelihoods
 from kubetune_evaluator.metrics.series import MetricOutput, ScoreSeries
 
 TARGET_DELIMITER = " "
@@ -57,11 +57,7 @@ def score_multiple_choice(
     `shots` describes the few-shot prompting for the signature. `on_question` advances by questions;
     requests run longest first, so it counts the share of requests done, in questions.
     """
-    pairs = [
-        encode_pair(tokenizer, question.prompt, continuation_of(choice))
-        for question in questions
-        for choice in question.choices
-    ]
+    pairs = choice_pairs(tokenizer, questions)
     reported = done = 0
 
     def on_batch(count: int) -> None:
@@ -75,12 +71,28 @@ def score_multiple_choice(
     flat = pair_loglikelihoods(
         model, tokenizer, pairs, batch_size=batch_size, max_length=max_length, on_batch=on_batch
     )
+    return choice_scores(questions, flat, shots)
+
+
+def choice_pairs(tokenizer: Any, questions: Sequence[ChoiceQuestion]) -> list[TokenPair]:
+    """The log-likelihood requests of the questions: every choice of each in turn."""
+    return [
+        encode_pair(tokenizer, question.prompt, continuation_of(choice))
+        for question in questions
+        for choice in question.choices
+    ]
+
+
+def choice_scores(
+    questions: Sequence[ChoiceQuestion], flat: Sequence[float], shots: str = "0-shot"
+) -> tuple[MetricOutput, list[list[float]]]:
+    """`accuracy` and `accuracyNorm` from every choice's log-likelihood (`choice_pairs` order)."""
     correct: list[float] = []
     correct_norm: list[float] = []
     per_question: list[list[float]] = []
     offset = 0
     for question in questions:
-        scores = flat[offset : offset + len(question.choices)]
+        scores = list(flat[offset : offset + len(question.choices)])
         offset += len(question.choices)
         per_question.append(scores)
         # lm-eval divides by len(choice): the raw choice text, without the delimiter.

@@ -65,13 +65,7 @@ def document_loglikelihoods(
 ) -> list[float]:
     """Summed log-likelihood of every document (0.0 for an empty one, which has no tokens)."""
     limit = max_length if max_length is not None else resolve_max_length(model, tokenizer)
-    prefix = prefix_token_id(tokenizer)
-    owners: list[int] = []
-    pairs: list[TokenPair] = []
-    for index, text in enumerate(documents):
-        for pair in rolling_windows(encode_text(tokenizer, text), prefix, limit):
-            owners.append(index)
-            pairs.append(pair)
+    owners, pairs = document_windows(tokenizer, documents, limit)
     reported = done = 0
 
     def on_batch(count: int) -> None:
@@ -85,7 +79,26 @@ def document_loglikelihoods(
     window_lls = pair_loglikelihoods(
         model, tokenizer, pairs, batch_size=batch_size, max_length=limit, on_batch=on_batch
     )
-    totals = [0.0] * len(documents)
+    return document_totals(owners, window_lls, len(documents))
+
+
+def document_windows(
+    tokenizer: Any, documents: Sequence[str], limit: int
+) -> tuple[list[int], list[TokenPair]]:
+    """Every document's rolling windows in order, and the index of the document each window belongs to."""
+    prefix = prefix_token_id(tokenizer)
+    owners: list[int] = []
+    pairs: list[TokenPair] = []
+    for index, text in enumerate(documents):
+        for pair in rolling_windows(encode_text(tokenizer, text), prefix, limit):
+            owners.append(index)
+            pairs.append(pair)
+    return owners, pairs
+
+
+def document_totals(owners: Sequence[int], window_lls: Sequence[float], count: int) -> list[float]:
+    """The documents' log-likelihoods: their windows' summed in window order (0.0 for an empty one)."""
+    totals = [0.0] * count
     for owner, value in zip(owners, window_lls, strict=True):
         totals[owner] += value
     return totals
