@@ -382,8 +382,21 @@ def build_worker_job(
 def build_evaluator_job(
     owner: Owner, spec: EvalJobSpec, attempt: int, settings: OperatorSettings
 ) -> dict[str, Any]:
-    """One evaluator pod; it reads the rendered config (with the resolved model URI) and scores."""
-    env = [*_common_env(owner, attempt, settings), *build_storage_env(spec.storage)]
+    """`resources.nodes` evaluator pods (one unless sharded); they read the rendered config (with the
+    resolved model URI) and score, each the batches of its rank (kubetune_evaluator.shard); rank 0 merges
+    the others' shares, found under output.uri by the job's UID and attempt, and publishes."""
+    env = [
+        *_common_env(owner, attempt, settings),
+        {"name": "KUBETUNE_JOB_UID", "value": owner.uid},
+        {
+            "name": "KUBETUNE_NODE_RANK",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_COMPLETION_INDEX}']"}
+            },
+        },
+        {"name": "KUBETUNE_NUM_NODES", "value": str(spec.resources.nodes)},
+        *build_storage_env(spec.storage),
+    ]
     if spec.judge is not None and spec.judge.api_key_secret:
         env.append(
             {
@@ -427,7 +440,7 @@ def build_evaluator_job(
         owner,
         attempt,
         template,
-        nodes=1,
+        nodes=spec.resources.nodes,
         suspend=spec.run_policy.suspend,
         queue_name=spec.run_policy.queue_name,
     )

@@ -110,7 +110,7 @@ def reconcile_evaljob(
         previous,
         spec.image,
         spec.pod_template,
-        pods=1,
+        pods=spec.resources.nodes,
         gpus_per_pod=spec.resources.gpus_per_node,
     ) or local_path_failure(previous, body.get("spec") or {})
     if refused is not None:
@@ -132,12 +132,12 @@ def reconcile_evaljob(
     resolved = spec.model_copy(update={"model": EvalModelSource(uri=model_uri, digest=model_digest)})
     workload = Workload(
         owner=owner,
-        nodes=1,
+        nodes=spec.resources.nodes,
         run_policy=spec.run_policy,
         credentials_secret=spec.storage.credentials_secret,
         children=lambda attempt: [
             build_config_map(owner, resolved),
-            # One pod, no rendezvous: the policy only closes /metrics to everyone but the scrapers.
+            # No rendezvous (shards meet in S3): the policy only closes /metrics to all but the scrapers.
             *([build_network_policy(owner, settings)] if settings.network_policy else []),
             build_evaluator_job(owner, resolved, attempt, settings),
         ],
