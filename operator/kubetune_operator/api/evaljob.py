@@ -320,7 +320,12 @@ class EvalJobSpec(ApiModel):
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")
     output: ModelSource = Field(description="Where samples.jsonl, results.json and report.html go.")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 endpoint and credentials.")
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pod resources.")
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec,
+        description="Pod resources. `nodes` > 1 shards the evaluation over that many pods: each computes its "
+        "share of the batches, the first merges them and scores once, with exactly the numbers of one pod "
+        "(docs/evaluator.md). An evaluator pod runs one process (`processesPerNode` is not used).",
+    )
     image: str = Field(
         DEFAULT_EVALUATOR_IMAGE,
         max_length=SHORT_STRING,
