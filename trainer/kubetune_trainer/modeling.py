@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +34,66 @@ def load_model(model_dir: Path, *, on_gpu: bool, gradient_checkpointing: bool) -
     model: Any = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=torch.float32, attn_implementation="sdpa"
     )
+    return _training_ready(model, gradient_checkpointing)
+
+
+def model_skeleton(model_dir: Path, *, gradient_checkpointing: bool) -> Any:
+    """The architecture of `load_model` without reading any weights (call it under `init_empty_weights`)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    auto_class: Any = AutoModelForCausalLM  # from_config is untyped in transformers 5
+    model: Any = auto_class.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    return _training_ready(model, gradient_checkpointing)
+
+
+def _training_ready(model: Any, gradient_checkpointing: bool) -> Any:
     model.config.use_cache = False
     if gradient_checkpointing:
+        # Per decoder layer (transformers' GradientCheckpointingLayer); non-reentrant, which FSDP2 needs.
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
+
+
+def require_cuda_for_qlora(on_gpu: bool) -> None:
+    if not on_gpu:
+        raise ConfigError(
+            "spec.method: qlora needs an NVIDIA GPU (bitsandbytes' 4-bit NF4 kernels) and this machine has "
+            "none (torch.cuda.is_available() is false); use method: lora here, or run on a GPU node"
+        )
+
+
+def load_model_4bit(model_dir: Path, *, device: torch.device, gradient_checkpointing: bool) -> Any:
+    """QLoRA's base: weights quantised to 4-bit NF4 (double quantisation), computing in bf16, ready for
+    adapters (peft's prepare_model_for_kbit_training: norms in fp32, input grads for checkpointing)."""
+    # bitsandbytes only on this path (transformers imports it for the 4-bit load): it is an optional
+    # extra (`qlora`), GPU-only and slow to import, so the other methods never touch it.
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("spec.method: qlora needs bitsandbytes in the trainer image (the `qlora` extra)")
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    bnb_config: Any = BitsAndBytesConfig  # untyped in transformers 5
+    quantization = bnb_config(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        quantization_config=quantization,
+        dtype=torch.bfloat16,
+        attn_implementation="sdpa",
+        device_map={"": device},
+    )
+    model.config.use_cache = False
+    prepare: Any = prepare_model_for_kbit_training  # untyped in peft 0.21
+    return prepare(
+        model,
+        use_gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
 
 
 def linear_module_names(model: torch.nn.Module) -> set[str]:

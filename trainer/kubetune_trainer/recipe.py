@@ -8,6 +8,7 @@ Loss normalisation: an optimiser step's loss is sum(token losses) / N where N is
 tokens over *all* its micro-batches on *all* ranks (all-reduced before the backward passes). Each rank
 backpropagates `local_sum * world_size / N` because DDP averages gradients over ranks; the result equals the
 gradient of the global token mean, whatever the packing, padding, accumulation or number of processes.
+FSDP (`strategy: fsdp`, sharding.py) also averages gradients over ranks, so the same scaling holds there.
 """
 
 from __future__ import annotations
@@ -30,13 +31,24 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kubetune_operator.api import contract
-from kubetune_trainer import checkpoints, export, output_owner, train_state
+from kubetune_trainer import (
+    checkpoints,
+    export,
+    output_owner,
+    preflight,
+    sharded_state,
+    sharding,
+    train_state,
+)
 from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs
 from kubetune_trainer.modeling import (
     apply_lora,
     count_parameters,
     load_model,
+    load_model_4bit,
     load_tokenizer,
+    model_skeleton,
+    require_cuda_for_qlora,
     token_loss_sums,
 )
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
@@ -108,6 +120,8 @@ class FineTuneRecipe:
         from accelerate.utils import set_seed
 
         self.on_gpu = torch.cuda.is_available()
+        if self.spec.method == "qlora":
+            require_cuda_for_qlora(self.on_gpu)
         # cpu=True on CPU-only machines: otherwise accelerate ignores RANK/WORLD_SIZE and every launched
         # process trains alone (measured with accelerate 1.15); with it, gloo data parallelism (MULTI_CPU).
         self.accelerator = Accelerator(mixed_precision="bf16" if self.on_gpu else "no", cpu=not self.on_gpu)
@@ -121,6 +135,9 @@ class FineTuneRecipe:
         # Data first: bad rows or templates fail here, before any model download or output.
         self.data: PreparedData = prepare_data(self.spec)
         model_dir = self._fetch_model()
+        self.strategy = sharding.resolve_strategy(self.spec, fits_one_device=self._fits_one_device(model_dir))
+        if self.strategy == "fsdp":
+            sharding.ensure_process_group(self.on_gpu)
         self.tokenizer = load_tokenizer(model_dir)
         max_len = self.hp.max_seq_length
         self.train_examples, self.truncation = tokenize_examples(
@@ -138,11 +155,18 @@ class FineTuneRecipe:
             1, math.ceil(self.hp.epochs * self.plan.batches_per_epoch / accum)
         )
 
-        model = load_model(
-            model_dir, on_gpu=self.on_gpu, gradient_checkpointing=self.hp.gradient_checkpointing
-        )
-        if self.spec.method == "lora":
-            model = apply_lora(model, self.spec.effective_lora(), self.hp.gradient_checkpointing)
+        self.model_dir = model_dir
+        if self.strategy == "fsdp":
+            model = sharding.build_sharded_model(
+                model_dir,
+                build_full=lambda: self._build_model(model_dir),
+                build_skeleton=lambda: self._build_model(model_dir, skeleton=True),
+                device=self.accelerator.device,
+                bf16=self.on_gpu,
+                rank=self.rank,
+            )
+        else:
+            model = self._build_model(model_dir)
         trainable, total = count_parameters(model)
         optimizer = torch.optim.AdamW(self._param_groups(model), lr=float(self.hp.learning_rate))
         from transformers import get_scheduler
@@ -155,7 +179,10 @@ class FineTuneRecipe:
         )
         # The scheduler is not passed to prepare(): accelerate would step it once per process, while our
         # total_steps already counts global optimiser steps. Checkpoints save it (train_state).
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        if self.strategy == "fsdp":
+            self.model, self.optimizer = model, optimizer  # already sharded: nothing for accelerate to wrap
+        else:
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         log.info(
             "setup done",
             extra={
@@ -165,6 +192,7 @@ class FineTuneRecipe:
                 "units": len(self.units),
                 "totalSteps": self.total_steps,
                 "processes": self.world,
+                "strategy": self.strategy,
                 "truncation": self.truncation.as_dict(),
                 "counts": self.data.counts,
             },
@@ -179,6 +207,32 @@ class FineTuneRecipe:
         if self.accelerator.is_main_process and self.state.step == 0:
             self._write_split_files()
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _fits_one_device(self, model_dir: Path) -> bool | None:
+        """Whether the memory estimate (preflight.py) fits this GPU with ddp, for `strategy: auto`; None
+        when unknown (on CPU: no device memory to fit; a model the estimator cannot read)."""
+        if self.spec.distributed.strategy != "auto" or not self.on_gpu:
+            return None
+        shape, _ = preflight.read_model_shape(model_dir)
+        memory = preflight.local_gpu_memory()
+        if shape is None or memory is None:
+            return None
+        return preflight.resolved_strategy(self.spec, shape, memory) == "ddp"
+
+    def _build_model(self, model_dir: Path, *, skeleton: bool = False) -> Any:
+        """The base model (fp32, or 4-bit for qlora), with LoRA adapters for lora/qlora; `skeleton`: the
+        same modules without reading weights (fsdp's other ranks)."""
+        checkpointing = self.hp.gradient_checkpointing
+        if skeleton:
+            model = model_skeleton(model_dir, gradient_checkpointing=checkpointing)
+        elif self.spec.method == "qlora":
+            device = self.accelerator.device
+            model = load_model_4bit(model_dir, device=device, gradient_checkpointing=checkpointing)
+        else:
+            model = load_model(model_dir, on_gpu=self.on_gpu, gradient_checkpointing=checkpointing)
+        if self.spec.method in ("lora", "qlora"):
+            model = apply_lora(model, self.spec.effective_lora(), checkpointing)
+        return model
 
     def _fetch_model(self) -> Path:
         uri = self.spec.model.uri
@@ -225,9 +279,12 @@ class FineTuneRecipe:
         self.accelerator.wait_for_everyone()
         source = local if self.output.startswith("s3://") else Path(latest.uri)
         # Never accelerate.load_state: it unpickles, and a pickle in checkpoints/ would run code here.
-        train_state.load_all(
-            source, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, self.rank
-        )
+        if self.strategy == "fsdp":
+            sharded_state.load_sharded(source, self.model, self.optimizer, self.scheduler, self.rank)
+        else:
+            train_state.load_all(
+                source, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, self.rank
+            )
         self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
         self.state.examples = int(saved.get("examples", 0))
         self.state.history = [list(point) for point in saved.get("history", [])]
@@ -272,12 +329,17 @@ class FineTuneRecipe:
             (global_tokens,) = self._reduce([float(local_tokens)])
             loss_total = 0.0
             for k, batch in enumerate(micro):
-                sync = k == accum - 1
+                # FSDP reduce-scatters every micro-batch's gradients: skipping that would keep unsharded
+                # gradients, the memory sharding saves.
+                sync = k == accum - 1 or self.strategy == "fsdp"
                 with contextlib.nullcontext() if sync else self.accelerator.no_sync(self.model):
                     loss_sum, _ = self._forward_sums(batch)
                     self.accelerator.backward(loss_sum * self.world / max(global_tokens, 1.0))
                 loss_total += float(loss_sum.detach())
-            if self.hp.max_grad_norm > 0:
+            if self.hp.max_grad_norm > 0 and self.strategy == "fsdp":
+                # Sharded (DTensor) gradients: torch computes the global norm across ranks.
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
+            elif self.hp.max_grad_norm > 0:
                 self.accelerator.clip_grad_norm_(self.model.parameters(), self.hp.max_grad_norm)
             self.optimizer.step()
             self.scheduler.step()
@@ -334,6 +396,8 @@ class FineTuneRecipe:
             if steps_run
             else None,
             "truncation": self.truncation.as_dict(),
+            "strategy": self.strategy,
+            "peakGpuMemoryBytes": torch.cuda.max_memory_allocated() if self.on_gpu else None,
         }
 
     def _report_step(
@@ -398,11 +462,15 @@ class FineTuneRecipe:
         mine = examples[self.rank :: self.world]
         loss_sum = correct = count = 0.0
         size = self.hp.batch_size
-        for start in range(0, len(mine), size):
-            batch = collate(
-                [[e] for e in mine[start : start + size]], self.tokenizer.pad_token_id, packed=False
-            )
+        # FSDP gathers each layer from all ranks in every forward, so every rank runs as many batches as
+        # rank 0 (the one with the most examples); a rank out of examples runs one and ignores it.
+        batches = math.ceil(math.ceil(len(examples) / self.world) / size)
+        for start in range(0, len(mine) if self.strategy == "ddp" else batches * size, size):
+            chunk = mine[start : start + size]
+            batch = collate([[e] for e in chunk or examples[:1]], self.tokenizer.pad_token_id, packed=False)
             batch_loss, batch_correct = self._forward_sums(batch)
+            if not chunk:
+                continue
             loss_sum += float(batch_loss)
             correct += float(batch_correct)
             count += float((batch["targets"] != -100).sum())
@@ -436,11 +504,15 @@ class FineTuneRecipe:
         if self.accelerator.is_local_main_process:
             shutil.rmtree(local, ignore_errors=True)
         self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
+        if self.accelerator.is_main_process and self.strategy == "ddp":
             train_state.save_model_and_optimizer(
                 local, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler
             )
-        train_state.save_rng(local, self.rank)
+        if self.strategy == "fsdp":
+            # Every rank writes its own shards (sharded_state.py); rng files included.
+            sharded_state.save_sharded(local, self.model, self.optimizer, self.scheduler, self.rank)
+        else:
+            train_state.save_rng(local, self.rank)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_local_main_process:
             checkpoints.upload_checkpoint(local, self.output, step, self.options)
@@ -470,11 +542,13 @@ class FineTuneRecipe:
     def export(self, metrics: dict[str, Any]) -> dict[str, Any] | None:
         """Rank 0 writes the model, card and result; returns the result (None on other ranks)."""
         self.accelerator.wait_for_everyone()
+        # Every rank takes part in gathering the sharded weights; rank 0 receives them.
+        gathered = sharding.full_state_dict(self.model) if self.strategy == "fsdp" else None
         if not self.accelerator.is_main_process:
             return None
         staging = self.work_dir / "export"
         shutil.rmtree(staging, ignore_errors=True)
-        model = self.accelerator.unwrap_model(self.model)
+        model = self._export_model(gathered)
         model.save_pretrained(staging, safe_serialization=True)
         self.tokenizer.save_pretrained(staging)
         if self.spec.method == "lora" and self.spec.effective_lora().merge:
@@ -509,6 +583,26 @@ class FineTuneRecipe:
         report_result(result)
         log.info("exported", extra={"uri": self.output, "digest": digest})
         return result
+
+    def _export_model(self, gathered: dict[str, torch.Tensor] | None) -> Any:
+        """A plain fp32 CPU model to save: the trained one itself (ddp), or one rebuilt from the base model
+        with the gathered weights (fsdp) or the trained adapters (qlora: LoRA on the unquantised base, so
+        that `lora.merge` yields full-precision weights)."""
+        if gathered is None and self.spec.method != "qlora":
+            return self.accelerator.unwrap_model(self.model)
+        model = load_model(self.model_dir, on_gpu=False, gradient_checkpointing=False)
+        if self.spec.method in ("lora", "qlora"):
+            model = apply_lora(model, self.spec.effective_lora(), False)
+        if gathered is not None:
+            model.load_state_dict(gathered)
+            return model
+        trained = self.accelerator.unwrap_model(self.model)
+        adapters = {n: p.detach().float().cpu() for n, p in trained.named_parameters() if p.requires_grad}
+        missing = set(adapters) - {n for n, _ in model.named_parameters()}
+        if missing:
+            raise RuntimeError(f"qlora export: adapters {sorted(missing)[:3]} not in the unquantised model")
+        model.load_state_dict(adapters, strict=False)
+        return model
 
     def _progress_bar(self) -> Any:
         if not (self.progress_bar and self.accelerator.is_main_process):

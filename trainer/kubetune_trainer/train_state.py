@@ -37,6 +37,10 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_TENSORS, OPTIMIZER_JSON = "optimizer.safetensors", "optimizer.json"
 SCHEDULER_JSON = "scheduler.json"
 FORMAT_JSON = "train-state.json"
+# The sharded layout of strategy fsdp (sharded_state.py) has its own format name, so that each strategy
+# refuses the other's checkpoints with a message that says so.
+FSDP_FORMAT = "kubetune-train-state/fsdp-1"
+STRATEGY_OF_FORMAT = {FORMAT: "ddp", FSDP_FORMAT: "fsdp"}
 # Everything a checkpoint may hold; any other file (a pickle under any name) makes resume refuse it.
 ALLOWED_SUFFIXES = (".safetensors", ".json")
 log = logging.getLogger("kubetune_trainer")
@@ -67,9 +71,9 @@ def save_model_and_optimizer(directory: Path, model: torch.nn.Module, optimizer:
             else:
                 plain.setdefault(str(param_id), {})[name] = value
     save_file(tensors, str(directory / OPTIMIZER_TENSORS))
-    _write_json(directory / OPTIMIZER_JSON, {"paramGroups": state["param_groups"], "state": plain})
-    _write_json(directory / SCHEDULER_JSON, scheduler.state_dict())
-    _write_json(directory / FORMAT_JSON, {"format": FORMAT})
+    write_json_file(directory / OPTIMIZER_JSON, {"paramGroups": state["param_groups"], "state": plain})
+    write_json_file(directory / SCHEDULER_JSON, scheduler.state_dict())
+    write_json_file(directory / FORMAT_JSON, {"format": FORMAT})
 
 
 def save_rng(directory: Path, rank: int) -> None:
@@ -87,11 +91,15 @@ def save_rng(directory: Path, rank: int) -> None:
     }
     tensor_name, json_name = rng_files(rank)
     save_file(tensors, str(directory / tensor_name))
-    _write_json(directory / json_name, plain)
+    write_json_file(directory / json_name, plain)
 
 
 # ------------------------------------------------------------------------------------------------ load
-def check_folder(directory: Path) -> None:
+def check_folder(
+    directory: Path,
+    required: tuple[str, ...] = (FORMAT_JSON, MODEL_FILE, OPTIMIZER_TENSORS, OPTIMIZER_JSON, SCHEDULER_JSON),
+    expected_format: str = FORMAT,
+) -> None:
     """Refuse anything but our safetensors/JSON files, and a folder missing one of them."""
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
@@ -102,14 +110,21 @@ def check_folder(directory: Path) -> None:
                 f"checkpoint {directory}: refusing {relative!r}: only .safetensors and .json files are "
                 "loaded on resume (pickles can run code); delete this checkpoint to start over"
             )
-    for name in (FORMAT_JSON, MODEL_FILE, OPTIMIZER_TENSORS, OPTIMIZER_JSON, SCHEDULER_JSON):
+    has_format = (directory / FORMAT_JSON).is_file()
+    found = read_json_file(directory / FORMAT_JSON).get("format") if has_format else None
+    if found in STRATEGY_OF_FORMAT and found != expected_format:
+        raise CheckpointFormatError(
+            f"checkpoint {directory} was written with strategy {STRATEGY_OF_FORMAT[found]}, this run uses "
+            f"{STRATEGY_OF_FORMAT[expected_format]}: set spec.distributed.strategy back, or delete the "
+            "checkpoints to start over"
+        )
+    for name in required:
         if not (directory / name).is_file():
             raise CheckpointFormatError(
                 f"checkpoint {directory}: {name} is missing (not a kubetune checkpoint)"
             )
-    found = _read_json(directory / FORMAT_JSON).get("format")
-    if found != FORMAT:
-        raise CheckpointFormatError(f"checkpoint {directory}: format {found!r}, expected {FORMAT!r}")
+    if found != expected_format:
+        raise CheckpointFormatError(f"checkpoint {directory}: format {found!r}, expected {expected_format!r}")
 
 
 def load_all(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, rank: int) -> None:
@@ -127,7 +142,7 @@ def load_all(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler:
         for name, value in weights.items():
             params[name].copy_(value)
 
-    saved = _read_json(directory / OPTIMIZER_JSON)
+    saved = read_json_file(directory / OPTIMIZER_JSON)
     state: dict[int, dict[str, Any]] = {}
     for key, value in _load_tensors(directory / OPTIMIZER_TENSORS).items():
         param_id, name = key.split("/", 1)
@@ -135,8 +150,12 @@ def load_all(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler:
     for param_id, entries in saved["state"].items():
         state.setdefault(int(param_id), {}).update(entries)
     optimizer.load_state_dict({"state": state, "param_groups": saved["paramGroups"]})
-    scheduler.load_state_dict(_read_json(directory / SCHEDULER_JSON))
+    scheduler.load_state_dict(read_json_file(directory / SCHEDULER_JSON))
+    load_rng(directory, rank)
 
+
+def load_rng(directory: Path, rank: int) -> None:
+    """This process's generators as `save_rng` wrote them (nothing when the checkpoint has none for it)."""
     tensor_name, json_name = rng_files(rank)
     if not (directory / tensor_name).is_file() or not (directory / json_name).is_file():
         # Resumed with more processes than saved: this rank's draws (dropout) start afresh, nothing else.
@@ -147,7 +166,7 @@ def load_all(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler:
     cuda = [tensors[f"cuda/{i}"] for i in range(sum(k.startswith("cuda/") for k in tensors))]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
-    plain = _read_json(directory / json_name)
+    plain = read_json_file(directory / json_name)
     version, internal, gauss = plain["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = plain["numpy"]
@@ -163,7 +182,7 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def _write_json(path: Path, payload: Any) -> None:
+def write_json_file(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, default=_json_default))
 
 
@@ -175,7 +194,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON: {value!r}")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_file(path: Path) -> dict[str, Any]:
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError) as error:
