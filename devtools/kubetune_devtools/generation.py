@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def load_for_inference(output_dir: Path, base_dir: Path | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from an export: a full model, or a LoRA adapter on top of `base_dir`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     if (output_dir / "adapter_config.json").exists():
-        from peft import PeftModel
-
         if base_dir is None:
             raise ValueError("a LoRA adapter needs its base model directory")
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)

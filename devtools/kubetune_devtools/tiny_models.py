@@ -8,11 +8,14 @@ code path (padding, EOS, chat format, LoRA target names q_proj/v_proj/...) is ex
 
 from __future__ import annotations
 
+import json
 import random
 import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
@@ -57,8 +60,9 @@ def varied_length_rows(
 def build_tokenizer(output_dir: Path, vocab_size: int = 320, extra_corpus: Sequence[str] = ()) -> Any:
     """A byte-level BPE tokenizer trained on letters and common words (plus `extra_corpus`, e.g. a
     demo's own text, so that its words become single tokens), saved as tokenizer.json."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    # deferred: tokenizers and transformers cost seconds; tests that only need rows skip them
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: PLC0415
+    from transformers import PreTrainedTokenizerFast  # noqa: PLC0415
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -95,8 +99,9 @@ def build_tiny_model(
     extra_corpus: Sequence[str] = (),
 ) -> Path:
     """Save a tokenizer + randomly initialised LlamaForCausalLM (fp32 safetensors) in `output_dir`."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    # deferred: torch and transformers cost seconds; tests that only need rows skip them
+    import torch  # noqa: PLC0415
+    from transformers import LlamaConfig, LlamaForCausalLM  # noqa: PLC0415
 
     output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(output_dir, vocab_size, extra_corpus)
@@ -122,8 +127,6 @@ def build_tiny_model(
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows as JSON lines."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
@@ -131,8 +134,6 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def write_finetune_job(path: Path, name: str, spec: dict[str, Any]) -> Path:
     """Write a FineTuneJob manifest (camelCase spec dict) to `path`."""
-    import yaml
-
     manifest = {
         "apiVersion": "kubetune.io/v1alpha1",
         "kind": "FineTuneJob",

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_trainer.errors import UnsafeObjectKeyError
+from kubetune_trainer.export import directory_digest
+from kubetune_trainer.storage import download_prefix, is_s3
 
 NOT_MODEL_FILES = ("result.json", "split", "checkpoints")
 
@@ -31,9 +38,6 @@ class LoadedModel:
 
 def fetch_model_dir(uri: str, storage: Any = None) -> Path:
     """A local directory holding the files under `uri` (S3 prefixes are downloaded to a temp dir)."""
-    from kubetune_trainer.errors import UnsafeObjectKeyError
-    from kubetune_trainer.storage import download_prefix, is_s3
-
     target = Path(".")
     if is_s3(uri):
         target = Path(tempfile.mkdtemp(prefix="kubetune-model-"))
@@ -47,8 +51,6 @@ def fetch_model_dir(uri: str, storage: Any = None) -> Path:
 
 def model_digest(directory: Path) -> str:
     """The trainer's directory digest, so it equals the FineTuneJob's status.output.digest."""
-    from kubetune_trainer.export import directory_digest
-
     # The trainer digests its export staging directory; the output prefix also holds what it writes
     # beside the model (result.json, the split manifest, checkpoints), which the digest leaves out.
     beside_model = tuple(
@@ -71,16 +73,11 @@ def adapter_base(directory: Path) -> str | None:
 
 def load_model(uri: str, *, base_uri: str | None = None, storage: Any = None) -> LoadedModel:
     """Model + tokenizer in eval mode on CPU/GPU (float32 on CPU)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     directory = fetch_model_dir(uri, storage)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     digest = model_digest(directory)
     if is_adapter_dir(directory):
-        from peft import PeftModel
-
         base = base_uri or adapter_base(directory)
         if base is None:
             raise EvalInputError(f"model {uri}: LoRA adapter without a base model; set spec.baseline.uri")

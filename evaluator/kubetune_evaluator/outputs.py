@@ -12,6 +12,7 @@ from kubetune_evaluator.report import render_report
 from kubetune_evaluator.results import termination_message
 from kubetune_evaluator.sample_records import sample_records
 from kubetune_operator.api import contract
+from kubetune_trainer.storage import join_uri, write_text
 
 if TYPE_CHECKING:
     from kubetune_evaluator.runner import EvalOutcome
@@ -36,8 +37,6 @@ def publish(
     outcome: EvalOutcome, output_uri: str, title: str, storage: StorageOptions | None = None
 ) -> dict[str, str]:
     """Write the three files; returns their URIs."""
-    from kubetune_trainer.storage import join_uri, write_text
-
     uris = {name: join_uri(output_uri, name) for name in ("samples.jsonl", "results.json", "report.html")}
     lines = "".join(
         json.dumps(_json_safe(r), ensure_ascii=False, allow_nan=False) + "\n" for r in sample_records(outcome)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_trainer.datasets import read_rows
+from kubetune_trainer.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,6 @@ def records_from_rows(rows: Sequence[Mapping[str, Any]], source: str) -> list[Pr
 
 def load_prediction_records(uri: str) -> list[PredictionRecord]:
     """Read a .jsonl/.json/.csv/.parquet file (local or s3://) with the trainer's reader, then validate."""
-    from kubetune_trainer.datasets import read_rows
-    from kubetune_trainer.errors import DataError
-
     try:
         rows = read_rows(uri)
     except DataError as error:

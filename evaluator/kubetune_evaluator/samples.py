@@ -9,18 +9,26 @@ as training would have.
 from __future__ import annotations
 
 import dataclasses
+import random
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from kubetune_evaluator.benchmarks import benchmark_of, first_n_contexts
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.fewshot import FewshotPool, fewshot_contexts
+from kubetune_evaluator.fewshot import FewshotPool, example_text, fewshot_contexts
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
+from kubetune_operator.api.evaljob import AnswerSpec
+from kubetune_trainer.datasets import Row, read_rows
+from kubetune_trainer.errors import KubetuneError
+from kubetune_trainer.formats import rows_to_examples
+from kubetune_trainer.split import split_indices
+from kubetune_trainer.templates import compile_templates, render_row
 
 if TYPE_CHECKING:
     from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec
-    from kubetune_operator.api.evaljob import AnswerSpec, EvalTaskSpec
+    from kubetune_operator.api.evaljob import EvalTaskSpec
 
 DEFAULT_TASK = "default"
 
@@ -112,10 +120,6 @@ def choice_questions(
     rows: Sequence[Mapping[str, Any]], indices: Sequence[int], templates: Sequence[Any], source: str
 ) -> list[ChoiceQuestion]:
     """The questions of `rows[indices]`; a task template (drawn per row, seeded by it) renders the prompt."""
-    import random
-
-    from kubetune_trainer.templates import render_row
-
     questions = []
     for index in indices:
         where = f"{source}: row {index + 1}"
@@ -136,9 +140,6 @@ def select_indices(
     on, and every row of the other tasks (the model never saw them: the forgetting check). Without a
     manifest: the split recomputed from `split_spec` (the same sha256 order the trainer uses).
     """
-    from kubetune_trainer.errors import KubetuneError
-    from kubetune_trainer.split import split_indices
-
     if split == "all":
         return list(range(n_rows))
     for entry in (manifest or {}).get("tasks", []):
@@ -165,10 +166,6 @@ def build_task_samples(
     spec: EvalJobSpec, manifest: dict[str, Any] | None = None, storage: Any = None
 ) -> list[TaskSamples]:
     """Every task's samples; raises EvalInputError (naming file, row, field) on bad data."""
-    from kubetune_trainer.datasets import Row, read_rows
-    from kubetune_trainer.errors import KubetuneError
-    from kubetune_trainer.templates import compile_templates
-
     cache: dict[str, list[Row]] = {}
     tasks: list[TaskSamples] = []
     for task, task_dataset in _task_entries(spec):
@@ -300,11 +297,6 @@ def benchmark_task(
     storage: Any,
 ) -> TaskSamples:
     """A benchmark task: every row of its file rendered as lm-eval renders it, with its few-shot examples."""
-    from kubetune_evaluator.benchmarks import benchmark_of, first_n_contexts
-    from kubetune_evaluator.fewshot import example_text
-    from kubetune_operator.api.evaljob import AnswerSpec
-    from kubetune_trainer.datasets import read_rows
-
     assert task.benchmark is not None
     bench = benchmark_of(task.benchmark)
     indices = list(range(len(rows)))[: spec.generation.max_samples]
@@ -382,8 +374,6 @@ def generation_samples(
     fewshot: bool = False,
 ) -> list[GenerationSample]:
     """The prompt and reference of each row to generate for (chat rows keep their conversation)."""
-    from kubetune_trainer.formats import rows_to_examples
-
     samples = []
     examples = rows_to_examples(
         rows, source=source, task=task, fmt=fmt, templates=templates, seed=seed, indices=indices
@@ -418,8 +408,6 @@ def text_documents(
     templates: Sequence[Any],
 ) -> list[str] | None:
     """The texts of plain-text rows (format `text`, no templates) for perplexity; None for other rows."""
-    from kubetune_trainer.formats import rows_to_examples
-
     if templates:
         return None
     examples = rows_to_examples(rows, source=source, task=task, fmt=fmt, indices=indices)

@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 
 import typer
 
+from kubetune_devtools.demo.assets import DemoSetupError
+from kubetune_devtools.demo.plan import DemoSize
+
 ModelChoice = Literal["tiny", "smollm2"]
 
 
@@ -37,12 +40,11 @@ def demo_command(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the jobs.")] = 900,
 ) -> None:
     """Fine-tune a base model on a 2-node FineTuneJob and score it against its base with an EvalJob."""
-    from rich.console import Console
+    # deferred: rich and the Kubernetes client (~1.9 s) would slow every `kubetune` start (loads this plugin)
+    from rich.console import Console  # noqa: PLC0415
 
-    from kubetune_devtools.demo.assets import DemoSetupError
-    from kubetune_devtools.demo.cluster import DemoClusterError
-    from kubetune_devtools.demo.flow import DemoGateError, DemoJobError, DemoOptions, run_demo
-    from kubetune_devtools.demo.plan import DemoSize
+    from kubetune_devtools.demo.cluster import DemoClusterError  # noqa: PLC0415
+    from kubetune_devtools.demo.flow import DemoGateError, DemoJobError, DemoOptions, run_demo  # noqa: PLC0415
 
     if model not in ("tiny", "smollm2"):
         typer.echo(f"--model: expected `tiny` or `smollm2`, got {model!r}", err=True)

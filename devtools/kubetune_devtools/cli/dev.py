@@ -27,8 +27,9 @@ def up_command(
     ] = None,
 ) -> None:
     """Build missing binaries, start whatever is not running and wait until it is ready (idempotent)."""
-    from kubetune_devtools.devstack.binaries import REPO_ROOT, BinaryError
-    from kubetune_devtools.devstack.stack import up
+    # deferred: the stack's modules (~0.6 s) would slow every `kubetune` start (this plugin loads then)
+    from kubetune_devtools.devstack.binaries import REPO_ROOT, BinaryError  # noqa: PLC0415
+    from kubetune_devtools.devstack.stack import up  # noqa: PLC0415
 
     try:
         up(state_dir, crds_dir or REPO_ROOT / "crds", report=typer.echo)
@@ -48,7 +49,8 @@ def down_command(
     ] = False,
 ) -> None:
     """Stop what `dev up` started (found by its pid files); data is kept unless --purge."""
-    from kubetune_devtools.devstack.stack import down
+    # deferred: the stack's modules (~0.6 s) would slow every `kubetune` start (this plugin loads then)
+    from kubetune_devtools.devstack.stack import down  # noqa: PLC0415
 
     try:
         down(state_dir, components, purge=purge, report=typer.echo)
@@ -60,7 +62,8 @@ def down_command(
 @app.command("env")
 def env_command(state_dir: StateDirOption = None) -> None:
     """Print shell exports for the running stack: eval "$(kubetune dev env)"."""
-    from kubetune_devtools.devstack.stack import StackNotUpError, load_stack
+    # deferred: the stack's modules (~0.6 s) would slow every `kubetune` start (this plugin loads then)
+    from kubetune_devtools.devstack.stack import StackNotUpError, load_stack  # noqa: PLC0415
 
     try:
         stack = load_stack(state_dir)
@@ -78,7 +81,8 @@ def env_command(state_dir: StateDirOption = None) -> None:
 @app.command("status")
 def status_command(state_dir: StateDirOption = None) -> None:
     """Which components run, their pids and resident memory."""
-    from kubetune_devtools.devstack.stack import status
+    # deferred: the stack's modules (~0.6 s) would slow every `kubetune` start (this plugin loads then)
+    from kubetune_devtools.devstack.stack import status  # noqa: PLC0415
 
     entries = status(state_dir)
     total = 0

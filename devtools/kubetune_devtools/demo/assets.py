@@ -1,6 +1,6 @@
 """The demo's inputs: a base model in Hugging Face layout and the instruction dataset, put into MinIO.
 
-Torch/transformers are imported inside the builders: the operator package must stay importable without
+Torch/transformers are imported inside the builders: `kubetune demo` and its plan must import without
 the trainer extra.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kubetune_devtools.demo.stdlib_docs import build_rows
+from kubetune_devtools.tiny_models import build_tiny_model
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -48,14 +49,13 @@ def tokenizer_corpus(rows: int) -> list[str]:
 
 
 def build_base_model(kind: BaseModel, output_dir: Path, rows: int) -> Path:
-    from transformers.utils import logging as hf_logging
+    # deferred: transformers costs seconds; the demo's plan and CLI do not need it
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
 
     # The demo prints only what it computed; the weight-writing progress bars are noise there.
     disable: Any = hf_logging.disable_progress_bar  # Any: untyped in transformers
     disable()
     if kind == "tiny":
-        from kubetune_devtools.tiny_models import build_tiny_model
-
         return build_tiny_model(output_dir, vocab_size=TINY_VOCAB_SIZE, extra_corpus=tokenizer_corpus(rows))
     return build_smollm2(output_dir)
 
@@ -79,8 +79,9 @@ def build_smollm2(output_dir: Path) -> Path:
 
     transformers de-quantises GGUF weights when loading with `gguf_file=`; saving them as fp32 lets the
     trainer and evaluator load the model like any other Hugging Face checkpoint."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    # deferred: torch and transformers cost seconds; the demo's plan and CLI need neither
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
     gguf = _smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

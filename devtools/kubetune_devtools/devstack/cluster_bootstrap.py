@@ -49,7 +49,8 @@ def server_side_apply(api_client: Any, document: dict[str, Any]) -> None:
     Typed clients rather than the dynamic one: its discovery of every API group costs ~4 s, paid by
     every `dev up` and so by every test session.
     """
-    from kubernetes import client
+    # deferred: the Kubernetes client costs ~0.7 s that `kubetune dev status|env|down` skip
+    from kubernetes import client  # noqa: PLC0415
 
     name, kind = document["metadata"]["name"], document["kind"]
     # _preload_content=False: nothing reads the answer, and deserialising a CRD into models costs seconds.
@@ -73,7 +74,8 @@ def server_side_apply(api_client: Any, document: dict[str, Any]) -> None:
 
 def bootstrap_cluster(kubeconfig: Path, crds_dir: Path | None) -> list[str]:
     """Apply Prometheus' RBAC and every CRD in `crds_dir`; returns a line per applied object."""
-    from kubetune_devtools.devstack.kube_clients import kube_clients
+    # deferred: the Kubernetes client costs ~0.7 s that `kubetune dev status|env|down` skip
+    from kubetune_devtools.devstack.kube_clients import kube_clients  # noqa: PLC0415
 
     applied: list[str] = []
     documents = prometheus_rbac()

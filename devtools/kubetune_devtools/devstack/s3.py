@@ -35,8 +35,9 @@ def ensure_s3_credentials(path: Path) -> S3Credentials:
 
 
 def s3_client(endpoint_url: str, credentials: S3Credentials) -> S3Client:
-    import boto3
-    from botocore.config import Config
+    # deferred: boto3 costs ~1.2 s that `kubetune dev status|env|down` (which import this) skip
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
 
     client: S3Client = boto3.client(
         "s3",

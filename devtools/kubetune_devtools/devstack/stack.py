@@ -230,7 +230,8 @@ def _plan(
 def _nodes_ready(kubeconfig: Path) -> bool:
     """At least NODE_COUNT agent Nodes Ready *and* heartbeating: with the node-lifecycle controller off,
     a Node of a stopped agent would otherwise stay Ready forever."""
-    from kubetune_devtools.devstack.kube_clients import kube_clients
+    # deferred: the Kubernetes client costs ~0.7 s that `kubetune dev status|env|down` skip
+    from kubetune_devtools.devstack.kube_clients import kube_clients  # noqa: PLC0415
 
     with kube_clients(kubeconfig) as clients:
         nodes = clients.core.list_node().items

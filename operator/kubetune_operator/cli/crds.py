@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from kubetune_operator.api.crd import crd_file_name, dump_yaml, generate_crds
+
 
 def crds_command(
     output_dir: Annotated[
@@ -17,8 +19,6 @@ def crds_command(
     ] = None,
 ) -> None:
     """Print the CRDs of kubetune.io/v1alpha1 as YAML (generated from the pydantic models)."""
-    from kubetune_operator.api.crd import crd_file_name, dump_yaml, generate_crds
-
     documents = generate_crds()
     if output_dir is None:
         typer.echo("---\n".join(dump_yaml(doc) for doc in documents), nl=False)

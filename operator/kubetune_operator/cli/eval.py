@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from kubetune_operator.api.contract import WorkloadError
+
 
 class _RichProgress:
     """Adapts a rich Progress to the evaluator's ProgressSink (one bar per stage)."""
@@ -29,12 +31,12 @@ def eval_command(
     manifest: Annotated[Path, typer.Argument(help="EvalJob YAML manifest.", dir_okay=False)],
 ) -> None:
     """Score the model (and its baseline) of an EvalJob manifest locally; prints a results table."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
+    # deferred: rich (~0.5 s) and the evaluator (torch, seconds) would slow every other `kubetune` verb
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
-    from kubetune_evaluator.entrypoint import evaluate_manifest
-    from kubetune_operator.api.contract import WorkloadError
+    from kubetune_evaluator.entrypoint import evaluate_manifest  # noqa: PLC0415
 
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

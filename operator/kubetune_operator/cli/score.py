@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.predictions import load_prediction_records
+
 
 def score_command(
     predictions: Annotated[
@@ -24,10 +27,9 @@ def score_command(
     ] = 1000,
 ) -> None:
     """Score predictions against references; prints a table (or --json) with 95% CIs and signatures."""
-    from kubetune_evaluator.errors import EvalInputError
-    from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, parse_metric_names
-    from kubetune_evaluator.predictions import load_prediction_records
-    from kubetune_evaluator.score_predictions import score_prediction_records
+    # deferred: numpy (~1 s) would slow every other `kubetune` verb
+    from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, parse_metric_names  # noqa: PLC0415
+    from kubetune_evaluator.score_predictions import score_prediction_records  # noqa: PLC0415
 
     try:
         names = parse_metric_names(metrics.split(","), allowed=REFERENCE_METRICS)
@@ -39,8 +41,9 @@ def score_command(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    # deferred: rich costs ~0.5 s that --json and every other `kubetune` verb skip
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"{result['samples']} samples from {predictions}")
     for column in ("score", "value", "95% CI"):

@@ -7,7 +7,9 @@ import logging
 import signal
 from pathlib import Path
 
+from kubetune_devtools.devstack.node_agent.agent import NodeAgent
 from kubetune_devtools.devstack.node_agent.config import DEFAULT_KUBECONFIG, DEFAULT_STATE_DIR, AgentConfig
+from kubetune_devtools.devstack.node_agent.kube import Kube
 
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
@@ -41,9 +43,6 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from kubetune_devtools.devstack.node_agent.agent import NodeAgent
-    from kubetune_devtools.devstack.node_agent.kube import Kube
-
     agent = NodeAgent(config, Kube(str(config.kubeconfig)))
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

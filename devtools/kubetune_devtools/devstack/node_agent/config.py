@@ -7,13 +7,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import kubetune_operator
 from kubetune_devtools.devstack.layout import StackLayout, default_state_dir
 
 
 def _project_environment() -> tuple[Path, ...]:
     """The directories that make up the pods' "image": the venv and the checkout it installs editable."""
-    import kubetune_operator
-
     checkout = Path(kubetune_operator.__file__).resolve().parents[2]
     return (Path(sys.prefix).resolve(), checkout)
 
