@@ -8,8 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.live_progress import (
+    PeerProgress,
+    PlanProgress,
+    ShardProgressWriter,
+    peer_progress_uris,
+    planned_samples,
+    progress_uri,
+    serve_status,
+)
 from kubetune_evaluator.outputs import TERMINATION_LOG
-from kubetune_evaluator.progress import ProgressSink
+from kubetune_evaluator.progress import LogProgress, ProgressSink
 from kubetune_evaluator.prometheus_metrics import EvalGauges
 from kubetune_evaluator.runner import EvalOutcome
 from kubetune_evaluator.shard import WHOLE, Shard
@@ -61,21 +70,26 @@ def evaluate_manifest(
     anything is scored (see kubetune_evaluator.shard_exchange); the other ranks call `contribute_shard`.
     """
     from kubetune_evaluator.outputs import publish, write_termination_log
-    from kubetune_evaluator.runner import compute_shard, finish_eval, run_eval, storage_of
+    from kubetune_evaluator.runner import compute_shard, finish_eval, storage_of
 
     spec, title = load_eval_spec_title(manifest)
     gauges = gauges or EvalGauges()
-    if serve_metrics:
-        gauges.serve()
     storage = storage_of(spec)
     identity = ShardIdentity.of(spec)
-    if shard.count == 1:
-        outcome = run_eval(spec, progress)
-    else:
-        tasks, own = compute_shard(spec, shard, progress)
+    sink = progress or LogProgress()
+    plan = PlanProgress(sink)  # counts the model work only: scoring is not in the plan's samples
+    peers = None
+    if shard.count > 1:
+        peers = PeerProgress(peer_progress_uris(spec.output.uri, identity, shard), storage).start()
+    if serve_metrics:
+        serve_status(gauges.registry, lambda: plan.report(peers.total() if peers else 0))
+    tasks, own = compute_shard(spec, shard, plan, planned=lambda t: plan.plan(planned_samples(spec, t)))
+    if shard.count > 1:
         timeout = wait_seconds()
-        merged = gather_shards(spec.output.uri, identity, shard, own, storage, timeout_s=timeout)
-        outcome = finish_eval(spec, tasks, merged, progress)
+        own = gather_shards(spec.output.uri, identity, shard, own, storage, timeout_s=timeout)
+    if peers is not None:
+        peers.stop()
+    outcome = finish_eval(spec, tasks, own, sink)
     uris = publish(outcome, spec.output.uri, title, storage)
     if shard.count > 1:
         remove_shards(spec.output.uri, identity, storage)
@@ -90,7 +104,13 @@ def contribute_shard(manifest: Path, shard: Shard, progress: ProgressSink | None
     from kubetune_evaluator.runner import compute_shard, storage_of
 
     spec, _ = load_eval_spec_title(manifest)
-    _, own = compute_shard(spec, shard, progress)
-    uri = write_shard(spec.output.uri, ShardIdentity.of(spec), shard, own, storage_of(spec))
+    identity, storage = ShardIdentity.of(spec), storage_of(spec)
+    # Its samples done, for rank 0's /progress (the sum over shards).
+    plan = PlanProgress(progress or LogProgress())
+    writer = ShardProgressWriter(progress_uri(spec.output.uri, identity, shard), storage)
+    plan.listeners.append(writer)
+    _, own = compute_shard(spec, shard, plan, planned=lambda t: plan.plan(planned_samples(spec, t)))
+    writer(plan.done, force=True)
+    uri = write_shard(spec.output.uri, identity, shard, own, storage)
     log.info("shard %d of %d: results written to %s", shard.rank, shard.count, uri)
     return uri

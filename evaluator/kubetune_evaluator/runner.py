@@ -382,14 +382,19 @@ def compute_shard(
     shard: Shard = WHOLE,
     progress: ProgressSink | None = None,
     load: Callable[..., LoadedModel] | None = None,
+    *,
+    planned: Callable[[list[TaskSamples]], None] | None = None,
 ) -> tuple[list[TaskSamples], list[SystemRequests]]:
-    """The samples, and the model's (then the baseline's) requests in the batches `shard` owns."""
+    """The samples, and the model's (then the baseline's) requests in the batches `shard` owns; `planned`
+    hears the samples as soon as they are read (the size of the work, for live progress)."""
     from kubetune_evaluator.model_loading import load_model
 
     progress = progress or LogProgress()
     load = load or load_model
     storage = storage_of(spec)
     tasks = prepare_inputs(spec)
+    if planned is not None:
+        planned(tasks)
     baseline_uri = spec.baseline.uri if spec.baseline else None
     loaded = load(model_uri_of(spec), base_uri=baseline_uri, storage=storage)
     check_model_digest(spec, loaded.digest)
