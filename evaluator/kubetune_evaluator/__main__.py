@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from kubetune_evaluator.entrypoint import contribute_shard, evaluate_manifest
+from kubetune_evaluator.shard import Shard
 from kubetune_operator.api.contract import EXIT_SUCCEEDED, run_workload
 
 
@@ -26,8 +28,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from kubetune_evaluator.entrypoint import contribute_shard, evaluate_manifest
-    from kubetune_evaluator.shard import Shard
 
     # A pod of a sharded EvalJob (resources.nodes > 1): ranks above 0 only hand their share to rank 0.
     shard = Shard.from_env()
