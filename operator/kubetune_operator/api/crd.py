@@ -323,6 +323,7 @@ def generate_crds() -> list[dict[str, Any]]:
         status=to_structural(EvalJobStatus),
         columns=[
             _column("Phase", ".status.phase", "string", "Lifecycle phase."),
+            _column("Progress", ".status.progress.percent", "number", "Percent of the samples done."),
             _column("Verdict", ".status.verdict", "string", "Passed or Failed against the thresholds."),
             _column("ROUGE-L", ".status.results.model.rougeL", "number", "ROUGE-L F1 of the model."),
             _column("Model", ".status.modelUri", "string", "The model scored.", 1),

@@ -361,10 +361,30 @@ class EvalResults(ApiModel):
     )
 
 
+class EvalProgress(ApiModel):
+    """Live progress of the model work, reported by rank 0 of the evaluator (summed over every shard)."""
+
+    samples: int = Field(
+        0, ge=0, description="Samples done: generated or scored, by the model and the baseline."
+    )
+    total_samples: int = Field(
+        0,
+        ge=0,
+        description="Samples planned: each task's samples, once for the model and once for the baseline.",
+    )
+    percent: float = Field(0.0, ge=0, le=100, description="samples / totalSamples in percent.")
+    eta_seconds: int | None = Field(None, ge=0, description="Estimated seconds until the model work ends.")
+    stage: str | None = Field(None, max_length=256, description="What rank 0 is doing (system and task).")
+    updated_at: str | None = Field(None, description="When rank 0 reported this (RFC 3339).")
+
+
 class EvalJobStatus(JobStatus):
     """Observed state, written by the operator only."""
 
     start_time: str | None = Field(None, description="When the evaluator started (RFC 3339).")
+    progress: EvalProgress | None = Field(
+        None, description="Live progress while Running (rank 0's /progress, all shards); the scores follow."
+    )
     model_uri: str | None = Field(None, description="The model actually scored (resolved fineTuneJobRef).")
     model_digest: str | None = Field(
         None, description="The digest the scored model was checked against (spec or the FineTuneJob's)."

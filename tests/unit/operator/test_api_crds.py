@@ -71,7 +71,7 @@ def test_names_columns_and_status_subresource() -> None:
     }
     assert columns == {
         "FineTuneJob": ["Phase", "Progress", "Loss", "Restarts", "Age"],
-        "EvalJob": ["Phase", "Verdict", "ROUGE-L", "Age"],
+        "EvalJob": ["Phase", "Progress", "Verdict", "ROUGE-L", "Age"],
     }
 
 
