@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubetune_operator.api import EvalJobSpec, EvalModelSource, EvalResults
+from kubetune_operator.api import EvalJobSpec, EvalModelSource, EvalProgress, EvalResults
 from kubetune_operator.api.manifest import format_validation_error
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.attempts import Workload, run_attempts
@@ -17,6 +17,7 @@ from kubetune_operator.controller.builders import (
     build_network_policy,
     owner_from_body,
 )
+from kubetune_operator.controller.eval_progress import finished_progress, live_eval_progress
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
 from kubetune_operator.controller.policies.local_paths import local_path_failure
@@ -154,6 +155,17 @@ def reconcile_evaljob(
     status["modelUri"] = model_uri
     if model_digest:
         status["modelDigest"] = model_digest
-    if outcome.state is not None and outcome.transition.phase == "Succeeded":
-        status.update(result_fields(outcome.state.result))
+    state = outcome.state
+    if state is not None and outcome.transition.phase == "Running" and state.rank0_ip:
+        # Samples done over every shard, from rank 0 (a poll that fails keeps the last progress).
+        live = live_eval_progress(state.rank0_ip, settings.progress_port, settings.progress_timeout_seconds)
+        if live is not None:
+            status["progress"] = live.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if state is not None and outcome.transition.phase == "Succeeded":
+        status.update(result_fields(state.result))
+        if isinstance(status.get("progress"), dict):
+            last = EvalProgress.model_validate(status["progress"])
+            done = finished_progress(last)
+            if done is not None:
+                status["progress"] = done.model_dump(mode="json", by_alias=True, exclude_none=True)
     return Reconciled(status, derive_events(previous, status))
