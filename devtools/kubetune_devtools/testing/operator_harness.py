@@ -18,9 +18,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+import kubetune_operator.controller
 from kubetune_operator.api import GROUP, VERSION
 
-PEERING_MANIFEST = Path(__file__).resolve().parent.parent / "controller" / "manifests" / "kopf-peering.yaml"
+# The operator's own copy (it ships with the controller), not one next to this harness.
+PEERING_MANIFEST = Path(kubetune_operator.controller.__file__).parent / "manifests" / "kopf-peering.yaml"
 FAKE_TRAINER = "kubetune_devtools.testing.fake_trainer"
 FAKE_EVALUATOR = "kubetune_devtools.testing.fake_evaluator"
 T = TypeVar("T")
