@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubetune_trainer.observability import utc_now
+from kubetune_operator.api.timestamps import utc_now
 from kubetune_trainer.storage import (
     StorageOptions,
     delete_prefix,

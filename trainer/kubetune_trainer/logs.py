@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from kubetune_trainer.observability import utc_now
+from kubetune_operator.api.timestamps import utc_now
 
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from kubetune_operator.api.contract import Report, read_message
+from kubetune_operator.api.timestamps import parse_rfc3339
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX
 
@@ -25,12 +26,6 @@ class WorkerFailure:
 
 def rank_of(pod: dict[str, Any]) -> str:
     return str(pod.get("metadata", {}).get("annotations", {}).get(ANNOTATION_COMPLETION_INDEX, "?"))
-
-
-def parse_timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def termination_report(pod: dict[str, Any]) -> Report | None:
@@ -103,7 +98,7 @@ def classify_pod(pod: dict[str, Any], now: datetime, pending_timeout_seconds: fl
             return WorkerFailure(reasons.MISSING_SECRET, f"{where}: {message}", False)
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-            since = parse_timestamp(condition.get("lastTransitionTime"))
+            since = parse_rfc3339(condition.get("lastTransitionTime"))
             if since is not None and (now - since).total_seconds() > pending_timeout_seconds:
                 detail = condition.get("message", "")
                 message = f"{where} unschedulable for over {pending_timeout_seconds:.0f}s: {detail}"

@@ -13,25 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from kubetune_operator.api import GROUP, VERSION
-from kubetune_operator.controller.failures import parse_timestamp
+from kubetune_operator.api.timestamps import parse_rfc3339
 from kubetune_operator.controller.kube import Kube, KubeError, load_client_config
 from kubetune_operator.controller.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, TIME_TO_RUNNING, TRACKER
-from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
-from kubetune_operator.controller.reconcile_evaljob import reconcile_evaljob
-from kubetune_operator.controller.reconcile_finetunejob import reconcile_finetunejob
-from kubetune_operator.controller.reconciled import Reconciled
+from kubetune_operator.controller.reconcile import KindPlan, reconcile
+from kubetune_operator.controller.reconcile_evaljob import EVALJOB
+from kubetune_operator.controller.reconcile_finetunejob import FINETUNEJOB
 from kubetune_operator.controller.settings import OperatorSettings
 from kubetune_operator.controller.status import TERMINAL_PHASES
-
-Reconciler = Callable[[Kube, dict[str, Any], OperatorSettings, datetime], Reconciled]
-RECONCILERS: dict[str, Reconciler] = {KIND_FINETUNE: reconcile_finetunejob, KIND_EVAL: reconcile_evaljob}
 
 
 def _settings(memo: kopf.Memo) -> OperatorSettings:
@@ -92,13 +87,18 @@ def _record(kind: str, body: dict[str, Any], previous: dict[str, Any], status: d
         at=time.time(),
     )
     if status.get("startTime") and not previous.get("startTime"):
-        created = parse_timestamp(metadata.get("creationTimestamp"))
-        started = parse_timestamp(status["startTime"])
+        created = parse_rfc3339(metadata.get("creationTimestamp"))
+        started = parse_rfc3339(status["startTime"])
         if created and started:
             TIME_TO_RUNNING.labels(kind).observe(max(0.0, (started - created).total_seconds()))
 
 
-def reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo) -> None:
+def reconcile_object(
+    plan: KindPlan[Any, Any], body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo
+) -> None:
+    """One reconcile under the object's lock; the changed status fields go into Kopf's patch, the Events
+    are posted, the metrics updated."""
+    kind = plan.kind
     raw: dict[str, Any] = dict(body)
     if raw["metadata"].get("deletionTimestamp"):
         return  # going away: children follow by ownerReference, nothing to reconcile
@@ -106,7 +106,7 @@ def reconcile(kind: str, body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger
     started = time.monotonic()
     with _lock(memo):
         try:
-            result = RECONCILERS[kind](_kube(memo), raw, _settings(memo), datetime.now(UTC))
+            result = reconcile(plan, _kube(memo), raw, _settings(memo), datetime.now(UTC))
         except KubeError as error:
             if error.status == 403 and "being terminated" in error.message:
                 # The namespace is being deleted, and this object with it: nothing left to do.
@@ -145,13 +145,15 @@ def forget(uid: str, **_: Any) -> None:
     TRACKER.forget(uid)
 
 
-def _register(registry: kopf.OperatorRegistry, plural: str, kind: str, interval: float) -> None:
+def _register(
+    registry: kopf.OperatorRegistry, plural: str, plan: KindPlan[Any, Any], interval: float
+) -> None:
     """create, update of the spec, resume after an operator restart and the poll timer: one reconcile."""
 
     def handler(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
-        reconcile(kind, body, patch, logger, memo)
+        reconcile_object(plan, body, patch, logger, memo)
 
-    handler.__name__ = f"reconcile_{kind.lower()}"
+    handler.__name__ = f"reconcile_{plan.kind.lower()}"
     kopf.on.create(GROUP, VERSION, plural, id=f"{plural}-create", registry=registry)(handler)
     kopf.on.update(GROUP, VERSION, plural, field="spec", id=f"{plural}-update", registry=registry)(handler)
     kopf.on.resume(GROUP, VERSION, plural, id=f"{plural}-resume", registry=registry)(handler)
@@ -177,6 +179,6 @@ def build_registry(settings: OperatorSettings, *, scan_cluster: bool = True) -> 
     kopf.on.startup(registry=registry)(configure)
     if not scan_cluster:
         kopf.on.startup(registry=registry)(no_cluster_scans)
-    _register(registry, "finetunejobs", KIND_FINETUNE, settings.reconcile_interval_seconds)
-    _register(registry, "evaljobs", KIND_EVAL, settings.reconcile_interval_seconds)
+    _register(registry, "finetunejobs", FINETUNEJOB, settings.reconcile_interval_seconds)
+    _register(registry, "evaljobs", EVALJOB, settings.reconcile_interval_seconds)
     return registry

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubetune_operator.api import Progress
+from kubetune_operator.api import CheckpointRef, Progress
 
 PROGRESS_FIELDS = frozenset(Progress.model_fields) | {
     f.alias for f in Progress.model_fields.values() if f.alias
@@ -159,21 +159,21 @@ def fetch_progress(ip: str, port: int, timeout: float) -> dict[str, Any] | None:
     return READER.fetch(ip, port, timeout)
 
 
-def progress_status(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The `status.progress` dict (validated, camelCase), or None when the payload is not usable."""
+def progress_status(payload: dict[str, Any]) -> Progress | None:
+    """`status.progress` from a progress document (known fields only), or None when it is not usable."""
     try:
-        progress = Progress.model_validate({k: v for k, v in payload.items() if k in PROGRESS_FIELDS})
+        return Progress.model_validate({k: v for k, v in payload.items() if k in PROGRESS_FIELDS})
     except ValidationError:
         return None
-    return progress.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def checkpoint_status(payload: dict[str, Any]) -> dict[str, Any] | None:
+def checkpoint_status(payload: dict[str, Any]) -> CheckpointRef | None:
+    """`status.lastCheckpoint` from a progress document or the final report, None when it names none."""
     checkpoint = payload.get("lastCheckpoint")
     if (
         isinstance(checkpoint, dict)
         and isinstance(checkpoint.get("uri"), str)
         and isinstance(checkpoint.get("step"), int)
     ):
-        return {"uri": checkpoint["uri"], "step": checkpoint["step"]}
+        return CheckpointRef(uri=checkpoint["uri"], step=checkpoint["step"])
     return None

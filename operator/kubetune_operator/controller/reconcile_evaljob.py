@@ -1,36 +1,29 @@
-"""One reconcile of an EvalJob: wait for the referenced FineTuneJob, run the evaluator, publish results."""
+"""The EvalJob's plan for the shared reconcile (reconcile.py): wait for the referenced FineTuneJob (or take
+the model URI), then an Indexed Job of `resources.nodes` evaluator pods (shards); it reports the model
+scored, the results and the verdict."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from contextlib import suppress
 from typing import Any
 
 from pydantic import ValidationError
 
-from kubetune_operator.api import EvalJobSpec, EvalModelSource, EvalProgress, EvalResults
-from kubetune_operator.api.manifest import format_validation_error
+from kubetune_operator.api import EvalJobSpec, EvalJobStatus, EvalModelSource, EvalResults
 from kubetune_operator.controller import reasons
-from kubetune_operator.controller.attempts import Workload, run_attempts
+from kubetune_operator.controller.attempts import AttemptOutcome, Workload
 from kubetune_operator.controller.builders import (
+    Owner,
     build_config_map,
     build_evaluator_job,
     build_network_policy,
-    owner_from_body,
 )
 from kubetune_operator.controller.eval_progress import finished_progress, live_eval_progress
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.names import KIND_EVAL, KIND_FINETUNE
-from kubetune_operator.controller.policies.local_paths import local_path_failure
-from kubetune_operator.controller.policies.platform import policy_failure
-from kubetune_operator.controller.reconciled import Reconciled, finished, rfc3339
+from kubetune_operator.controller.reconcile import Attempts, KindPlan
 from kubetune_operator.controller.settings import OperatorSettings
-from kubetune_operator.controller.status import (
-    TERMINAL_PHASES,
-    Transition,
-    derive_events,
-    derive_status,
-    waiting_status,
-)
+from kubetune_operator.controller.status import Transition
 
 
 def resolve_model(
@@ -69,68 +62,49 @@ def resolve_model(
     return str(uri), str(digest) if digest else None, None
 
 
-def result_fields(result: dict[str, Any] | None) -> dict[str, Any]:
+def report_result(status: EvalJobStatus, result: dict[str, Any] | None) -> None:
     """results/verdict/verdictReasons/reportUri from the evaluator's JSON summary (unknown keys ignored)."""
     if not result:
-        return {}
-    fields: dict[str, Any] = {}
+        return
     if isinstance(result.get("results"), dict):
-        try:
-            results = EvalResults.model_validate(result["results"])
-        except ValidationError:
-            results = None
-        if results is not None:
-            fields["results"] = results.model_dump(mode="json", by_alias=True)
+        # A summary the operator cannot read leaves the scores out, not the verdict.
+        with suppress(ValidationError):
+            status.results = EvalResults.model_validate(result["results"])
     if result.get("verdict") in ("Passed", "Failed"):
-        fields["verdict"] = result["verdict"]
+        status.verdict = result["verdict"]
     if isinstance(result.get("verdictReasons"), list):
-        fields["verdictReasons"] = [str(item) for item in result["verdictReasons"]]
+        status.verdict_reasons = [str(item) for item in result["verdictReasons"]]
     if isinstance(result.get("reportUri"), str):
-        fields["reportUri"] = result["reportUri"]
-    return fields
+        status.report_uri = result["reportUri"]
 
 
-def reconcile_evaljob(
-    kube: Kube, body: dict[str, Any], settings: OperatorSettings, now: datetime
-) -> Reconciled:
-    owner = owner_from_body(KIND_EVAL, body)
-    previous = dict(body.get("status") or {})
-    generation = body["metadata"].get("generation")
-    stamp = rfc3339(now)
-    if previous.get("phase") in TERMINAL_PHASES:
-        return finished(kube, owner, body, previous, now)
-    try:
-        spec = EvalJobSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        transition = Transition("Failed", reasons.INVALID_SPEC, format_validation_error(error))
-        status = derive_status(previous, transition, children_created=False, now=stamp, generation=generation)
-        return Reconciled(status, derive_events(previous, status))
-    # Before waiting for the model: a job that can never run is told so at once.
-    refused = policy_failure(
-        settings.policy,
-        previous,
-        spec.image,
-        spec.pod_template,
-        pods=spec.resources.nodes,
-        gpus_per_pod=spec.resources.gpus_per_node,
-    ) or local_path_failure(previous, body.get("spec") or {})
-    if refused is not None:
-        status = derive_status(previous, refused, children_created=False, now=stamp, generation=generation)
-        return Reconciled(status, derive_events(previous, status))
-
+def _prepare(
+    kube: Kube, owner: Owner, spec: EvalJobSpec, previous: dict[str, Any], settings: OperatorSettings
+) -> Attempts[EvalJobStatus] | Transition:
     # Once resolved, the model stays the one recorded in status (the FineTuneJob may change or go away).
     model_uri, model_digest = previous.get("modelUri"), previous.get("modelDigest")
     if not model_uri:
         model_uri, model_digest, blocked = resolve_model(kube, owner.namespace, spec)
-        if blocked is not None and blocked.phase == "Failed":
-            status = derive_status(
-                previous, blocked, children_created=False, now=stamp, generation=generation
-            )
-            return Reconciled(status, derive_events(previous, status))
         if blocked is not None:
-            status = waiting_status(previous, blocked.reason, blocked.message, stamp, generation)
-            return Reconciled(status, derive_events(previous, status))
+            return blocked
     resolved = spec.model_copy(update={"model": EvalModelSource(uri=model_uri, digest=model_digest)})
+
+    def report(status: EvalJobStatus, outcome: AttemptOutcome) -> None:
+        status.model_uri = model_uri
+        if model_digest:
+            status.model_digest = model_digest
+        state = outcome.state
+        if state is not None and outcome.transition.phase == "Running" and state.rank0_ip:
+            # Samples done over every shard, from rank 0 (a poll that fails keeps the last progress).
+            live = live_eval_progress(
+                state.rank0_ip, settings.progress_port, settings.progress_timeout_seconds
+            )
+            if live is not None:
+                status.progress = live
+        if state is not None and outcome.transition.phase == "Succeeded":
+            report_result(status, state.result)
+            status.progress = finished_progress(status.progress)
+
     workload = Workload(
         owner=owner,
         nodes=spec.resources.nodes,
@@ -143,29 +117,13 @@ def reconcile_evaljob(
             build_evaluator_job(owner, resolved, attempt, settings),
         ],
     )
-    outcome = run_attempts(kube, workload, previous, settings, now)
-    status = derive_status(
-        previous,
-        outcome.transition,
-        children_created=outcome.children_created,
-        now=stamp,
-        generation=generation,
-    )
-    status["restarts"] = outcome.attempt
-    status["modelUri"] = model_uri
-    if model_digest:
-        status["modelDigest"] = model_digest
-    state = outcome.state
-    if state is not None and outcome.transition.phase == "Running" and state.rank0_ip:
-        # Samples done over every shard, from rank 0 (a poll that fails keeps the last progress).
-        live = live_eval_progress(state.rank0_ip, settings.progress_port, settings.progress_timeout_seconds)
-        if live is not None:
-            status["progress"] = live.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if state is not None and outcome.transition.phase == "Succeeded":
-        status.update(result_fields(state.result))
-        if isinstance(status.get("progress"), dict):
-            last = EvalProgress.model_validate(status["progress"])
-            done = finished_progress(last)
-            if done is not None:
-                status["progress"] = done.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return Reconciled(status, derive_events(previous, status))
+    return Attempts(workload, report)
+
+
+EVALJOB = KindPlan(
+    kind=KIND_EVAL,
+    spec_model=EvalJobSpec,
+    status_model=EvalJobStatus,
+    pods=lambda spec: spec.resources.nodes,
+    prepare=_prepare,
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kubetune_operator.controller import reasons
@@ -18,10 +18,6 @@ class Reconciled:
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     deleted: bool = False
-
-
-def rfc3339(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def finished(

@@ -9,9 +9,10 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from kubetune_operator.api import CheckpointRef, EvalJobStatus
 from kubetune_operator.controller.metrics import TRACKER
 from kubetune_operator.controller.progress import checkpoint_status, fetch_progress, progress_status
-from kubetune_operator.controller.reconcile_evaljob import result_fields
+from kubetune_operator.controller.reconcile_evaljob import report_result
 
 PAYLOAD = {
     "step": 120,
@@ -30,7 +31,9 @@ PAYLOAD = {
 
 def test_progress_payload_becomes_status_progress_and_checkpoint() -> None:
     progress = progress_status(PAYLOAD)
-    assert progress == {
+    assert progress is not None
+    # As written to status: camelCase, unreported (None) fields left out.
+    assert progress.model_dump(mode="json", by_alias=True, exclude_none=True) == {
         "step": 120,
         "totalSteps": 900,
         "epoch": 0.4,
@@ -40,7 +43,7 @@ def test_progress_payload_becomes_status_progress_and_checkpoint() -> None:
         "tokensPerSecond": 5400.0,
         "updatedAt": "2026-01-01T00:00:00Z",
     }
-    assert checkpoint_status(PAYLOAD) == {"uri": "s3://b/out/checkpoints/step-100", "step": 100}
+    assert checkpoint_status(PAYLOAD) == CheckpointRef(uri="s3://b/out/checkpoints/step-100", step=100)
     assert progress_status({"step": -1}) is None
     assert checkpoint_status({"lastCheckpoint": {"uri": 3}}) is None
 
@@ -72,12 +75,15 @@ def test_evaluator_summary_fields() -> None:
         "reportUri": "s3://evals/x/report.html",
         "other": 1,
     }
-    fields = result_fields(summary)
-    assert fields["verdict"] == "Passed"
-    assert fields["results"]["model"] == {"rougeL": 0.41}
-    assert fields["reportUri"] == "s3://evals/x/report.html"
-    assert result_fields({"verdict": "Maybe"}) == {}
-    assert result_fields(None) == {}
+    status = EvalJobStatus()
+    report_result(status, summary)
+    assert status.verdict == "Passed"
+    assert status.results is not None and status.results.model == {"rougeL": 0.41}
+    assert status.report_uri == "s3://evals/x/report.html"
+    for unusable in ({"verdict": "Maybe"}, None):
+        untouched = EvalJobStatus()
+        report_result(untouched, unusable)
+        assert untouched.model_fields_set == set()
 
 
 def test_tracker_counts_phases_restarts_and_gpu_seconds() -> None:

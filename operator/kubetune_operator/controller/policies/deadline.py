@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kubetune_operator.controller.failures import parse_timestamp
+from kubetune_operator.api.timestamps import parse_rfc3339
 
 
 def deadline_exceeded(start_time: str | None, active_deadline_seconds: int | None, now: datetime) -> bool:
-    started = parse_timestamp(start_time)
+    started = parse_rfc3339(start_time)
     if started is None or active_deadline_seconds is None:
         return False
     return (now - started).total_seconds() >= active_deadline_seconds

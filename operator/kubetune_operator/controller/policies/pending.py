@@ -13,7 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from kubetune_operator.controller.failures import parse_timestamp, rank_of
+from kubetune_operator.api.timestamps import parse_rfc3339
+from kubetune_operator.controller.failures import rank_of
 
 _GENERATED_POD = re.compile(r'pods "[^"]+" is forbidden: ')
 DEFAULT_PENDING_TIMEOUT_SECONDS = 600
@@ -26,7 +27,7 @@ MAX_BLOCKERS = 5
 def pending_since(job: dict[str, Any]) -> datetime | None:
     """When the attempt's child Job started (or was created, before the Job controller saw it)."""
     started = job.get("status", {}).get("startTime") or job.get("metadata", {}).get("creationTimestamp")
-    return parse_timestamp(started)
+    return parse_rfc3339(started)
 
 
 def _pod_blockers(pods: list[dict[str, Any]]) -> list[str]:
