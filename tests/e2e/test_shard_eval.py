@@ -1,6 +1,7 @@
 """A sharded EvalJob on the local stack, with the REAL evaluator in its pods: the same MMLU-format EvalJob
 (tiny model and a baseline, 5-shot) with `resources.nodes: 2` publishes exactly the numbers of `nodes: 1`
-(status, results.json, samples.jsonl) and leaves no shard files behind."""
+(status, results.json, samples.jsonl) and leaves no shard files behind; status.progress counts the samples
+of both pods."""
 
 from __future__ import annotations
 
@@ -125,6 +126,11 @@ def test_shard_eval_on_two_pods_equals_one_pod(
     one, two = statuses["one"], statuses["two"]
     assert two["results"] == one["results"] and "accuracy" in one["results"]["model"]
     assert (two["verdict"], two.get("verdictReasons")) == (one["verdict"], one.get("verdictReasons"))
+    # Live progress reached the status while the pods ran (rank 0's /progress, both shards' samples:
+    # 30 questions x model and baseline), completed on success.
+    for status in (one, two):
+        progress = status["progress"]
+        assert (progress["samples"], progress["totalSamples"], progress["percent"]) == (60, 60, 100.0)
 
     results = {name: json.loads(_read(s3, f"{prefix}/evals/{name}/results.json")) for name in ("one", "two")}
     for document in results.values():
