@@ -1,12 +1,14 @@
 """The FineTuneJob's plan for the shared reconcile (reconcile.py): its children (ConfigMap, headless
 Service, NetworkPolicy, an Indexed Job of `resources.nodes` workers) and what it reports: live progress
-from rank 0, the last checkpoint and the exported model."""
+from rank 0, the last checkpoint and the exported model. Before the first children, the memory preflight
+(memory_preflight.py) may fail a job that cannot fit its GPUs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kubetune_operator.api import FineTuneJobSpec, FineTuneJobStatus, OutputRef
+from kubetune_operator.controller import reasons
 from kubetune_operator.controller.attempts import AttemptOutcome, Workload
 from kubetune_operator.controller.builders import (
     Owner,
@@ -15,11 +17,14 @@ from kubetune_operator.controller.builders import (
     build_network_policy,
     build_worker_job,
 )
+from kubetune_operator.controller.conditions import find_condition
 from kubetune_operator.controller.kube import Kube
+from kubetune_operator.controller.memory_preflight import memory_preflight
 from kubetune_operator.controller.names import KIND_FINETUNE
 from kubetune_operator.controller.progress import checkpoint_status, fetch_progress, progress_status
 from kubetune_operator.controller.reconcile import Attempts, KindPlan
 from kubetune_operator.controller.settings import OperatorSettings
+from kubetune_operator.controller.status import Transition
 
 
 def _children(
@@ -56,7 +61,15 @@ def _report_progress(status: FineTuneJobStatus, progress: object, checkpoint_fro
 
 def _prepare(
     kube: Kube, owner: Owner, spec: FineTuneJobSpec, previous: dict[str, Any], settings: OperatorSettings
-) -> Attempts[FineTuneJobStatus]:
+) -> Attempts[FineTuneJobStatus] | Transition:
+    created = find_condition(previous.get("conditions") or [], reasons.CREATED)
+    if not created or created.get("status") != "True":
+        # Only before the first children: a running job is never failed for an estimate.
+        where = f"{owner.namespace}/{owner.name}"
+        refused = memory_preflight(spec, settings.memory_preflight_endpoint, where)
+        if refused is not None:
+            return refused
+
     def report(status: FineTuneJobStatus, outcome: AttemptOutcome) -> None:
         state = outcome.state
         if state is not None and outcome.transition.phase == "Running" and state.rank0_ip:

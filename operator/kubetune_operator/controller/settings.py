@@ -53,6 +53,10 @@ class OperatorSettings:
     network_policy_metrics_from: tuple[dict[str, Any], ...] = ()
     """Who else may read /progress and /metrics (the operator's pods, Prometheus): NetworkPolicyPeers, as the
     chart renders them; none: only the job's own pods (an operator outside the cluster, the local stack)."""
+    memory_preflight_endpoint: str | None = None
+    """S3 endpoint the operator reads models' config.json from, with its own credentials, for the memory
+    preflight of jobs that set resources.gpuMemory and use this storage.endpoint (`aws`: AWS S3, for jobs
+    without one); unset: no operator preflight (the trainer still checks). controller/memory_preflight.py."""
 
 
 DEFAULTS = OperatorSettings()
