@@ -80,6 +80,15 @@ def operator_command(
             "networkPolicy.metricsFrom); empty: only the job's own pods.",
         ),
     ] = "",
+    memory_preflight_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KUBETUNE_MEMORY_PREFLIGHT_ENDPOINT",
+            help="S3 endpoint the operator reads models' config.json from (its own AWS_* credentials) to "
+            "fail jobs with resources.gpuMemory that cannot fit before creating pods; only jobs using this "
+            "storage.endpoint are checked ('aws': AWS S3). Unset: no operator preflight.",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int, typer.Option(envvar="KUBETUNE_OPERATOR_METRICS_PORT", help="Port of /metrics; 0 disables it.")
     ] = 8080,
@@ -127,6 +136,7 @@ def operator_command(
         policy=platform_policy,
         network_policy=network_policy,
         network_policy_metrics_from=metrics_from,
+        memory_preflight_endpoint=memory_preflight_endpoint or None,
     )
     run_operator(
         settings,
