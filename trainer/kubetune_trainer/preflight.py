@@ -58,11 +58,17 @@ def resolved_strategy(
 
 
 def check_fits(
-    spec: FineTuneJobSpec, shape: ModelShape, device_memory: int, source: str, device: Device = "gpu"
+    spec: FineTuneJobSpec,
+    shape: ModelShape,
+    device_memory: int,
+    source: str,
+    *,
+    device: Device = "gpu",
+    strategy: Strategy | None = None,
 ) -> Estimate:
     """The job's estimate per device; InsufficientMemoryError (with the options that fit) when it does not
-    fit `device_memory`."""
-    strategy = resolved_strategy(spec, shape, device_memory, device)
+    fit `device_memory`. `strategy`: the one the trainer resolved (default: as `auto` would)."""
+    strategy = strategy or resolved_strategy(spec, shape, device_memory, device)
     setup = setup_for(spec, device, strategy)
     result = estimate(shape, setup)
     if not result.fits(device_memory):
@@ -128,3 +134,28 @@ def memory_report(spec: FineTuneJobSpec, model_dir: Path, gpu_memory: str | None
         else options_that_fit(shape, setup, memory, processes_per_node=spec.resources.processes_per_node),
         "summary": f"{gib(job.total)} per GPU for this job",
     }
+
+
+def check_before_loading(
+    spec: FineTuneJobSpec, model_dir: Path, device_memory: int | None, strategy: Strategy | None = None
+) -> Estimate | None:
+    """The trainer's preflight, before any weight is read: InsufficientMemoryError when the job's estimate
+    per device exceeds `device_memory` (the GPU's total memory; None on CPU, where RSS is bounded by the pod's
+    memory limit rather than a device: no check). `strategy`: the one the trainer runs. A model the
+    estimator cannot read is not refused."""
+    shape, why = read_model_shape(model_dir)
+    if shape is None:
+        log.info("memory preflight skipped: %s", why)
+        return None
+    if device_memory is None:
+        return None
+    result = check_fits(spec, shape, device_memory, f"this GPU ({gib(device_memory)})", strategy=strategy)
+    log.info(
+        "memory preflight passed",
+        extra={
+            "estimateBytes": result.total,
+            "deviceMemoryBytes": device_memory,
+            "estimate": result.as_dict(),
+        },
+    )
+    return result

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from kubetune_operator.api import FineTuneJob, parse_manifest
 from kubetune_operator.api.contract import InsufficientMemoryError, Reason
 from kubetune_operator.cli import app
-from kubetune_trainer.preflight import check_fits, read_model_shape
+from kubetune_trainer.preflight import check_before_loading, check_fits, read_model_shape
 
 LLAMA_7B = {
     "architectures": ["LlamaForCausalLM"],
@@ -167,3 +167,26 @@ def test_a_model_the_estimator_cannot_read_is_not_refused(tmp_path: Path) -> Non
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 768}))
     shape, why = read_model_shape(tmp_path)
     assert shape is None and "hidden_size" in why
+
+
+def test_trainer_check_before_loading_refuses_on_a_gpu_that_is_too_small(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B))
+    job = spec_of(method="lora", resources={"gpusPerNode": 1})
+    with pytest.raises(InsufficientMemoryError, match=r"exceeds the 16.0 GiB of this GPU \(16.0 GiB\)"):
+        check_before_loading(job.spec, tmp_path, 16 * 2**30)
+    passed = check_before_loading(job.spec, tmp_path, 80 * 2**30)
+    assert passed is not None and passed.setup.method == "lora"
+    # The strategy the trainer resolved is the one checked.
+    full = spec_of(method="full", resources={"nodes": 2, "processesPerNode": 8, "gpusPerNode": 8})
+    with pytest.raises(InsufficientMemoryError, match="ddp over 16 process"):
+        check_before_loading(full.spec, tmp_path, 80 * 2**30, strategy="ddp")
+    sharded = check_before_loading(full.spec, tmp_path, 80 * 2**30, strategy="fsdp")
+    assert sharded is not None and sharded.setup.strategy == "fsdp"
+
+
+def test_trainer_check_before_loading_does_nothing_on_cpu_or_unknown_models(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B))
+    job = spec_of(method="full", resources={"gpusPerNode": 1})
+    assert check_before_loading(job.spec, tmp_path, None) is None  # CPU: no device memory
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    assert check_before_loading(job.spec, tmp_path, 1) is None
