@@ -84,7 +84,9 @@ def test_perplexity_without_text_rows_and_fewshot_on_text_are_bad_input(tmp_path
 
 def test_a_perplexity_rise_is_the_regression() -> None:
     def scores(model: float, baseline: float) -> dict[str, Any]:
-        entry = {"model": {"value": model}, "baseline": {"value": baseline}, "delta": {"low": 0, "high": 0}}
+        # The delta CI around the point delta, as the paired bootstrap gives it.
+        delta = {"low": model - baseline - 0.02, "high": model - baseline + 0.02}
+        entry = {"model": {"value": model}, "baseline": {"value": baseline}, "delta": delta}
         return {"wiki": {"bitsPerByte": entry}}
 
     thresholds = Thresholds(maxRegression=0.05)
