@@ -19,6 +19,7 @@ from pathlib import Path
 from kubetune_evaluator.entrypoint import contribute_shard, evaluate_manifest
 from kubetune_evaluator.shard import Shard
 from kubetune_operator.api.contract import EXIT_SUCCEEDED, run_workload
+from kubetune_operator.api.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, default=Path("/etc/kubetune/job.yaml"), help="EvalJob manifest"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(json_lines=True)  # like the trainer's pods: one JSON object per line
 
     # A pod of a sharded EvalJob (resources.nodes > 1): ranks above 0 only hand their share to rank 0.
     shard = Shard.from_env()

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from kubetune_trainer.logs import configure_logging
+    from kubetune_operator.api.logs import configure_logging
 
     configure_logging(json_lines=True, rank=int(os.environ.get("RANK", "0")))
     from kubetune_trainer.recipe import PreemptedError
