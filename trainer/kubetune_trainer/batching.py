@@ -17,6 +17,7 @@ from functools import lru_cache
 import torch
 
 from kubetune_trainer.packing import best_fit_pack
+from kubetune_trainer.token_store import ExampleStore
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample
 
 NON_MODEL_KEYS = frozenset({"targets", "real_tokens", "num_examples"})
@@ -26,7 +27,9 @@ def make_units(examples: Sequence[TokenizedExample], packing: bool, capacity: in
     """Training units: each a list of example indices (one per unit without packing)."""
     if not packing:
         return [[i] for i in range(len(examples))]
-    return best_fit_pack([len(e) for e in examples], capacity)
+    # A memory-mapped store knows its lengths without building a million examples.
+    lengths = examples.lengths.tolist() if isinstance(examples, ExampleStore) else [len(e) for e in examples]
+    return best_fit_pack(lengths, capacity)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Task i contributes `round(weight_i * min(n_i, maxExamples_i))` training examples: a cap keeps a huge task
 from drowning the small ones (FLAN's "examples-proportional mixing with a cap"), a weight > 1 up-samples a
 task (its examples repeat, each pass reshuffled), < 1 down-samples it. The mixture is shuffled with the seed.
-No torch import. Stable API: `TaskExamples`, `task_quota`, `mix_tasks`.
+The items may be `Example`s or anything else (the token cache mixes example ids). No torch import.
+Stable API: `TaskExamples`, `task_quota`, `mix_tasks`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from kubetune_trainer.errors import ConfigError
-from kubetune_trainer.formats import Example
+
+T = TypeVar("T")
 
 
 @dataclass
-class TaskExamples:
+class TaskExamples(Generic[T]):
     name: str
-    examples: list[Example]
+    examples: Sequence[T]
     weight: float = 1.0
     max_examples: int | None = None
 
@@ -31,9 +34,9 @@ def task_quota(n: int, weight: float, max_examples: int | None) -> int:
     return round(weight * capped)
 
 
-def _draw(examples: Sequence[Example], count: int, rng: random.Random) -> list[Example]:
+def _draw(examples: Sequence[T], count: int, rng: random.Random) -> list[T]:
     """`count` examples: whole reshuffled passes over the task, then a random part of one more."""
-    out: list[Example] = []
+    out: list[T] = []
     while len(out) < count:
         batch = list(examples)
         rng.shuffle(batch)
@@ -41,10 +44,10 @@ def _draw(examples: Sequence[Example], count: int, rng: random.Random) -> list[E
     return out
 
 
-def mix_tasks(tasks: Sequence[TaskExamples], seed: int) -> list[Example]:
+def mix_tasks(tasks: Sequence[TaskExamples[T]], seed: int) -> list[T]:
     """The shuffled training mixture of all tasks."""
     rng = random.Random(seed)
-    mixture: list[Example] = []
+    mixture: list[T] = []
     for task in tasks:
         quota = task_quota(len(task.examples), task.weight, task.max_examples)
         if quota and not task.examples:

@@ -69,7 +69,7 @@ def prepare_data(spec: FineTuneJobSpec) -> PreparedData:
         if spec.tasks
         else [(None, spec.dataset)]
     )
-    mixture_inputs: list[TaskExamples] = []
+    mixture_inputs: list[TaskExamples[Example]] = []
     validation: list[Example] = []
     test: list[Example] = []
     manifest_tasks: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -52,7 +53,7 @@ from kubetune_trainer.modeling import (
     token_loss_sums,
 )
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
-from kubetune_trainer.pipeline import PreparedData, prepare_data, storage_options
+from kubetune_trainer.pipeline import storage_options
 from kubetune_trainer.split import split_manifest_uri
 from kubetune_trainer.storage import (
     delete_prefix,
@@ -62,9 +63,9 @@ from kubetune_trainer.storage import (
     read_text,
     upload_dir,
     write_json,
-    write_text,
 )
-from kubetune_trainer.tokenization import TokenizedExample, TruncationStats, tokenize_examples
+from kubetune_trainer.token_cache import Sync, prepare_token_data
+from kubetune_trainer.tokenization import TokenizedExample, TruncationStats
 
 if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJob
@@ -132,21 +133,25 @@ class FineTuneRecipe:
         set_seed(self.hp.seed)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
-        # Data first: bad rows or templates fail here, before any model download or output.
-        self.data: PreparedData = prepare_data(self.spec)
         model_dir = self._fetch_model()
         self.strategy = sharding.resolve_strategy(self.spec, fits_one_device=self._fits_one_device(model_dir))
         if self.strategy == "fsdp":
             sharding.ensure_process_group(self.on_gpu)
+        # Before any weight is read: a job that cannot fit this GPU fails with InsufficientMemory.
+        gpu_memory = preflight.local_gpu_memory() if self.on_gpu else None
+        preflight.check_before_loading(self.spec, model_dir, gpu_memory, strategy=self.strategy)
         self.tokenizer = load_tokenizer(model_dir)
         max_len = self.hp.max_seq_length
-        self.train_examples, self.truncation = tokenize_examples(
-            self.tokenizer, self.data.train, max_len, "train"
+        # Rows read, rendered and tokenized once per job (rank 0; bad rows or templates fail here, before any
+        # output), cached under output.uri and memory-mapped by every rank (token_cache.py).
+        sync = Sync(
+            is_main=self.accelerator.is_main_process,
+            is_local_main=self.accelerator.is_local_main_process,
+            barrier=self.accelerator.wait_for_everyone,
         )
-        self.validation_examples, _ = tokenize_examples(
-            self.tokenizer, self.data.validation, max_len, "validation"
-        )
-        self.test_examples, _ = tokenize_examples(self.tokenizer, self.data.test, max_len, "test")
+        self.data = prepare_token_data(self.spec, self.tokenizer, model_dir, self.work_dir, sync)
+        self.train_examples, self.truncation = self.data.train, self.data.truncation
+        self.validation_examples, self.test_examples = self.data.validation, self.data.test
         self.units = make_units(self.train_examples, self.hp.packing, max_len)
         self.plan = BatchPlan(len(self.units), self.hp.batch_size, self.world, self.hp.seed)
         accum = self.hp.gradient_accumulation_steps
@@ -253,10 +258,7 @@ class FineTuneRecipe:
         ]
 
     def _write_split_files(self) -> None:
-        write_json(split_manifest_uri(self.output), self.data.manifest, self.options)
-        for part, examples in (("test", self.data.test), ("validation", self.data.validation)):
-            lines = "".join(json.dumps(e.to_json()) + "\n" for e in examples)
-            write_text(join_uri(self.output, "split", f"{part}.jsonl"), lines, self.options)
+        self.data.write_split_files(self.output, self.options)
 
     def _resume(self) -> None:
         latest = checkpoints.latest_complete(self.output, self.options)
@@ -453,7 +455,7 @@ class FineTuneRecipe:
 
     # -------------------------------------------------------------------------------------- evaluate
     @torch.no_grad()
-    def evaluate(self, examples: list[TokenizedExample]) -> dict[str, float]:
+    def evaluate(self, examples: Sequence[TokenizedExample]) -> dict[str, float]:
         """Teacher-forced loss and next-token accuracy on completion tokens, examples sharded over ranks."""
         if not examples:
             return {}

@@ -23,6 +23,8 @@ from kubetune_trainer.formats import Example
 IGNORE_INDEX = -100
 # Keep at least this many completion tokens when the prompt alone is longer than max_len.
 MIN_PROMPT_SHARE = 0.5
+# Examples per tokenizer call: large enough for the fast tokenizer's batch path, small enough to bound memory.
+TOKENIZE_BATCH = 1024
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,33 @@ def chat_prompt_and_completion(tokenizer: Any, messages: list[dict[str, str]], w
 def tokenize_example(
     tokenizer: Any, example: Example, max_len: int, stats: TruncationStats
 ) -> TokenizedExample:
-    prompt, completion = example.prompt, example.completion
-    where = f"task {example.task!r} row {example.row + 1}"
-    if example.messages is not None:
-        prompt, completion = chat_prompt_and_completion(tokenizer, example.messages, where)
+    prompt, completion = example_texts(tokenizer, example)
     prompt_ids: list[int] = tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
     completion_ids: list[int] = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    return assemble_example(
+        tokenizer, example, prompt_ids=prompt_ids, completion_ids=completion_ids, max_len=max_len, stats=stats
+    )
+
+
+def example_texts(tokenizer: Any, example: Example) -> tuple[str, str]:
+    """(prompt, completion) text of an example; chat examples rendered by the tokenizer's chat template."""
+    if example.messages is not None:
+        where = f"task {example.task!r} row {example.row + 1}"
+        return chat_prompt_and_completion(tokenizer, example.messages, where)
+    return example.prompt, example.completion
+
+
+def assemble_example(
+    tokenizer: Any,
+    example: Example,
+    *,
+    prompt_ids: list[int],
+    completion_ids: list[int],
+    max_len: int,
+    stats: TruncationStats,
+) -> TokenizedExample:
+    """Append the supervised EOS, truncate to `max_len` (prompt first) and mask the prompt's labels."""
+    where = f"task {example.task!r} row {example.row + 1}"
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no EOS token; set eos_token in tokenizer_config.json")
     completion_ids = [*completion_ids, tokenizer.eos_token_id]
@@ -110,11 +133,37 @@ def tokenize_example(
     return TokenizedExample(input_ids, labels, example.task, example.row)
 
 
+def tokenize_batch(
+    tokenizer: Any, examples: Sequence[Example], max_len: int, stats: TruncationStats
+) -> list[TokenizedExample]:
+    """Like `tokenize_example` for each example, with one tokenizer call for all prompts and one for all
+    completions: a fast (Rust) tokenizer encodes a list in one pass, several times faster than per text."""
+    if not examples:
+        return []
+    texts = [example_texts(tokenizer, example) for example in examples]
+    prompts = tokenizer([p for p, _ in texts], add_special_tokens=True)["input_ids"]
+    completions = tokenizer([c for _, c in texts], add_special_tokens=False)["input_ids"]
+    return [
+        # An empty prompt has no tokens at all (not even BOS), as in tokenize_example.
+        assemble_example(
+            tokenizer,
+            example,
+            prompt_ids=list(p) if text[0] else [],
+            completion_ids=list(c),
+            max_len=max_len,
+            stats=stats,
+        )
+        for example, text, p, c in zip(examples, texts, prompts, completions, strict=True)
+    ]
+
+
 def tokenize_examples(
     tokenizer: Any, examples: Sequence[Example], max_len: int, split: str = "train"
 ) -> tuple[list[TokenizedExample], TruncationStats]:
     stats = TruncationStats()
-    out = [tokenize_example(tokenizer, example, max_len, stats) for example in examples]
+    out: list[TokenizedExample] = []
+    for start in range(0, len(examples), TOKENIZE_BATCH):
+        out.extend(tokenize_batch(tokenizer, examples[start : start + TOKENIZE_BATCH], max_len, stats))
     if stats.prompt_truncated or stats.completion_truncated:
         log.warning(
             "%s: truncated to maxSeqLength=%d: %d prompts (from the left), %d completions (their tail)",
