@@ -235,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.cpu_smoke:
+        # Also on a machine with a GPU: this process and the trainers it starts must not see it.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import torch
 
@@ -246,8 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_size = args.batch_size or (4 if on_gpu else 2)
     args.seq_len = args.seq_len or (2048 if on_gpu else 64)
     name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
-    if args.cpu_smoke:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kubetune-gpu-check-") as scratch:

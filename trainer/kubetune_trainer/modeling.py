@@ -85,7 +85,8 @@ def load_model_4bit(model_dir: Path, *, device: torch.device, gradient_checkpoin
         quantization_config=quantization,
         dtype=torch.bfloat16,
         attn_implementation="sdpa",
-        device_map={"": device},
+        # The whole model on this process's GPU (an index: accelerate's device may be plain "cuda").
+        device_map={"": device.index if device.index is not None else torch.cuda.current_device()},
     )
     model.config.use_cache = False
     prepare: Any = prepare_model_for_kbit_training  # untyped in peft 0.21

@@ -19,7 +19,8 @@ Loading (`build_sharded_model`): every process builds the model's skeleton witho
 (`init_empty_weights`: parameters on the meta device, buffers real), shards it and allocates only its own
 shards; rank 0 alone reads the checkpoint files into one full CPU copy and broadcasts it shard by shard
 (`set_model_state_dict(broadcast_from_rank0=True)`). So N processes on a node never hold N full copies in
-CPU RAM (rank 0 holds one while loading). Works on CPU with gloo (torch 2.15, tested) and on GPU with NCCL.
+CPU RAM (rank 0 holds one while loading). Tested on CPU with gloo (torch 2.15); the same code runs on GPU
+with NCCL, which bench/gpu_check.sh exercises (not yet run on a GPU when this was written).
 """
 
 from __future__ import annotations

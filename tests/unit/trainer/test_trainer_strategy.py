@@ -1,0 +1,67 @@
+"""Which strategy a job runs with, and `method: qlora` on a machine without a GPU (a clear InvalidSpec at
+`kubetune train`, before any data is read, not a crash). Fast: no model is trained here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kubetune_devtools.tiny_models import write_finetune_job
+from kubetune_operator.api import FineTuneJobSpec
+from kubetune_operator.cli import app
+from kubetune_trainer.entrypoint import run_job
+from kubetune_trainer.errors import ConfigError
+from kubetune_trainer.sharding import resolve_strategy
+
+
+def spec(method: str = "full", strategy: str = "auto") -> FineTuneJobSpec:
+    return FineTuneJobSpec.model_validate(
+        {
+            "model": {"uri": "/nowhere/model"},
+            "dataset": {"uri": "/nowhere/data.jsonl"},
+            "method": method,
+            "distributed": {"strategy": strategy},
+            "resources": {"gpusPerNode": 1},
+            "output": {"uri": "/nowhere/out"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "strategy", "fits", "expected"),
+    [
+        ("full", "auto", None, "ddp"),  # unknown (CPU, unreadable config): nothing says sharding is needed
+        ("full", "auto", True, "ddp"),
+        ("full", "auto", False, "fsdp"),
+        ("lora", "auto", False, "fsdp"),
+        ("qlora", "auto", False, "ddp"),  # a 4-bit base is replicated, never sharded
+        ("full", "ddp", False, "ddp"),  # an explicit choice stands (the preflight reports the misfit)
+        ("lora", "fsdp", True, "fsdp"),
+    ],
+)
+def test_resolve_strategy(method: str, strategy: str, fits: bool | None, expected: str) -> None:
+    assert resolve_strategy(spec(method, strategy), fits_one_device=fits) == expected
+
+
+def test_fsdp_with_qlora_is_refused() -> None:
+    with pytest.raises(ConfigError, match="fsdp is not supported with method: qlora"):
+        resolve_strategy(spec("qlora", "fsdp"), fits_one_device=None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_qlora_without_a_gpu_is_invalid_spec_at_kubetune_train(tmp_path: Path) -> None:
+    # Paths that do not exist: the refusal comes before any data or model is read.
+    job_spec: dict[str, Any] = spec("qlora").model_dump(mode="json", by_alias=True, exclude_none=True)
+    job_spec["output"] = {"uri": str(tmp_path / "out")}
+    job = write_finetune_job(tmp_path / "qlora.yaml", "qlora", job_spec)
+    with pytest.raises(ConfigError, match=r"spec.method: qlora needs an NVIDIA GPU .* use method: lora"):
+        run_job(job)
+    result = CliRunner().invoke(app, ["train", str(job)])
+    assert result.exit_code == 2, result.output
+    assert "qlora needs an NVIDIA GPU" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
