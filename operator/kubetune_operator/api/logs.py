@@ -18,7 +18,8 @@ from kubetune_operator.api.timestamps import utc_now
 # Attributes every LogRecord has, and Kopf's per-object ones (its settings, a posting flag, the object).
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
 _KOPF = {"settings", "k8s_skip", "k8s_ref"}
-_NOISY = ("httpx", "botocore", "urllib3", "filelock", "asyncio")
+# Held at WARNING: client libraries' chatter, and one access line per liveness probe of the operator.
+_NOISY = ("httpx", "botocore", "urllib3", "filelock", "asyncio", "aiohttp.access")
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
