@@ -36,7 +36,9 @@ RUN --mount=type=secret,id=ca \
     && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
         --extra trainer --extra evaluator -o /req/torch.txt
 
-# Each image's code, byte-compiled (the root filesystem is read-only in pods, so Python cannot cache
+# Each image's code, byte-compiled. The evaluator image also holds kubetune_trainer: the evaluator reads
+# datasets, templates, splits and S3 through the trainer's torch-free data layer (storage, datasets,
+# formats, templates, split); moving that layer into a package of its own is issue 12's remaining work. (the root filesystem is read-only in pods, so Python cannot cache
 # bytecode at run time).
 FROM ${BASE_IMAGE} AS code
 COPY operator/kubetune_operator /src/kubetune_operator
@@ -50,6 +52,7 @@ RUN set -eu \
             /src/kubetune_operator/api /out/$image/kubetune_operator/; \
         cp -r /src/kubetune_$image /out/$image/; \
     done \
+    && cp -r /src/kubetune_trainer /out/evaluator/ \
     && python3 -m compileall -q --invalidation-mode unchecked-hash /out
 
 # ---- Final stages. ----
@@ -74,7 +77,7 @@ RUN --mount=type=secret,id=ca \
     && python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --quiet --require-hashes --no-deps -r /opt/requirements.txt \
     && echo /opt/kubetune > /opt/venv/lib/python3.11/site-packages/kubetune.pth \
-    && /opt/venv/bin/python -m pip uninstall --quiet --yes pip \
+    && /opt/venv/bin/python -m pip uninstall --quiet --yes setuptools pip \
     && rm -rf /root/.cache
 # The `kubetune` console script of pyproject.toml's [project.scripts] (the project itself is not
 # pip-installed: that would put all three packages into every image).

@@ -3,6 +3,7 @@ names on a read-only root filesystem, listed file by file, and kept within its c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,19 @@ def test_operator_image_holds_only_the_operator(operator_image: Image) -> None:
     # What it must not: dev-only parts of the package (the local stack, the demo, the fakes), the
     # workloads' code and dependencies, dev and build tools.
     assert not {"devstack", "demo", "testing"} & {path.name for path in package.iterdir()}
-    for absent in ("torch", "transformers", "pytest", "_pytest", "ruff", "mypy", "pip", "uv"):
+    for absent in (
+        "torch",
+        "transformers",
+        "pytest",
+        "_pytest",
+        "ruff",
+        "mypy",
+        "pip",
+        "uv",
+        "kubetune_devtools",
+        "cryptography",
+        "psutil",  # the dev tools and their own dependencies
+    ):
         assert not (site_packages / absent).exists(), absent
     for tool in ("gcc", "cc", "c++", "make", "git", "pip", "pip3", "uv", "pytest"):
         for bin_dir in ("usr/bin", "usr/local/bin", "opt/venv/bin"):
@@ -79,6 +92,21 @@ def test_operator_image_holds_only_the_operator(operator_image: Image) -> None:
     # The build secret (a proxy's CA bundle) is mounted for the RUN steps only, never stored.
     for cache in ("root/.cache", "home/kubetune/.cache", "run/secrets/ca"):
         assert not (rootfs / cache).exists(), cache
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_operator_image_installs_exactly_the_locked_operator_extra(operator_image: Image) -> None:
+    # /opt/requirements.txt is `uv export --extra operator` of uv.lock; the venv must hold those and no more.
+    requirements = (operator_image.rootfs / "opt" / "requirements.txt").read_text()
+    locked = {_normalized(m.group(1)) for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", requirements, re.M)}
+    installed = {
+        _normalized(path.name.split("-")[0]) for path in _site_packages(operator_image).glob("*.dist-info")
+    }
+    assert "kopf" in locked
+    assert installed == locked
 
 
 def test_operator_image_stays_within_its_committed_size(operator_image: Image) -> None:

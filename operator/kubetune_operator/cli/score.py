@@ -7,9 +7,6 @@ from typing import Annotated
 
 import typer
 
-from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.predictions import load_prediction_records
-
 
 def score_command(
     predictions: Annotated[
@@ -27,8 +24,10 @@ def score_command(
     ] = 1000,
 ) -> None:
     """Score predictions against references; prints a table (or --json) with 95% CIs and signatures."""
-    # deferred: numpy (~1 s) would slow every other `kubetune` verb
+    # deferred: the operator image's `kubetune` has no evaluator, and numpy (~1 s) would slow every other verb
+    from kubetune_evaluator.errors import EvalInputError  # noqa: PLC0415
     from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, parse_metric_names  # noqa: PLC0415
+    from kubetune_evaluator.predictions import load_prediction_records  # noqa: PLC0415
     from kubetune_evaluator.score_predictions import score_prediction_records  # noqa: PLC0415
 
     try:
