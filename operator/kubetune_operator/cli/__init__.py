@@ -1,7 +1,12 @@
 """The `kubetune` command line.
 
-Every verb lives in its own module and imports its heavy dependencies (kopf, torch) inside the
-command, so `kubetune crds` stays fast and the operator image never needs torch.
+What lives here: one module per verb (`crds`, `operator`, `train`, `eval`, `score`), each a thin layer
+over the package that does the work (the API, the controller, the trainer, the evaluator). Each verb
+imports its heavy dependencies (kopf, torch, rich) inside the command, marked `# deferred:`, so
+`kubetune crds` stays fast and the operator image never needs torch.
+
+What must not: the work itself (parsing, reconciling, training, scoring live in their packages), and any
+import of the development tools.
 
 `kubetune dev …` and `kubetune demo` come from the development tools (devtools/kubetune_devtools, installed by
 `make setup` from a checkout, never shipped): they register themselves through the `kubetune.cli` entry-point
