@@ -85,24 +85,6 @@ def fewshot_contexts(
     ]
 
 
-def add_fewshot_examples(
-    questions: Sequence[ChoiceQuestion],
-    rows: Sequence[Mapping[str, Any]],
-    pool: FewshotPool,
-    *,
-    n: int,
-    seed: int,
-    delimiter: str,
-    same_split: bool,
-) -> list[ChoiceQuestion]:
-    """Each question with `n` drawn examples before its prompt (`rows[i]` is question i's row)."""
-    contexts = fewshot_contexts(rows, pool, n=n, seed=seed, delimiter=delimiter, same_split=same_split)
-    return [
-        ChoiceQuestion(context + question.prompt, question.choices, question.answer)
-        for context, question in zip(contexts, questions, strict=True)
-    ]
-
-
 def shots_label(fewshot: FewshotSpec) -> str:
     """How the prompts were built, for the accuracy signature (kept short: it goes into status)."""
     if not fewshot.num_fewshot:

@@ -63,17 +63,21 @@ def shard_uri(output_uri: str, identity: ShardIdentity, shard: Shard) -> str:
     return join_uri(shards_prefix(output_uri, identity), f"shard-{shard.rank}-of-{shard.count}.json")
 
 
-def encode_shard(identity: ShardIdentity, shard: Shard, systems: Sequence[SystemRequests]) -> str:
-    """JSON of one shard's requests (floats as Python's repr: they read back bit for bit)."""
-    document = {
+def _header(identity: ShardIdentity, shard: Shard) -> dict[str, Any]:
+    """What names a shard file's run and rank: written by `encode_shard`, checked by `decode_shard`."""
+    return {
         "format": FORMAT,
         "jobUid": identity.job_uid,
         "attempt": identity.attempt,
         "specDigest": identity.spec_digest,
         "rank": shard.rank,
         "count": shard.count,
-        "systems": [dataclasses.asdict(system) for system in systems],
     }
+
+
+def encode_shard(identity: ShardIdentity, shard: Shard, systems: Sequence[SystemRequests]) -> str:
+    """JSON of one shard's requests (floats as Python's repr: they read back bit for bit)."""
+    document = {**_header(identity, shard), "systems": [dataclasses.asdict(system) for system in systems]}
     return json.dumps(document, ensure_ascii=False)
 
 
@@ -84,14 +88,7 @@ def _by_index(values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[int, An
 def decode_shard(text: str, identity: ShardIdentity, shard: Shard) -> list[SystemRequests]:
     """The requests of `shard`, refusing a file written by another run or rank."""
     document = json.loads(text)
-    expected = {
-        "format": FORMAT,
-        "jobUid": identity.job_uid,
-        "attempt": identity.attempt,
-        "specDigest": identity.spec_digest,
-        "rank": shard.rank,
-        "count": shard.count,
-    }
+    expected = _header(identity, shard)
     found = {key: document.get(key) for key in expected}
     if found != expected:
         raise ShardMismatchError(f"shard file of another run: expected {expected}, found {found}")

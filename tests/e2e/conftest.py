@@ -7,7 +7,9 @@ RUNNING after the session, like a developer's cluster: the next run starts in ab
 several pytest sessions can share it. `kubetune dev down` stops it; set KUBETUNE_DEV_STOP_AFTER_TESTS=1
 to stop it at the end of a session that started it (CI machines that are not thrown away).
 
-Fixture names are a contract with the other e2e tests: `stack`, `k8s`, `namespace`, `s3`, `wait_for`.
+Fixture names are a contract with the other e2e tests: `stack`, `k8s`, `namespace`, `s3`, `wait_for`,
+`real_operator`, `s3_secret`; for the node agent's tests `core`, `batch`, `agent_dir` and
+`node_agent_is_this_checkout`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from kubetune_devtools.devstack.binaries import BinaryError, ensure_binaries
 from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 from kubetune_devtools.devstack.probes import wait_for as _wait_for
+from kubetune_devtools.devstack.s3 import s3_client
 from kubetune_devtools.devstack.stack import LocalStack, down, is_up, up
+from kubetune_devtools.testing.operator_harness import OperatorProcess
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -39,8 +48,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build missing binaries before any test runs: a cold build takes ~15 min, far beyond a test's
     timeout, and must not be charged to whichever test happens to request `stack` first."""
     if _selects_e2e(session.items) and not session.config.option.collectonly:
-        from kubetune_devtools.devstack.binaries import BinaryError, ensure_binaries
-
         try:
             ensure_binaries()
         except BinaryError as error:
@@ -96,8 +103,6 @@ def _release_kubetune_finalizers(k8s: KubeClients, namespace: str) -> None:
     then keep the namespace Terminating for ever in the long-lived dev stack. Each job is deleted first:
     once it is being deleted no finalizer can be added back (a still-running operator would re-add one
     to a live object), so removing ours lets it go."""
-    from kubernetes.client.exceptions import ApiException
-
     group, version = "kubetune.io", "v1alpha1"
     for plural in ("finetunejobs", "evaljobs"):
         listed = k8s.custom.list_namespaced_custom_object(group, version, namespace, plural)
@@ -116,9 +121,76 @@ def _release_kubetune_finalizers(k8s: KubeClients, namespace: str) -> None:
 @pytest.fixture(scope="session")
 def s3(stack: LocalStack) -> S3Client:
     """A boto3 S3 client for the stack's MinIO (path-style addressing)."""
-    from kubetune_devtools.devstack.s3 import s3_client
-
     return s3_client(stack.s3_endpoint_url, stack.s3_credentials)
+
+
+@pytest.fixture(scope="module")
+def real_operator(
+    stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """A `kubetune operator` process whose pods run the REAL trainer and evaluator (no fakes), watching the
+    namespaces of the requesting module's tests: the module's NAMESPACE_GLOB (`namespace` names each test's
+    namespace after the test). The tail of its log is printed afterwards, for a failure's report."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(
+        stack.kubeconfig,
+        log,
+        namespaces=[request.module.NAMESPACE_GLOB],
+        trainer_module="kubetune_trainer",
+        evaluator_module="kubetune_evaluator",
+        pending_timeout=120,
+    ).start()
+    yield process
+    process.stop()
+    print(process.log_tail(80))
+
+
+@pytest.fixture
+def s3_secret(k8s: KubeClients, namespace: str, stack: LocalStack) -> str:
+    """The Secret `s3-creds` in the test's namespace with the stack's MinIO keys, for a job's
+    storage.credentialsSecret; returns its name."""
+    core: Any = k8s.core  # Any: the stubs want a V1Secret where the client takes a plain dict
+    core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "s3-creds"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": stack.s3_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": stack.s3_secret_access_key,
+            },
+        },
+    )
+    return "s3-creds"
+
+
+@pytest.fixture
+def core(k8s: KubeClients) -> client.CoreV1Api:
+    api: client.CoreV1Api = k8s.core
+    return api
+
+
+@pytest.fixture
+def batch(k8s: KubeClients) -> client.BatchV1Api:
+    api: client.BatchV1Api = k8s.batch
+    return api
+
+
+@pytest.fixture
+def agent_dir(stack: LocalStack) -> Path:
+    """The node agent's --state-dir, as `kubetune dev up` starts it."""
+    return Path(stack.state_dir) / "node-agent"
+
+
+@pytest.fixture(scope="module")
+def node_agent_is_this_checkout(k8s: KubeClients) -> None:
+    """Fail clearly, not mysteriously, when the stack still runs a node agent started from older code."""
+    node = k8s.core.read_node("kt-node-0")
+    running = (node.metadata.annotations or {}).get(CODE_ANNOTATION)
+    if running != code_fingerprint():
+        pytest.fail(
+            f"the stack's node agent runs other code ({running}) than this checkout ({code_fingerprint()}): "
+            "restart it with `kubetune dev down node-agent && kubetune dev up`"
+        )
 
 
 @pytest.fixture

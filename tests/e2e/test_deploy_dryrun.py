@@ -29,11 +29,6 @@ MONITORING_ON = [
 ]  # fmt: skip
 
 
-def helm_binary() -> str:
-    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
-    return str(client_tool("helm"))
-
-
 def kubectl(stack: LocalStack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(client_tool("kubectl")), "--kubeconfig", str(stack.kubeconfig), *args],
@@ -89,7 +84,7 @@ def server_dry_run(stack: LocalStack, manifest: str) -> subprocess.CompletedProc
 
 def template(namespace: str, *args: str) -> str:
     rendered = subprocess.run(
-        [helm_binary(), "template", "kt-dry", str(CHART), "--namespace", namespace, *args],
+        [str(client_tool("helm")), "template", "kt-dry", str(CHART), "--namespace", namespace, *args],
         check=False,
         capture_output=True,
         text=True,

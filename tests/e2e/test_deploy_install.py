@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -26,16 +25,17 @@ import yaml
 from kubetune_devtools.devstack.binaries import client_tool
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
-from kubetune_devtools.testing.operator_harness import FAKE_EVALUATOR, FAKE_TRAINER, evaljob, finetunejob
+from kubetune_devtools.testing.operator_harness import (
+    FAKE_EVALUATOR,
+    FAKE_TRAINER,
+    evaljob,
+    finetunejob,
+    free_port,
+)
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
-
-
-def promtool_path() -> str:
-    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
-    return str(client_tool("promtool"))
 
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "kubetune.io/e2e": "true"}
@@ -49,17 +49,6 @@ class Installed:
     jobs: str  # the watched namespace
     metrics_port: int
     health_port: int
-
-
-def helm_binary() -> str:
-    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
-    return str(client_tool("helm"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -94,7 +83,7 @@ def installed(
     }
     values_file = tmp_path_factory.mktemp("helm") / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    helm = [helm_binary(), "--kubeconfig", str(stack.kubeconfig)]
+    helm = [str(client_tool("helm")), "--kubeconfig", str(stack.kubeconfig)]
     result = subprocess.run(
         [
             *helm,
@@ -230,7 +219,7 @@ def test_operator_metrics_pass_promtool(k8s: KubeClients, installed: Installed, 
         url = f"http://{pod.status.pod_ip}:{installed.metrics_port}/metrics"
         _, exposition = wait_for(lambda url=url: http_get(url), 30, "operator /metrics")
         checked = subprocess.run(
-            [promtool_path(), "check", "metrics"],
+            [str(client_tool("promtool")), "check", "metrics"],
             input=exposition,
             check=False,
             capture_output=True,

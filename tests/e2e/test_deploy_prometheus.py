@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import subprocess
 import tempfile
 import urllib.parse
@@ -27,6 +26,7 @@ import yaml
 from kubetune_devtools.devstack.binaries import client_tool, ensure_binaries
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import free_port
 from kubetune_operator.api import parse_manifest
 from kubetune_operator.controller.builders import (
     Owner,
@@ -41,23 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
 
 
-def promtool_path() -> str:
-    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
-    return str(client_tool("promtool"))
-
-
 JOB = "loss"
-
-
-def helm_binary() -> str:
-    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
-    return str(client_tool("helm"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sanitize(label: str) -> str:
@@ -118,7 +102,7 @@ def podmonitor_scrape_config(monitor: dict[str, Any], discovery: dict[str, Any])
 
 def rendered_podmonitor(namespace: str) -> dict[str, Any]:
     rendered = subprocess.run(
-        [helm_binary(), "template", "kt", str(CHART), "-n", "kubetune-system",
+        [str(client_tool("helm")), "template", "kt", str(CHART), "-n", "kubetune-system",
          "--set", "monitoring.podMonitor.enabled=true", "--set", f"watchNamespaces={{{namespace}}}"],
         check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -231,7 +215,11 @@ def wait_for_trainer_metrics(k8s: KubeClients, namespace: str, wait_for: Any) ->
 def test_trainer_metrics_pass_promtool(k8s: KubeClients, trainer: str, wait_for: Any) -> None:
     exposition = wait_for_trainer_metrics(k8s, trainer, wait_for)
     checked = subprocess.run(
-        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [client_tool("promtool"), "check", "metrics"],
+        input=exposition,
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

@@ -24,11 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubetune"
 
 
-def helm_binary() -> str:
-    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
-    return str(client_tool("helm"))
-
-
 @dataclass(frozen=True)
 class Releases:
     cluster_ns: str  # cluster-wide release
@@ -42,7 +37,7 @@ class Releases:
 
 def helm(stack: LocalStack, *args: str) -> None:
     result = subprocess.run(
-        [helm_binary(), "--kubeconfig", str(stack.kubeconfig), *args],
+        [str(client_tool("helm")), "--kubeconfig", str(stack.kubeconfig), *args],
         check=False,
         capture_output=True,
         text=True,

@@ -17,40 +17,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubetune_devtools.devstack.node_agent.config import AgentConfig
-from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 
-pytestmark = pytest.mark.e2e
-
-
-# Shorthands over the stack helper's fixtures (`stack`, `k8s`, `namespace` in tests/e2e/conftest.py).
-@pytest.fixture
-def core(k8s: Any) -> client.CoreV1Api:
-    api: client.CoreV1Api = k8s.core
-    return api
-
-
-@pytest.fixture
-def batch(k8s: Any) -> client.BatchV1Api:
-    api: client.BatchV1Api = k8s.batch
-    return api
-
-
-@pytest.fixture(scope="module", autouse=True)
-def node_agent_is_this_checkout(k8s: Any) -> None:
-    """Fail clearly, not mysteriously, when the stack still runs a node agent started from older code."""
-    node = k8s.core.read_node("kt-node-0")
-    running = (node.metadata.annotations or {}).get(CODE_ANNOTATION)
-    if running != code_fingerprint():
-        pytest.fail(
-            f"the stack's node agent runs other code ({running}) than this checkout ({code_fingerprint()}): "
-            "restart it with `kubetune dev down node-agent && kubetune dev up`"
-        )
-
-
-@pytest.fixture
-def agent_dir(stack: Any) -> Path:
-    """The node agent's --state-dir, as `kubetune dev up` starts it."""
-    return Path(stack.state_dir) / "node-agent"
+# `core`, `batch`, `agent_dir` and the node-agent version check come from tests/e2e/conftest.py.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node_agent_is_this_checkout")]
 
 
 Pod = dict[str, Any]

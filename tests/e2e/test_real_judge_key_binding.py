@@ -58,22 +58,6 @@ def judge_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(
-        stack.kubeconfig,
-        log,
-        namespaces=[NAMESPACE_GLOB],
-        trainer_module="kubetune_trainer",
-        evaluator_module="kubetune_evaluator",
-        pending_timeout=120,
-    ).start()
-    yield process
-    process.stop()
-    print(process.log_tail(60))
-
-
-@pytest.fixture(scope="module")
 def prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.TempPathFactory) -> str:
     ensure_bucket(s3, BUCKET)
     prefix = secrets.token_hex(4)
@@ -131,7 +115,7 @@ def test_judge_key_bound_elsewhere_is_never_sent(
     stack: LocalStack,
     *,
     namespace: str,
-    operator: OperatorProcess,
+    real_operator: OperatorProcess,
     prefix: str,
     judge_url: str,
 ) -> None:
@@ -157,7 +141,7 @@ def test_judge_key_bound_to_this_endpoint_is_sent_there(
     stack: LocalStack,
     *,
     namespace: str,
-    operator: OperatorProcess,
+    real_operator: OperatorProcess,
     prefix: str,
     judge_url: str,
 ) -> None:

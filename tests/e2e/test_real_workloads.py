@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,22 +31,6 @@ FTJ, EVJ = "finetunejobs", "evaljobs"
 PROMPT, COMPLETION = "Reverse: {{ word }}\n", "{{ reversed }}"
 
 
-@pytest.fixture(scope="module")
-def operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(
-        stack.kubeconfig,
-        log,
-        namespaces=[NAMESPACE_GLOB],
-        trainer_module="kubetune_trainer",
-        evaluator_module="kubetune_evaluator",
-        pending_timeout=120,
-    ).start()
-    yield process
-    process.stop()
-    print(process.log_tail(80))
-
-
 def _upload(s3: S3Client, local: Path, prefix: str) -> None:
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
         s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
@@ -70,18 +53,8 @@ def bucket_prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-def objects(k8s: KubeClients, namespace: str, stack: LocalStack, operator: OperatorProcess) -> Objects:
-    core: Any = k8s.core  # Any: the stubs want a V1Secret where the client takes a plain dict
-    core.create_namespaced_secret(
-        namespace,
-        {
-            "metadata": {"name": SECRET},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": stack.s3_access_key_id,
-                "AWS_SECRET_ACCESS_KEY": stack.s3_secret_access_key,
-            },
-        },
-    )
+def objects(k8s: KubeClients, namespace: str, s3_secret: str, real_operator: OperatorProcess) -> Objects:
+    assert s3_secret == SECRET  # what the jobs' storage.credentialsSecret names
     return Objects(k8s.api_client, namespace)
 
 

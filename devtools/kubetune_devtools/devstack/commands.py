@@ -82,15 +82,22 @@ def apiserver_command(binary: Path, layout: StackLayout, ports: Ports) -> list[s
     ]
 
 
-def controller_manager_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
-    kubeconfig = layout.kubeconfig_for("controller-manager")
+def _control_plane_client(kubeconfig: Path, port: int) -> list[str]:
+    """What controller-manager and scheduler share: one kubeconfig for their own API calls and for
+    delegated authentication/authorization of /healthz, served on loopback."""
     return [
-        str(binary),
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         f"--bind-address={LOOPBACK}",
-        f"--secure-port={ports.controller_manager}",
+        f"--secure-port={port}",
+    ]
+
+
+def controller_manager_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
+    return [
+        str(binary),
+        *_control_plane_client(layout.kubeconfig_for("controller-manager"), ports.controller_manager),
         # The node agent is the only authority over its Nodes' readiness (it heartbeats and removes the
         # not-ready taint); the lifecycle controller would otherwise evict pods whenever the agent is
         # restarted during development.
@@ -109,14 +116,9 @@ def controller_manager_command(binary: Path, layout: StackLayout, ports: Ports) 
 
 
 def scheduler_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
-    kubeconfig = layout.kubeconfig_for("scheduler")
     return [
         str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={ports.scheduler}",
+        *_control_plane_client(layout.kubeconfig_for("scheduler"), ports.scheduler),
         "--leader-elect=false",
         "--v=1",
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.fewshot import FewshotPool, add_fewshot_examples, shots_label
+from kubetune_evaluator.fewshot import FewshotPool, fewshot_contexts, shots_label
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 from kubetune_evaluator.samples import build_task_samples
 from kubetune_operator.api import EvalJobSpec, FewshotSpec
@@ -29,57 +29,43 @@ def _pool(rows: list[dict[str, Any]]) -> FewshotPool:
     return FewshotPool(rows=rows, questions=questions, where="pool")
 
 
-def test_examples_are_prompt_space_answer_delimiter_before_the_question() -> None:
+def test_an_example_is_prompt_space_answer_delimiter() -> None:
     pool = _pool(_rows(1, "Dev"))
-    (question,) = add_fewshot_examples(
-        [ChoiceQuestion("Test?\nAnswer:", ("a", "b"), 0)],
-        [{"question": "Test?"}],
-        pool,
-        n=1,
-        seed=0,
-        delimiter="\n\n",
-        same_split=False,
+    (context,) = fewshot_contexts(
+        [{"question": "Test?"}], pool, n=1, seed=0, delimiter="\n\n", same_split=False
     )
-    assert question.prompt == "Dev 0?\nAnswer: yes\n\nTest?\nAnswer:"
-    assert question.choices == ("a", "b") and question.answer == 0
+    assert context == "Dev 0?\nAnswer: yes\n\n"
 
 
 def test_one_seeded_generator_draws_for_each_question_in_turn() -> None:
     """lm-eval's sampler: random.Random(seed).sample(pool, n) per question, in order."""
     pool_rows = _rows(10, "Dev")
     test_rows = _rows(4, "Test")
-    questions = [ChoiceQuestion(r["question"], ("yes", "no"), r["answer"]) for r in test_rows]
-    shots = add_fewshot_examples(
-        questions, test_rows, _pool(pool_rows), n=3, seed=1234, delimiter="|", same_split=False
-    )
+    contexts = fewshot_contexts(test_rows, _pool(pool_rows), n=3, seed=1234, delimiter="|", same_split=False)
     rng = random.Random(1234)
-    for question in shots:
+    for context in contexts:
         expected = "".join(
             f"{pool_rows[i]['question']}\nAnswer: {'yes' if i % 2 == 0 else 'no'}|"
             for i in rng.sample(range(10), 3)
         )
-        assert question.prompt.startswith(expected)
-    assert len({q.prompt.split("Test")[0] for q in shots}) > 1  # different examples per question
+        assert context == expected
+    assert len(set(contexts)) > 1  # different examples per question
 
 
 def test_a_question_is_never_its_own_example_when_the_pool_holds_it() -> None:
     rows = _rows(4, "Q")
-    questions = [ChoiceQuestion(r["question"], ("yes", "no"), r["answer"]) for r in rows]
     for seed in range(20):
-        shots = add_fewshot_examples(
-            questions, rows, _pool(rows), n=3, seed=seed, delimiter="|", same_split=True
-        )
-        for row, question in zip(rows, shots, strict=True):
-            examples = question.prompt.split("|")[:-1]
+        contexts = fewshot_contexts(rows, _pool(rows), n=3, seed=seed, delimiter="|", same_split=True)
+        for row, context in zip(rows, contexts, strict=True):
+            examples = context.split("|")[:-1]
             assert len(examples) == 3
             assert not any(e.startswith(row["question"]) for e in examples)
 
 
 def test_too_few_examples_is_bad_input() -> None:
     rows = _rows(3, "Q")
-    questions = [ChoiceQuestion(r["question"], ("yes", "no"), r["answer"]) for r in rows]
     with pytest.raises(EvalInputError, match="3 few-shot examples, but numFewshot 3 needs at least 4"):
-        add_fewshot_examples(questions, rows, _pool(rows), n=3, seed=0, delimiter="", same_split=True)
+        fewshot_contexts(rows, _pool(rows), n=3, seed=0, delimiter="", same_split=True)
 
 
 def _spec(tmp_path: Path, rows: list[dict[str, Any]], **spec: Any) -> EvalJobSpec:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -19,16 +18,12 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 import kubetune_operator.controller.metrics  # registers the operator's collectors on REGISTRY
 from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.testing.operator_harness import free_port
 from kubetune_evaluator.prometheus_metrics import EvalGauges
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "kubetune"
-
-
-def promtool_path() -> str:
-    """The project's pinned promtool (hack/tools/prometheus), built on first use; never the one on PATH."""
-    return str(client_tool("promtool"))
 
 
 METRIC_NAME = re.compile(r"\bkubetune_[a-z0-9_]+")
@@ -107,21 +102,27 @@ def test_alerts_cover_the_failure_modes() -> None:
 
 
 @pytest.fixture
+def promtool() -> str:
+    """The project's pinned promtool (hack/tools/prometheus); a missing one fails the test, never skips."""
+    return str(client_tool("promtool"))
+
+
+@pytest.fixture
 def rules_file(tmp_path: Path) -> Path:
     path = tmp_path / "kubetune-rules.yaml"
     path.write_text(yaml.safe_dump(rendered_rule_groups()))
     return path
 
 
-def test_promtool_check_rules_is_clean(rules_file: Path) -> None:
+def test_promtool_check_rules_is_clean(promtool: str, rules_file: Path) -> None:
     result = subprocess.run(
-        [promtool_path(), "check", "rules", str(rules_file)], check=False, capture_output=True, text=True
+        [promtool, "check", "rules", str(rules_file)], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 7 rules found" in result.stdout
 
 
-def test_alerts_fire_on_synthetic_series(rules_file: Path, tmp_path: Path) -> None:
+def test_alerts_fire_on_synthetic_series(promtool: str, rules_file: Path, tmp_path: Path) -> None:
     """promtool's rule unit tests: the alerts fire on the series that mean trouble, and only then."""
     tests = {
         "rule_files": [str(rules_file)],
@@ -203,36 +204,24 @@ def test_alerts_fire_on_synthetic_series(rules_file: Path, tmp_path: Path) -> No
     test_file = tmp_path / "kubetune-rules-test.yaml"
     test_file.write_text(yaml.safe_dump(tests))
     result = subprocess.run(
-        [promtool_path(), "test", "rules", str(test_file)], check=False, capture_output=True, text=True
+        [promtool, "test", "rules", str(test_file)], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _promtool_check_metrics(url: str) -> subprocess.CompletedProcess[str]:
+def _promtool_check_metrics(promtool: str, url: str) -> subprocess.CompletedProcess[str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         exposition = response.read().decode()
     assert "kubetune_" in exposition
     return subprocess.run(
-        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [promtool, "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def promtool() -> str:
-    """The project's pinned promtool (hack/tools/prometheus); a missing one fails the test, never skips."""
-    return str(client_tool("promtool"))
 
 
 def test_promtool_check_metrics_on_the_evaluators_endpoint(
     promtool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", str(port))
     monkeypatch.setenv("POD_IP", "127.0.0.1")
     gauges = EvalGauges()
@@ -240,14 +229,14 @@ def test_promtool_check_metrics_on_the_evaluators_endpoint(
     gauges.delta.labels("rating", "rougeL").set(-0.01)
     gauges.passed.set(1)
     gauges.serve()
-    result = _promtool_check_metrics(f"http://127.0.0.1:{port}/metrics")
+    result = _promtool_check_metrics(promtool, f"http://127.0.0.1:{port}/metrics")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_check_metrics_on_the_trainers_endpoint(
     promtool: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", str(port))
     monkeypatch.setenv("POD_IP", "127.0.0.1")
     server = StatusServer(TrainerMetrics("review-rating"))
@@ -255,7 +244,7 @@ def test_promtool_check_metrics_on_the_trainers_endpoint(
     server.metrics.inc(server.metrics.tokens, 1000)
     assert server.start() == port
     try:
-        result = _promtool_check_metrics(f"http://127.0.0.1:{port}/metrics")
+        result = _promtool_check_metrics(promtool, f"http://127.0.0.1:{port}/metrics")
     finally:
         server.stop()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -277,6 +266,6 @@ def test_promtool_check_metrics_on_the_operators_exposition(promtool: str) -> No
     TRACKER.forget("uid-1")
     assert 'kubetune_operator_gpu_seconds_total{kind="FineTuneJob",namespace="team-a"}' in exposition
     result = subprocess.run(
-        [promtool_path(), "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
+        [promtool, "check", "metrics"], input=exposition, check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

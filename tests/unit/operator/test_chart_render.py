@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,11 @@ CHART = ROOT / "charts" / "kubetune"
 NAMESPACED = ["--set", "watchNamespaces={team-a,team-b}"]
 
 
-@cache
-def helm() -> str:
-    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
-    return str(client_tool("helm"))
-
-
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm(), *args], check=False, capture_output=True, text=True, timeout=120)
+    """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
+    return subprocess.run(
+        [client_tool("helm"), *args], check=False, capture_output=True, text=True, timeout=120
+    )
 
 
 class StrictLoader(yaml.SafeLoader):
