@@ -5,11 +5,12 @@
 #   stack: etcd for the local stack's control plane.
 #   images: the daemonless container tools `make images` and tests/image use (no Docker engine here;
 #           crun does not work on this cgroup setup, so runc), and mmdebstrap for the Debian base.
+#   browser: headless Chromium, in which tests open the demo's HTML report (charts drawn, no console errors).
 # A missing package is installed at exactly its pinned version. An installed etcd of another version
 # fails loudly (the stack is tested against this one); installed compilers of another version are
 # accepted with a note (compilers build llama.cpp once; Debian's security updates move the image tools).
 #
-# Usage: hack/install-system-packages.sh build|stack|images
+# Usage: hack/install-system-packages.sh build|stack|images|browser
 # To bump: change a version below to what `apt-cache policy <package>` offers, and run `make test`.
 set -euo pipefail
 
@@ -22,12 +23,14 @@ declare -A PINS=(
   [skopeo]="1.9.3+ds1-1+b10"
   [runc]="1.1.5+ds1-1+deb12u1"
   [mmdebstrap]="1.3.5-7"
+  [chromium]="156.0.8078.114-1~deb12u1"
 )
 case "${1:-}" in
   build) PACKAGES=(cmake g++); STRICT=0 ;;
   stack) PACKAGES=(etcd-server); STRICT=1 ;;
   images) PACKAGES=(podman buildah skopeo runc mmdebstrap); STRICT=0 ;;
-  *) echo "usage: $0 build|stack|images" >&2; exit 2 ;;
+  browser) PACKAGES=(chromium); STRICT=0 ;;
+  *) echo "usage: $0 build|stack|images|browser" >&2; exit 2 ;;
 esac
 
 installed_version() { { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null || true; } | awk '/install ok installed/ { print $4 }'; }

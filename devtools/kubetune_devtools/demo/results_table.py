@@ -11,7 +11,8 @@ from rich.table import Table
 
 
 class DemoGateError(RuntimeError):
-    """The tuned model did not beat its base on the task it was tuned for."""
+    """The tuned model is not clearly (CI of the delta above 0) better than its base on the task it was
+    tuned for."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,18 @@ def score_rows(results: Mapping[str, Any]) -> list[ScoreRow]:
 
 
 def check_gate(rows: list[ScoreRow], task: str, score: str) -> ScoreRow:
-    """The row that proves the tuning worked; raises `DemoGateError` with the numbers otherwise."""
+    """The row that proves the tuning worked: the paired 95% CI of tuned - base lies wholly above 0. Raises
+    `DemoGateError` with the numbers otherwise."""
     found = [row for row in rows if row.task == task and row.score == score]
     if not found:
         raise DemoGateError(f"results.json has no {score} score for task {task!r}")
     row = found[0]
-    if row.base is None or row.tuned <= row.base:
+    if row.base is None or row.delta_low is None or not row.delta_low > 0:
+        ci = "none" if row.delta_low is None else f"[{row.delta_low:+.3f}, {row.delta_high or 0.0:+.3f}]"
         raise DemoGateError(
-            f"the tuned model did not beat its base on task {task!r}: {score} tuned {row.tuned:.3f} "
-            f"vs base {row.base if row.base is None else round(row.base, 3)}"
+            f"the tuned model is not clearly better than its base on task {task!r}: {score} tuned "
+            f"{row.tuned:.3f} vs base {row.base if row.base is None else round(row.base, 3)}, "
+            f"95% CI of the delta {ci}"
         )
     return row
 

@@ -11,7 +11,7 @@ import importlib
 import inspect
 import random
 import re
-from typing import Any
+from typing import Any, Literal
 
 # Modules whose public functions carry good docstrings; missing ones are skipped (platform builds differ).
 MODULES = (
@@ -144,27 +144,41 @@ def build_rows(seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
-# Two instruction tasks over the same rows, FLAN-style: several templates each.
-DEMO_TASKS: list[dict[str, Any]] = [
-    {
-        "name": "summarize",
-        "templates": [
-            {
-                "prompt": "Write a one-sentence summary of this Python function.\n"
-                "Function: {{ name }}\nDocumentation: {{ excerpt }}\nSummary:",
-                "completion": " {{ summary }}",
-            },
-            {
-                "prompt": "Summarize what {{ name }} does.\n{{ excerpt }}\nSummary:",
-                "completion": " {{ summary }}",
-            },
-        ],
-    },
-    {
-        "name": "module",
-        "templates": [
-            {"prompt": "Which module defines {{ name }}?\nAnswer:", "completion": " {{ module }}"},
-            {"prompt": "Name the module of the function {{ name }}.\nAnswer:", "completion": " {{ module }}"},
-        ],
-    },
-]
+PromptFormat = Literal["plain", "chatml"]
+
+TARGET_TASK = "module"
+"""The task the demo fine-tunes on: name the module of a function. Zero-shot, an instruct model answers with a
+sentence ("The `os.path.join` function is defined in the `os.path` module ..."), so its exact match is 0; the
+templates teach it the task's answer."""
+GENERAL_TASK = "summarize"
+"""Never trained on: a one-sentence summary of a function from its documentation. A pretrained instruct model
+can already do it (ROUGE-L clearly above 0), so it probes what fine-tuning does to prior ability."""
+
+# FLAN-style: several instruction templates per task; `{{ field }}` is a field of a row.
+INSTRUCTIONS: dict[str, list[str]] = {
+    TARGET_TASK: ["Which module defines {{ name }}?", "Name the module of the function {{ name }}."],
+    GENERAL_TASK: [
+        "Write a one-sentence summary of this Python function.\n"
+        "Function: {{ name }}\nDocumentation: {{ excerpt }}",
+        "Summarize what {{ name }} does.\n{{ excerpt }}",
+    ],
+}
+ANSWERS = {TARGET_TASK: "{{ module }}", GENERAL_TASK: "{{ summary }}"}
+_PLAIN_CUE = {TARGET_TASK: "Answer:", GENERAL_TASK: "Summary:"}
+CHATML_USER_TURN = "<|im_start|>user\n{instruction}<|im_end|>\n<|im_start|>assistant\n"
+"""SmolLM2-Instruct's chat format (its tokenizer's chat template, without the default system turn): an
+instruct model answers in the format it was tuned on. The trainer appends (and trains) EOS, `<|im_end|>`."""
+
+
+def _template(task: str, instruction: str, prompt_format: PromptFormat) -> dict[str, str]:
+    if prompt_format == "chatml":
+        return {"prompt": CHATML_USER_TURN.format(instruction=instruction), "completion": ANSWERS[task]}
+    return {"prompt": f"{instruction}\n{_PLAIN_CUE[task]}", "completion": " " + ANSWERS[task]}
+
+
+def task_specs(names: list[str], prompt_format: PromptFormat) -> list[dict[str, Any]]:
+    """The named tasks as FineTuneJob/EvalJob `tasks` entries, their prompts in the model's format."""
+    return [
+        {"name": name, "templates": [_template(name, text, prompt_format) for text in INSTRUCTIONS[name]]}
+        for name in names
+    ]

@@ -1,4 +1,5 @@
-"""The demo's pure parts: manifests valid under the API models, progress lines, results table and gate."""
+"""The demo's pure parts: manifests valid under the API models, progress lines, results table and gate,
+the `--compare` option."""
 
 from __future__ import annotations
 
@@ -9,35 +10,63 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from kubetune_devtools.cli.demo import parse_methods
 from kubetune_devtools.demo.local_node import ensure_pods_can_write
-from kubetune_devtools.demo.plan import TUNED_TASK, DemoPlan, DemoSize, evaljob_manifest, finetunejob_manifest
+from kubetune_devtools.demo.plan import RECIPES, DemoPlan, evaljob_manifest, finetunejob_manifest, with_size
 from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished
 from kubetune_devtools.demo.results_table import DemoGateError, check_gate, results_table, score_rows
-from kubetune_devtools.demo.stdlib_docs import DEMO_TASKS, build_rows
+from kubetune_devtools.demo.stdlib_docs import GENERAL_TASK, TARGET_TASK, build_rows
 from kubetune_operator.api import EvalJob, FineTuneJob, parse_manifest
 
-PLAN = DemoPlan(run_id="r1", s3_endpoint="http://127.0.0.1:9000", size=DemoSize(rows=100, epochs=2))
+PLAN = DemoPlan(
+    run_id="r1", s3_endpoint="http://127.0.0.1:9000", recipe=with_size(RECIPES["smollm2"], rows=100)
+)
+TUNED_TASK = TARGET_TASK
 
 
-def test_finetunejob_is_a_valid_two_node_multi_task_job() -> None:
-    job = parse_manifest(finetunejob_manifest(PLAN))
+def test_finetunejob_is_a_valid_two_node_single_task_job() -> None:
+    job = parse_manifest(finetunejob_manifest(PLAN, "lora"))
     assert isinstance(job, FineTuneJob)
     assert job.spec.resources.nodes == 2
-    assert [task.name for task in job.spec.tasks or []] == [task["name"] for task in DEMO_TASKS]
-    assert job.spec.output.uri == "s3://kubetune-demo/runs/r1/tuned/"
+    assert job.spec.method == "lora" and job.spec.lora is not None
+    # Single-task: only the target task is trained; the general task is only scored.
+    assert [task.name for task in job.spec.tasks or []] == [TARGET_TASK]
+    assert job.spec.output.uri == "s3://kubetune-demo/runs/r1/tuned-lora/"
     assert job.spec.storage.credentials_secret == "demo-s3"
-    # Only the long-prompt task is capped; the tuned task keeps every row.
-    caps = {task.name: task.max_examples for task in job.spec.tasks or []}
-    assert caps[TUNED_TASK] is None and caps["summarize"] == PLAN.size.summarize_examples
+    # SmolLM2-Instruct's chat format around each instruction.
+    prompt = (job.spec.tasks or [])[0].templates[0].prompt
+    assert prompt.startswith("<|im_start|>user\nWhich module defines") and prompt.endswith("assistant\n")
+    full = parse_manifest(finetunejob_manifest(PLAN, "full"))
+    assert isinstance(full, FineTuneJob) and full.spec.method == "full" and full.spec.lora is None
+    assert full.spec.hyperparameters.learning_rate != job.spec.hyperparameters.learning_rate
 
 
-def test_evaljob_scores_the_finetunejob_against_its_base() -> None:
-    job = parse_manifest(evaljob_manifest(PLAN))
+def test_evaljob_scores_target_and_general_task_against_the_base() -> None:
+    job = parse_manifest(evaljob_manifest(PLAN, "full"))
     assert isinstance(job, EvalJob)
     assert job.spec.model.fine_tune_job_ref is not None
-    assert job.spec.model.fine_tune_job_ref.name == PLAN.finetune_name
+    assert job.spec.model.fine_tune_job_ref.name == PLAN.finetune_name("full") == "stdlib-docs-full"
     assert job.spec.baseline is not None and job.spec.baseline.uri == PLAN.model_uri
     assert job.spec.dataset is not None and job.spec.dataset.split == "test"
+    assert [task.name for task in job.spec.tasks] == [TARGET_TASK, GENERAL_TASK]
+    assert job.spec.thresholds.max_regression == 0.05
+    assert job.spec.output.uri == "s3://kubetune-demo/runs/r1/eval-full/"
+
+
+def test_the_tiny_recipe_keeps_plain_prompts_and_full_fine_tuning() -> None:
+    plan = DemoPlan(run_id="r1", s3_endpoint="http://x", recipe=RECIPES["tiny"], methods=("full",))
+    job = parse_manifest(finetunejob_manifest(plan, "full"))
+    assert isinstance(job, FineTuneJob) and job.spec.method == "full"
+    assert (job.spec.tasks or [])[0].templates[0].prompt.endswith("\nAnswer:")
+
+
+def test_compare_option_parses_methods() -> None:
+    import typer
+
+    assert parse_methods("full,lora") == ("full", "lora")
+    assert parse_methods(" lora , lora") == ("lora",)
+    with pytest.raises(typer.BadParameter, match="got 'qlora'"):
+        parse_methods("full,qlora")
 
 
 def test_demo_rows_are_real_text_with_every_template_field() -> None:
@@ -85,9 +114,14 @@ def test_results_table_and_gate() -> None:
     assert "verdict: Passed" in text and "+0.700" in text and "[+0.600, +0.800]" in text
 
 
-def test_gate_fails_with_the_numbers_when_tuning_did_not_help() -> None:
-    with pytest.raises(DemoGateError, match=r"did not beat its base on task 'module': rougeL tuned 0.100"):
+def test_gate_needs_the_delta_ci_above_zero() -> None:
+    with pytest.raises(
+        DemoGateError, match=r"not clearly better than its base on task 'module': rougeL tuned 0.1"
+    ):
         check_gate(score_rows(_results(0.1, 0.1)), TUNED_TASK, "rougeL")
+    # +0.05 with the CI [-0.05, +0.15]: better on average, but not clearly.
+    with pytest.raises(DemoGateError, match=r"CI of the delta \[-0.050, \+0.150\]"):
+        check_gate(score_rows(_results(0.15, 0.1)), TUNED_TASK, "rougeL")
     with pytest.raises(DemoGateError, match="no exactMatch score"):
         check_gate(score_rows(_results(0.8, 0.1)), TUNED_TASK, "exactMatch")
 
@@ -107,4 +141,4 @@ def test_demo_cli_rejects_an_unknown_model_without_a_traceback() -> None:
 
     result = CliRunner().invoke(app, ["demo", "--model", "gpt-5"])
     assert result.exit_code == 2
-    assert "--model: expected `tiny` or `smollm2`, got 'gpt-5'" in result.output
+    assert "--model: expected `smollm2` or `tiny`, got 'gpt-5'" in result.output
