@@ -1,8 +1,9 @@
 """Which batches of an evaluation one pod computes when an EvalJob runs on `resources.nodes` pods (pure).
 
 Every pod builds the same plan a single pod would (the same requests, sorted longest first, cut into the
-same batches of `generation.batchSize`) and computes the batches whose number is its rank modulo the
-number of pods: strided, so that every pod gets long and short batches alike. Each batch therefore holds
+same batches of `generation.batchSize`) and computes the batches dealt to it, round after round as cards
+are dealt, every other round in reverse (ranks 0, 1, 2, then 2, 1, 0, ...): batches run longest first, so
+every pod gets long and short batches alike and none is always dealt the longer. Each batch therefore holds
 exactly the rows it holds on one pod, and the model sees the same tensors: per-request log-likelihoods and
 generations are bit-for-bit those of one pod (on the same hardware and kernels), and everything computed
 from them is computed once, by rank 0, over all samples in index order.
@@ -28,8 +29,9 @@ class Shard:
             raise ValueError(f"shard {self.rank} of {self.count}: needs 0 <= rank < count")
 
     def owns(self, batch_number: int) -> bool:
-        """Whether this pod computes batch `batch_number` of the one-pod plan."""
-        return batch_number % self.count == self.rank
+        """Whether this pod computes batch `batch_number` of the one-pod plan (dealt back and forth)."""
+        round_number, seat = divmod(batch_number, self.count)
+        return (seat if round_number % 2 == 0 else self.count - 1 - seat) == self.rank
 
     @property
     def merges(self) -> bool:

@@ -122,12 +122,13 @@ def test_a_sharded_run_reports_all_samples_of_both_systems(
     spec = EvalJob.model_validate(manifest).spec
     identity = ShardIdentity.of(spec)
     contribute_shard(path, Shard(1, 2))
-    # Rank 1 wrote its count: 4 of the 8 batches of 4 questions (30 in all), for the model and the baseline.
+    # Rank 1 wrote its count: batches 1, 2, 5, 6 of the 8 batches of 4 questions (30 in all: the last holds
+    # 2), for the model and the baseline.
     written = json.loads(Path(progress_uri(spec.output.uri, identity, Shard(1, 2))).read_text())
-    assert written == {"samples": 2 * 14}
+    assert written == {"samples": 2 * 16}
 
     plans: list[PlanProgress] = []
     monkeypatch.setattr("kubetune_evaluator.entrypoint.PlanProgress", _Recording(plans))
     evaluate_manifest(path, termination_log=None, shard=Shard(0, 2))
     (plan,) = plans
-    assert plan.total == 60 and plan.done == 60 - 28
+    assert plan.total == 60 and plan.done == 60 - 32

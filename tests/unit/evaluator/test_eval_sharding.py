@@ -27,11 +27,14 @@ from kubetune_operator.api import EvalJobSpec
 DATA = Path(__file__).parents[2] / "data" / "mmlu"
 
 
-def test_batches_are_dealt_strided_and_every_batch_has_one_owner() -> None:
+def test_batches_are_dealt_back_and_forth_and_every_batch_has_one_owner() -> None:
     for count in (1, 2, 3, 5):
         shards = [Shard(rank, count) for rank in range(count)]
         for number in range(17):
-            assert [shard.rank for shard in shards if shard.owns(number)] == [number % count]
+            assert len([shard for shard in shards if shard.owns(number)]) == 1
+    # Longest batches first: ranks 0 1 2, then 2 1 0, ... so no rank always gets the longer one.
+    owners = [next(r for r in range(3) if Shard(r, 3).owns(n)) for n in range(8)]
+    assert owners == [0, 1, 2, 2, 1, 0, 0, 1]
     assert Shard.from_env({"KUBETUNE_NODE_RANK": "2", "KUBETUNE_NUM_NODES": "3"}) == Shard(2, 3)
     assert Shard.from_env({}) == Shard(0, 1)
     with pytest.raises(ValueError, match="rank"):
