@@ -183,8 +183,8 @@ def measure(bench: Bench, name: str, method: str, strategy: str) -> dict[str, An
     row: dict[str, Any] = {"run": name, "method": method, "strategy": strategy, "exitCode": code}
     row["seconds"] = round(time.monotonic() - started, 1)
     if code != 0:
-        message = next((r["message"] for r in reversed(records) if r.get("level") == "ERROR"), "")
-        row["error"] = message or " ".join(tail.strip().splitlines()[-1:])
+        # The last line is the failure the trainer reports (`error (<Reason>): ...`, or a traceback's end).
+        row["error"] = " ".join(tail.strip().splitlines()[-1:])
         return row
     result = json.loads((out / "result.json").read_text())
     metrics = result["metrics"]

@@ -163,7 +163,6 @@ class FineTuneRecipe:
         self.model_dir = model_dir
         if self.strategy == "fsdp":
             model = sharding.build_sharded_model(
-                model_dir,
                 build_full=lambda: self._build_model(model_dir),
                 build_skeleton=lambda: self._build_model(model_dir, skeleton=True),
                 device=self.accelerator.device,

@@ -25,8 +25,7 @@ with NCCL, which bench/gpu_check.sh exercises (not yet run on a GPU when this wa
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -36,7 +35,6 @@ from kubetune_trainer.errors import ConfigError
 if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJobSpec
 
-log = logging.getLogger("kubetune_trainer")
 Strategy = Literal["ddp", "fsdp"]
 
 
@@ -99,10 +97,9 @@ def shard(model: torch.nn.Module, *, device: torch.device, bf16: bool) -> torch.
 
 
 def build_sharded_model(
-    model_dir: Path,
     *,
-    build_full: Any,
-    build_skeleton: Any,
+    build_full: Callable[[], torch.nn.Module],
+    build_skeleton: Callable[[], torch.nn.Module],
     device: torch.device,
     bf16: bool,
     rank: int,
@@ -123,7 +120,7 @@ def build_sharded_model(
         full_state = full_model.state_dict()
         del full_model
     with torch.random.fork_rng(devices=[]), init_empty_weights(include_buffers=False):
-        model: torch.nn.Module = build_skeleton()
+        model = build_skeleton()
     # init_empty_weights registers each parameter anew, which unties the input and output embeddings.
     from transformers import PreTrainedModel
 
