@@ -9,11 +9,11 @@ and `split/validation.jsonl`. Memory stays bounded by the batch, not the dataset
 
 Where: `<output.uri>/split/tokens/<key>/`; the key hashes everything the tokens depend on (the datasets'
 files with their sizes and ETag/mtime, formats, templates, weights, caps, split, seed, maxSeqLength, the
-tokenizer's files, this module's version). Rank 0 builds it in the node's work dir, so bad data never leaves
-a partial cache under output.uri; a local output then gets the finished directory moved in and is read in
-place, an S3 output gets it uploaded and every node's first process downloads it. So a restarted pod (or a
-resume on other nodes) reads tokens instead of rows, and an EvalJob can read the test tokens. The
-`.complete` marker is written last: a cache without it is rebuilt.
+tokenizer's files, this module's version); a new build removes the caches of other keys. Rank 0 builds it
+in the node's work dir, so bad data never leaves a partial cache under output.uri; a local output then gets
+the finished directory moved in and is read in place, an S3 output gets it uploaded and every node's first
+process downloads it. So a restarted pod (or a resume on other nodes) reads tokens instead of rows, and an
+EvalJob can read the test tokens. The `.complete` marker is written last: a cache without it is rebuilt.
 
 Stable API: `TokenData`, `prepare_token_data(...)`, `cache_key(...)`, `CACHE_DIR`.
 """
@@ -43,10 +43,12 @@ from kubetune_trainer.pipeline import DEFAULT_TASK, storage_options
 from kubetune_trainer.split import build_split_manifest, split_indices, split_manifest_uri
 from kubetune_trainer.storage import (
     StorageOptions,
+    delete_prefix,
     download_prefix,
     exists,
     is_s3,
     join_uri,
+    list_files,
     local_path,
     s3_client,
     split_s3_uri,
@@ -306,6 +308,20 @@ def open_cache(directory: Path, uri: str, reused: bool) -> TokenData:
     )
 
 
+def _prune_other_caches(output_uri: str, key: str, options: StorageOptions) -> None:
+    """Remove the caches of other keys under this output: one job owns an output (output_owner.py), and a
+    cache of its earlier spec or data is never read again."""
+    root = join_uri(output_uri, CACHE_DIR)
+    if not is_s3(root):
+        for stale in local_path(root).iterdir():
+            if stale.name != key:
+                shutil.rmtree(stale, ignore_errors=True)
+        return
+    stale_keys = {f.removeprefix(root + "/").split("/")[0] for f in list_files(root, options)} - {key}
+    for stale_key in sorted(stale_keys):
+        delete_prefix(join_uri(root, stale_key) + "/", options)
+
+
 def prepare_token_data(
     spec: FineTuneJobSpec, tokenizer: Any, model_dir: Path, work_dir: Path, sync: Sync | None = None
 ) -> TokenData:
@@ -338,6 +354,7 @@ def prepare_token_data(
         # .complete last: a reader never trusts a cache whose upload or move was cut short.
         write_text(join_uri(uri, COMPLETE), "", options)
         (directory / COMPLETE).write_text("")
+        _prune_other_caches(spec.output.uri, key, options)
     sync.barrier()
     if remote and sync.is_local_main and not (directory / COMPLETE).exists():
         shutil.rmtree(directory, ignore_errors=True)

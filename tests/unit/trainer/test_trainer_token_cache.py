@@ -167,6 +167,8 @@ def test_cache_is_reused_and_rebuilt_when_an_input_changes(
     changed = token_cache.prepare_token_data(spec, tiny_tokenizer, tiny_model_dir, tmp_path / "work")
     assert not changed.reused and changed.counts["rating"]["rows"] == 40
     assert len(builds) == 2
+    # Each build removed the caches of other keys: they are never read again.
+    assert [d.name for d in (tmp_path / "out" / token_cache.CACHE_DIR).iterdir()] == [changed.directory.name]
     # A cache whose build was cut short (no .complete marker) is not trusted.
     (changed.directory / token_cache.COMPLETE).unlink()
     assert not token_cache.prepare_token_data(spec, tiny_tokenizer, tiny_model_dir, tmp_path / "work").reused
