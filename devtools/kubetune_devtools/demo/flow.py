@@ -244,17 +244,18 @@ def _run_on_stack(
     for job in jobs:
         for manifest in (job.evaluation, job.finetune):
             cluster.delete_job(k8s, manifest)
+    statuses: dict[Method, tuple[dict[str, Any], dict[str, Any]]] = {}
+    # One method after the other: the local node agent runs every pod in one network namespace, so two
+    # FineTuneJobs at once would both bind the rendezvous port (29500); on a real cluster they could overlap.
     for job in jobs:
         for manifest in (job.finetune, job.evaluation):
             cluster.server_side_apply(k8s, manifest)
-    say(
-        f"applied: kubectl apply --server-side -f {manifests}  ("
-        + ", ".join(f"{job.method} FineTuneJob on 2 nodes" for job in jobs)
-        + f"; target task `{TARGET_TASK}`; EvalJobs with the base as baseline on `{TARGET_TASK}` and "
-        f"`{GENERAL_TASK}`)"
-    )
-
-    statuses = _watch(k8s, jobs, console, options)
+        say(
+            f"applied {job.method}: the {job.finetune['kind']} {job.finetune['metadata']['name']} (2 nodes, "
+            f"target task `{TARGET_TASK}`) and the EvalJob {job.evaluation['metadata']['name']} (base as "
+            f"baseline, `{TARGET_TASK}` and `{GENERAL_TASK}`) from {manifests} (kubectl apply --server-side)"
+        )
+        statuses.update(_watch(k8s, [job], console, options))
     console.print()  # without a terminal, Live leaves its last frame without a line end
     failed = [
         f"{method}: FineTuneJob {finetune_line(tuned)}, EvalJob {eval_line(scored)}"
@@ -333,6 +334,14 @@ def _clean_up(
 ) -> None:
     """Remove what the demo created: the release and its namespaces; the stack too when the demo started
     it. The S3 outputs stay (the report's local copy is already on disk)."""
+    # The jobs first, while the operator still runs to remove their finalizers: after an interrupted or
+    # failed run they may still exist, and without the operator their namespace would stay Terminating.
+    for method in plan.methods:
+        for manifest in (evaljob_manifest(plan, method), finetunejob_manifest(plan, method)):
+            try:
+                cluster.delete_job(k8s, manifest, timeout=60)
+            except cluster.DemoClusterError as error:
+                say(f"clean-up: {error}")
     cluster.uninstall_operator(stack, plan)
     for namespace in (plan.namespace, plan.system_namespace):
         cluster.delete_namespace(k8s, namespace)
