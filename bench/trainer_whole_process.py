@@ -8,9 +8,12 @@ both (`OMP_NUM_THREADS`), no evaluation split, no checkpoints. kubetune with `pa
 mixed-length data), TRL with `packing=False` as in `bench/trainer_throughput.py` (TRL's packing concatenates
 examples across boundaries unless padding-free attention is available, which changes the task).
 
-Rounds alternate the order (kubetune first in odd rounds, TRL first in even ones) so that a change of machine
-load hits both; reported: wall seconds per run, CPU seconds per run (user + system of the child, steadier on a
-shared machine), and TRL/kubetune ratios of the medians.
+Both read compiled bytecode, as installed packages do: the bench writes the `.pyc` files to a temporary
+`PYTHONPYCACHEPREFIX` in an uncounted warm-up run of each on 16 rows (this machine's venv has none and
+`PYTHONDONTWRITEBYTECODE=1`: compiling torch/transformers/TRL on every start would dominate). Rounds
+alternate the order (kubetune first in the first round, TRL first in the second, ...) so that a change of
+machine load hits both; reported: wall seconds per run, CPU seconds per run (user + system of the child,
+steadier on a shared machine), and TRL/kubetune ratios of the medians.
 
     .venv/bin/python bench/trainer_whole_process.py [--rows 1200] [--rounds 3] [--threads 2] [--json out.json]
 """
@@ -125,6 +128,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="skip the uncounted first run of each on 16 rows (it writes the .pyc files both then read)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -142,6 +151,9 @@ def main() -> int:
         "KUBETUNE_METRICS_PORT": "off",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    # Bytecode as an installed package has it (pip/uv compile .pyc; the images run compileall): without it
+    # every process compiles ~3,000 modules of torch/transformers first, and TRL more of them than kubetune.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     runs: dict[str, list[dict[str, float]]] = {"kubetune": [], "trl": []}
     with tempfile.TemporaryDirectory(prefix="kubetune-whole-") as tmp:
         root = Path(tmp)
@@ -156,12 +168,16 @@ def main() -> int:
         script = root / "trl_sft.py"
         script.write_text(TRL_SCRIPT)
         env["KUBETUNE_WORK_DIR"] = str(root / "work")
-        for round_no in range(args.rounds):
+        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+        warm_rows = write_rows(root / "warm.jsonl", rows[:16])
+        for round_no in [*(["warm-up"] if args.warmup else []), *range(args.rounds)]:
+            warm = round_no == "warm-up"
+            data_file = warm_rows if warm else data
             out_kt, out_trl = root / f"kt-{round_no}", root / f"trl-{round_no}"
             job = write_finetune_job(
                 root / f"kt-{round_no}.yaml",
                 f"whole-{round_no}",
-                kubetune_spec(model_dir, data, out_kt, args),
+                kubetune_spec(model_dir, data_file, out_kt, args),
             )
             commands = {
                 "kubetune": [str(bin_dir / "kubetune"), "train", str(job)],
@@ -169,18 +185,20 @@ def main() -> int:
                     sys.executable,
                     str(script),
                     str(model_dir),
-                    str(data),
+                    str(data_file),
                     str(out_trl),
                     str(args.batch_size),
                     str(args.max_length),
                     str(args.epochs),
                 ],
             }
-            order = ["kubetune", "trl"] if round_no % 2 == 0 else ["trl", "kubetune"]
+            order = ["trl", "kubetune"] if not warm and int(round_no) % 2 else ["kubetune", "trl"]
             for name in order:
                 shutil.rmtree(root / "work", ignore_errors=True)  # no model download cached between runs
-                runs[name].append(timed(commands[name], env, root / f"{name}-{round_no}.log"))
-                print(f"round {round_no + 1} {name:<9} {runs[name][-1]}", flush=True)
+                measured = timed(commands[name], env, root / f"{name}-{round_no}.log")
+                print(f"round {round_no} {name:<9} {measured}", flush=True)
+                if not warm:
+                    runs[name].append(measured)
 
     medians = {
         name: {kind: statistics.median(r[kind] for r in rs) for kind in ("wall", "cpu")}
