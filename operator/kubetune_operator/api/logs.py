@@ -52,16 +52,20 @@ class JsonLinesFormatter(logging.Formatter):
 
 
 class PlainFormatter(logging.Formatter):
-    """`LEVEL [object] message key=value ...` for terminals, optionally after the time of day."""
+    """`LEVEL [object] message key=value ...` for terminals; `detailed`: `HH:MM:SS LEVEL logger ...` (a
+    long-running process such as the operator, whose lines are read later and filtered by logger)."""
 
-    def __init__(self, timestamps: bool = False) -> None:
+    def __init__(self, detailed: bool = False) -> None:
         super().__init__(datefmt="%H:%M:%S")
-        self.timestamps = timestamps
+        self.detailed = detailed
 
     def format(self, record: logging.LogRecord) -> str:
         subject = _object(record)
-        parts = [self.formatTime(record, self.datefmt)] if self.timestamps else []
-        parts += [record.levelname, *([f"[{subject}]"] if subject else []), record.getMessage()]
+        parts = [self.formatTime(record, self.datefmt)] if self.detailed else []
+        parts.append(record.levelname)
+        if self.detailed:
+            parts.append(record.name)
+        parts += [*([f"[{subject}]"] if subject else []), record.getMessage()]
         parts += [f"{k}={v}" for k, v in _extras(record).items()]
         text = " ".join(parts)
         if record.exc_info:
@@ -75,13 +79,13 @@ def in_pod() -> bool:
 
 
 def configure_logging(
-    json_lines: bool, rank: int = 0, *, verbose: bool = False, timestamps: bool = False
+    json_lines: bool, rank: int = 0, *, verbose: bool = False, detailed: bool = False
 ) -> None:
     """Root logging on stderr: JSON lines (pods) or plain text (terminals); INFO, DEBUG when verbose.
 
     Ranks above 0 of a multi-process job log warnings only: N copies of every line help nobody."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLinesFormatter() if json_lines else PlainFormatter(timestamps))
+    handler.setFormatter(JsonLinesFormatter() if json_lines else PlainFormatter(detailed))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)

@@ -175,7 +175,7 @@ def run_operator(
     listen_host = os.environ.get("POD_IP") or "0.0.0.0"
     serve_metrics(metrics_port, listen_host)
     # The shared setup instead of kopf.configure: JSON lines in the operator's pod, text with times locally.
-    configure_logging(json_lines=in_pod(), verbose=verbose, timestamps=True)
+    configure_logging(json_lines=in_pod(), verbose=verbose, detailed=True)
     kopf.run(
         registry=registry,
         memo=kopf.Memo(settings=settings),

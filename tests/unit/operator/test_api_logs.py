@@ -51,8 +51,8 @@ def test_a_json_line_holds_time_level_logger_message_object_and_extras() -> None
 
 def test_text_names_the_object_and_the_extras_but_not_kopfs_internals() -> None:
     assert PlainFormatter().format(_record(step=3, **KOPF_EXTRA)) == "INFO [team-a/tune] step done step=3"
-    timed = PlainFormatter(timestamps=True).format(_record())
-    assert timed.split(" ", 1)[1] == "INFO step done" and timed[2] == ":"
+    detailed = PlainFormatter(detailed=True).format(_record(**KOPF_EXTRA))
+    assert detailed.split(" ", 1)[1] == "INFO kopf.objects [team-a/tune] step done" and detailed[2] == ":"
 
 
 def test_ranks_above_zero_log_warnings_only_and_verbose_means_debug() -> None:
