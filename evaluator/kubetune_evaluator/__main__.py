@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from kubetune_evaluator.entrypoint import contribute_shard, evaluate_manifest
+from kubetune_evaluator.local_processes import launch, launcher_processes
 from kubetune_evaluator.shard import Shard
 from kubetune_operator.api.contract import EXIT_SUCCEEDED, run_workload
 from kubetune_operator.api.logs import configure_logging
@@ -29,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging(json_lines=True)  # like the trainer's pods: one JSON object per line
+    processes = launcher_processes()
+    if processes:  # processesPerNode > 1: one evaluator process per shard of this pod
+        return launch(["--config", str(args.config)], processes)
 
-    # A pod of a sharded EvalJob (resources.nodes > 1): ranks above 0 only hand their share to rank 0.
+    # A shard of a sharded EvalJob (nodes x processesPerNode > 1): ranks above 0 hand their share to rank 0.
     shard = Shard.from_env()
     if not shard.merges:
         return run_workload(lambda: contribute_shard(args.config, shard))

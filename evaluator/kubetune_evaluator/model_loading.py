@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.shard import LOCAL_RANK_ENV
 from kubetune_trainer.errors import UnsafeObjectKeyError
 from kubetune_trainer.export import directory_digest
 from kubetune_trainer.storage import download_prefix, is_s3
@@ -74,8 +76,10 @@ def adapter_base(directory: Path) -> str | None:
 def load_model(uri: str, *, base_uri: str | None = None, storage: Any = None) -> LoadedModel:
     """Model + tokenizer in eval mode on CPU/GPU (float32 on CPU)."""
     directory = fetch_model_dir(uri, storage)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    cuda = torch.cuda.is_available()
+    # Several evaluator processes in one pod (processesPerNode) take one GPU each, by local rank.
+    device = f"cuda:{int(os.environ.get(LOCAL_RANK_ENV) or 0) % torch.cuda.device_count()}" if cuda else "cpu"
+    dtype = torch.bfloat16 if cuda else torch.float32
     digest = model_digest(directory)
     if is_adapter_dir(directory):
         base = base_uri or adapter_base(directory)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
+LOCAL_RANK_ENV = "KUBETUNE_LOCAL_RANK"
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -40,11 +42,14 @@ class Shard:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """KUBETUNE_NODE_RANK (the Indexed Job's completion index) of KUBETUNE_NUM_NODES, set by the operator;
-        one whole shard when they are absent (`kubetune eval`)."""
+        """Shard `node rank x processes per node + local rank` of `nodes x processes per node`:
+        KUBETUNE_NODE_RANK (the Indexed Job's completion index), KUBETUNE_NUM_NODES and
+        KUBETUNE_PROCESSES_PER_NODE come from the operator, KUBETUNE_LOCAL_RANK from the pod's launcher
+        (local_processes.py); one whole shard when they are absent (`kubetune eval`)."""
         env = os.environ if environ is None else environ
-        count = int(env.get("KUBETUNE_NUM_NODES") or 1)
-        rank = int(env.get("KUBETUNE_NODE_RANK") or 0)
+        per_node = int(env.get("KUBETUNE_PROCESSES_PER_NODE") or 1)
+        count = int(env.get("KUBETUNE_NUM_NODES") or 1) * per_node
+        rank = int(env.get("KUBETUNE_NODE_RANK") or 0) * per_node + int(env.get(LOCAL_RANK_ENV) or 0)
         return cls(rank=rank, count=count)
 
 

@@ -322,9 +322,10 @@ class EvalJobSpec(ApiModel):
     storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 endpoint and credentials.")
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec,
-        description="Pod resources. `nodes` > 1 shards the evaluation over that many pods: each computes its "
-        "share of the batches, the first merges them and scores once, with exactly the numbers of one pod "
-        "(docs/evaluator.md). An evaluator pod runs one process (`processesPerNode` is not used).",
+        description="Pod resources. `nodes` x `processesPerNode` > 1 shards the evaluation over that many "
+        "evaluator processes (each pod runs `processesPerNode`, one GPU each when it has GPUs): each "
+        "computes its share of the batches, the first merges them and scores once, with exactly the "
+        "numbers of one process (docs/evaluator.md).",
     )
     image: str = Field(
         DEFAULT_EVALUATOR_IMAGE,

@@ -395,6 +395,7 @@ def build_evaluator_job(
             },
         },
         {"name": "KUBETUNE_NUM_NODES", "value": str(spec.resources.nodes)},
+        {"name": "KUBETUNE_PROCESSES_PER_NODE", "value": str(spec.resources.processes_per_node)},
         *build_storage_env(spec.storage),
     ]
     if spec.judge is not None and spec.judge.api_key_secret:

@@ -12,12 +12,12 @@ from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX
 from kubetune_operator.controller.settings import OperatorSettings
 
 
-def _job(nodes: int) -> dict[str, Any]:
+def _job(nodes: int, processes: int = 1) -> dict[str, Any]:
     spec = EvalJobSpec.model_validate(
         {
             "model": {"uri": "s3://models/tuned/"},
             "dataset": {"uri": "s3://data/test.jsonl"},
-            "resources": {"nodes": nodes},
+            "resources": {"nodes": nodes, "processesPerNode": processes},
             "output": {"uri": "s3://evals/x/"},
         }
     )
@@ -51,3 +51,11 @@ def test_one_node_is_one_whole_shard() -> None:
     assert job["spec"]["completions"] == 1
     plain = {name: item["value"] for name, item in _env(job).items() if "value" in item}
     assert Shard.from_env({**plain, "KUBETUNE_NODE_RANK": "0"}) == Shard(0, 1)
+
+
+def test_processes_per_node_multiply_the_shards() -> None:
+    env = _env(_job(2, processes=4))
+    assert env["KUBETUNE_PROCESSES_PER_NODE"]["value"] == "4"
+    plain = {name: item["value"] for name, item in env.items() if "value" in item}
+    # Pod 1's third process (local rank 2, set by the pod's launcher) is shard 6 of 8.
+    assert Shard.from_env({**plain, "KUBETUNE_NODE_RANK": "1", "KUBETUNE_LOCAL_RANK": "2"}) == Shard(6, 8)
