@@ -35,7 +35,7 @@ from kubetune_devtools.demo.plan import (
     evaljob_manifest,
     finetunejob_manifest,
 )
-from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished
+from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished, run_seconds
 from kubetune_devtools.demo.report import render_demo_report
 from kubetune_devtools.demo.results_table import (
     DemoGateError,
@@ -278,6 +278,11 @@ def _run_on_stack(
         console.print(line, soft_wrap=True)
     for run in runs:
         console.print(f"EvalJob report ({run.method}): {run.report_uri}  (local copy: {run.report_copy})")
+        tuning, scoring = run_seconds(run.finetune_status), run_seconds(run.eval_status)
+        console.print(
+            f"{run.method}: FineTuneJob {tuning or 0:.0f}s, EvalJob {scoring or 0:.0f}s (status startTime to "
+            "completionTime)"
+        )
     demo_report = options.output_dir / "demo-report.html"
     demo_report.write_text(
         render_demo_report(outcomes, explanation, title=f"kubetune demo: fine-tuning {options.model}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kubetune_operator.api.timestamps import parse_rfc3339
+
 
 def _eta(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
@@ -43,3 +45,11 @@ def eval_line(status: Mapping[str, Any]) -> str:
 
 def finished(status: Mapping[str, Any]) -> bool:
     return status.get("phase") in ("Succeeded", "Failed")
+
+
+def run_seconds(status: Mapping[str, Any]) -> float | None:
+    """Seconds from `status.startTime` to `status.completionTime` (None while either is missing)."""
+    start, end = parse_rfc3339(status.get("startTime")), parse_rfc3339(status.get("completionTime"))
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()

@@ -13,7 +13,7 @@ from rich.console import Console
 from kubetune_devtools.cli.demo import parse_methods
 from kubetune_devtools.demo.local_node import ensure_pods_can_write
 from kubetune_devtools.demo.plan import RECIPES, DemoPlan, evaljob_manifest, finetunejob_manifest, with_size
-from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished
+from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished, run_seconds
 from kubetune_devtools.demo.results_table import DemoGateError, check_gate, results_table, score_rows
 from kubetune_devtools.demo.stdlib_docs import GENERAL_TASK, TARGET_TASK, build_rows
 from kubetune_operator.api import EvalJob, FineTuneJob, parse_manifest
@@ -92,6 +92,8 @@ def test_progress_lines_show_step_loss_and_eta() -> None:
     assert finetune_line(failed) == "Failed — X: m"
     assert eval_line({"phase": "Succeeded", "verdict": "Passed"}) == "Succeeded  verdict Passed"
     assert finished({"phase": "Succeeded"}) and not finished({"phase": "Running"})
+    timed = {"startTime": "2026-11-30T20:16:01Z", "completionTime": "2026-11-30T20:20:31Z"}
+    assert run_seconds(timed) == 270.0 and run_seconds({"startTime": timed["startTime"]}) is None
 
 
 def _results(tuned: float, base: float) -> dict[str, Any]:
