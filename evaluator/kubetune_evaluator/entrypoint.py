@@ -17,10 +17,10 @@ from kubetune_evaluator.live_progress import (
     progress_uri,
     serve_status,
 )
-from kubetune_evaluator.outputs import TERMINATION_LOG
+from kubetune_evaluator.outputs import TERMINATION_LOG, publish, write_termination_log
 from kubetune_evaluator.progress import LogProgress, ProgressSink
 from kubetune_evaluator.prometheus_metrics import EvalGauges
-from kubetune_evaluator.runner import EvalOutcome
+from kubetune_evaluator.runner import EvalOutcome, compute_shard, finish_eval, storage_of
 from kubetune_evaluator.shard import WHOLE, Shard
 from kubetune_evaluator.shard_exchange import (
     ShardIdentity,
@@ -29,6 +29,7 @@ from kubetune_evaluator.shard_exchange import (
     wait_seconds,
     write_shard,
 )
+from kubetune_operator.api import EvalJob, ManifestError, load_manifest
 
 if TYPE_CHECKING:
     from kubetune_operator.api import EvalJobSpec
@@ -44,8 +45,6 @@ class EvalRun:
 
 def load_eval_spec_title(manifest: Path) -> tuple[EvalJobSpec, str]:
     """The spec and a title (metadata.name) of an EvalJob manifest; errors name the field."""
-    from kubetune_operator.api import EvalJob, ManifestError, load_manifest
-
     try:
         job = load_manifest(manifest)
     except (ManifestError, OSError) as error:
@@ -69,9 +68,6 @@ def evaluate_manifest(
     With a shard of several (rank 0 of a sharded EvalJob), the other ranks' results are merged in before
     anything is scored (see kubetune_evaluator.shard_exchange); the other ranks call `contribute_shard`.
     """
-    from kubetune_evaluator.outputs import publish, write_termination_log
-    from kubetune_evaluator.runner import compute_shard, finish_eval, storage_of
-
     spec, title = load_eval_spec_title(manifest)
     gauges = gauges or EvalGauges()
     storage = storage_of(spec)
@@ -101,8 +97,6 @@ def evaluate_manifest(
 
 def contribute_shard(manifest: Path, shard: Shard, progress: ProgressSink | None = None) -> str:
     """A rank above 0 of a sharded EvalJob: compute the batches it owns and write them for rank 0."""
-    from kubetune_evaluator.runner import compute_shard, storage_of
-
     spec, _ = load_eval_spec_title(manifest)
     identity, storage = ShardIdentity.of(spec), storage_of(spec)
     # Its samples done, for rank 0's /progress (the sum over shards).

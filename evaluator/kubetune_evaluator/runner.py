@@ -12,16 +12,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubetune_evaluator.answers import extract_answer, lm_eval_exact_match
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.fewshot import shots_label
+from kubetune_evaluator.generation import owned_generations
+from kubetune_evaluator.judge.binding import judge_api_key
+from kubetune_evaluator.judge.client import JudgeSettings
+from kubetune_evaluator.loglikelihood import owned_pair_loglikelihoods, resolve_max_length
+from kubetune_evaluator.metrics.bertscore_metric import score_bertscore
+from kubetune_evaluator.metrics.choice_accuracy import choice_pairs, choice_scores
+from kubetune_evaluator.metrics.judge_metric import score_judge_pairwise, score_judge_single
+from kubetune_evaluator.metrics.perplexity import document_totals, document_windows, score_perplexity
+from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, score_references
 from kubetune_evaluator.metrics.series import MetricOutput, ScoreSeries
+from kubetune_evaluator.model_loading import LoadedModel, fetch_model_dir, load_model
 from kubetune_evaluator.progress import LogProgress, ProgressSink
 from kubetune_evaluator.results import overall_scores, score_entry, status_results
 from kubetune_evaluator.samples import TaskSamples, build_task_samples, check_metrics_fit_tasks
 from kubetune_evaluator.shard import WHOLE, Shard
 from kubetune_evaluator.verdict import decide_verdict
+from kubetune_trainer.errors import KubetuneError
+from kubetune_trainer.pipeline import storage_options
+from kubetune_trainer.split import read_split_manifest, split_manifest_uri
+from kubetune_trainer.storage import exists
 
 if TYPE_CHECKING:
-    from kubetune_evaluator.model_loading import LoadedModel
     from kubetune_operator.api import EvalJobSpec
     from kubetune_trainer.storage import StorageOptions
 
@@ -59,8 +74,6 @@ class EvalOutcome:
 
 
 def storage_of(spec: EvalJobSpec) -> StorageOptions:
-    from kubetune_trainer.pipeline import storage_options
-
     return storage_options(spec.storage)
 
 
@@ -86,15 +99,11 @@ def check_model_digest(spec: EvalJobSpec, found: str) -> None:
 
 def find_split_manifest(spec: EvalJobSpec, storage: StorageOptions) -> dict[str, Any] | None:
     """The FineTuneJob's split manifest stored with the model (`<model.uri>/split/manifest.json`), if any."""
-    from kubetune_trainer.split import read_split_manifest, split_manifest_uri
-    from kubetune_trainer.storage import exists
-
     if spec.dataset.split == "all":
         return None
     uri = split_manifest_uri(model_uri_of(spec))
     if not exists(uri, storage):
         return None
-    from kubetune_trainer.errors import KubetuneError
 
     try:
         return read_split_manifest(uri, storage)
@@ -109,8 +118,6 @@ def prepare_inputs(spec: EvalJobSpec) -> list[TaskSamples]:
     tasks = build_task_samples(spec, find_split_manifest(spec, storage), storage)
     check_metrics_fit_tasks(spec.metrics, tasks)
     if "judge" in spec.metrics and spec.judge is not None:
-        from kubetune_evaluator.judge.binding import judge_api_key
-
         judge_api_key(spec.judge.endpoint, spec.judge.api_key_secret)  # refuses an unbound key up front
     return tasks
 
@@ -150,11 +157,6 @@ def compute_requests(
     shard: Shard = WHOLE,
 ) -> SystemRequests:
     """The model's work on the batches `shard` owns: generations and log-likelihoods, nothing scored yet."""
-    from kubetune_evaluator.generation import owned_generations
-    from kubetune_evaluator.loglikelihood import owned_pair_loglikelihoods, resolve_max_length
-    from kubetune_evaluator.metrics.choice_accuracy import choice_pairs
-    from kubetune_evaluator.metrics.perplexity import document_windows
-
     run = SystemRequests(role=role, uri=loaded.uri, digest=loaded.digest, adapter=loaded.adapter)
     batch_size = spec.generation.batch_size
     for task in tasks:
@@ -229,10 +231,6 @@ def _complete(values: dict[int, Any], count: int, what: str) -> list[Any]:
 
 def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[TaskSamples]) -> SystemRun:
     """Predictions and per-task metric outputs from the merged requests of every shard (no model needed)."""
-    from kubetune_evaluator.fewshot import shots_label
-    from kubetune_evaluator.metrics.choice_accuracy import choice_scores
-    from kubetune_evaluator.metrics.perplexity import document_totals, score_perplexity
-
     run = SystemRun(role=requests.role, uri=requests.uri, digest=requests.digest, adapter=requests.adapter)
     for task in tasks:
         where = f"{requests.role}: task {task.name}"
@@ -241,8 +239,6 @@ def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[Tas
             run.prompts[task.name] = _complete(requests.prompts.get(task.name, {}), count, where)
             raw = _complete(requests.generations.get(task.name, {}), count, where)
             if task.answer is not None and task.answer.regex is not None:
-                from kubetune_evaluator.answers import extract_answer
-
                 run.generations[task.name] = raw
                 raw = [extract_answer(text, task.answer) for text in raw]
             run.predictions[task.name] = [text.strip() for text in raw]
@@ -297,12 +293,8 @@ def score_text_metrics(
     spec: EvalJobSpec, tasks: list[TaskSamples], runs: list[SystemRun], storage: StorageOptions
 ) -> None:
     """rouge/bleu/exact_match/bertscore/judge for every generation task and system (in place)."""
-    from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, score_references
-
     encoder_dir = None
     if "bertscore" in spec.metrics and spec.bertscore_model is not None:
-        from kubetune_evaluator.model_loading import fetch_model_dir
-
         encoder_dir = fetch_model_dir(spec.bertscore_model.uri, storage)
     for task in (t for t in tasks if t.kind == "generation"):
         references = _references(task)
@@ -311,14 +303,10 @@ def score_text_metrics(
             outputs = run.outputs.setdefault(task.name, {})
             for metric in spec.metrics:
                 if metric == "exact_match" and task.answer is not None:
-                    from kubetune_evaluator.answers import lm_eval_exact_match
-
                     outputs[metric] = lm_eval_exact_match(predictions, references, task.answer)
                 elif metric in REFERENCE_METRICS:
                     outputs[metric] = score_references(metric, predictions, references)
                 elif metric == "bertscore" and encoder_dir is not None:
-                    from kubetune_evaluator.metrics.bertscore_metric import score_bertscore
-
                     outputs[metric] = score_bertscore(predictions, references, encoder_dir)
         if "judge" in spec.metrics and spec.judge is not None:
             _score_judge(spec, task, runs, references)
@@ -327,10 +315,6 @@ def score_text_metrics(
 def _score_judge(
     spec: EvalJobSpec, task: TaskSamples, runs: list[SystemRun], references: list[list[str]]
 ) -> None:
-    from kubetune_evaluator.judge.binding import judge_api_key
-    from kubetune_evaluator.judge.client import JudgeSettings
-    from kubetune_evaluator.metrics.judge_metric import score_judge_pairwise, score_judge_single
-
     assert spec.judge is not None
     settings = JudgeSettings(
         endpoint=spec.judge.endpoint,
@@ -387,8 +371,6 @@ def compute_shard(
 ) -> tuple[list[TaskSamples], list[SystemRequests]]:
     """The samples, and the model's (then the baseline's) requests in the batches `shard` owns; `planned`
     hears the samples as soon as they are read (the size of the work, for live progress)."""
-    from kubetune_evaluator.model_loading import load_model
-
     progress = progress or LogProgress()
     load = load or load_model
     storage = storage_of(spec)
