@@ -17,10 +17,11 @@ The dtype recipe it models (the trainer's: modeling.py, sharding.py):
 - CPU: everything fp32: 16 bytes per trainable parameter, 4 per frozen one, fp32 activations.
 
 Activations count the tensors autograd keeps for the backward pass of a Hugging Face Llama-style decoder
-with SDPA attention (no sequence x sequence matrix), per token of the micro-batch: residual stream and
+with SDPA attention (no sequence x sequence scores), per token of the micro-batch: residual stream and
 RMSNorm internals, the attention inputs/outputs, the SwiGLU intermediates, the logits and the log-softmax of
-the loss. A frozen linear layer keeps no input (no weight gradient), which is why LoRA needs less. With
-activation checkpointing per decoder layer only each layer's input stays, plus one layer being recomputed.
+the loss; plus the attention mask of packed rows (batch x seq x seq). A frozen linear layer keeps no input
+(no weight gradient), which is why LoRA needs less. With activation checkpointing per decoder layer only each
+layer's input stays, plus one layer being recomputed.
 Dense decoder-only models only (no mixture of experts); unknown LoRA target names count no parameters.
 """
 
@@ -247,7 +248,10 @@ def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
         layers = shape.num_layers * per_layer
     # Logits (bf16 on GPU, then the fp32 copy the loss takes) and log-softmax's fp32 output.
     logits = (2 + 4 + 4 if setup.device == "gpu" else 4 + 4) * shape.vocab_size
-    return math.ceil(tokens * (layers + logits))
+    # The attention mask of packed (or padded) rows: batch x seq x seq booleans, and the additive copy SDPA
+    # keeps for its backward pass (fp32 on CPU, bf16 on GPU); one for all layers.
+    mask = setup.micro_batch * setup.max_seq_length**2 * (1 + (2 if setup.device == "gpu" else 4))
+    return math.ceil(tokens * (layers + logits) + mask)
 
 
 def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:

@@ -76,7 +76,8 @@ def test_activations_grow_with_tokens_and_checkpointing_cuts_them() -> None:
     base = TrainingSetup(method="full", micro_batch=1, max_seq_length=1024)
     one = estimate(SHAPE, base).activations
     assert estimate(SHAPE, replace(base, micro_batch=4)).activations == pytest.approx(4 * one, rel=1e-6)
-    assert estimate(SHAPE, replace(base, max_seq_length=2048)).activations == pytest.approx(2 * one, rel=1e-6)
+    # Linear in the tokens, but for the batch x seq x seq attention mask (0.04 % here).
+    assert estimate(SHAPE, replace(base, max_seq_length=2048)).activations == pytest.approx(2 * one, rel=1e-3)
     assert estimate(SHAPE, replace(base, gradient_checkpointing=True)).activations < one / 4
 
 
