@@ -14,7 +14,8 @@ The dtype recipe it models (the trainer's: modeling.py, sharding.py):
   QLoRA keeps the decoder's linear layers in 4-bit NF4 with double-quantised block scales (~0.52
   bytes/param) and the rest (embeddings, norms, output layer) in fp32, as peft's
   prepare_model_for_kbit_training leaves them. Adapters are trained like full weights (16 bytes/param).
-- CPU: everything fp32: 16 bytes per trainable parameter, 4 per frozen one, fp32 activations.
+- CPU: everything fp32: 16 bytes per trainable parameter, 4 per frozen one, fp32 activations, and a
+  128 MiB runtime reserve.
 
 Activations count the tensors autograd keeps for the backward pass of a Hugging Face Llama-style decoder
 with SDPA attention (no sequence x sequence scores), per token of the micro-batch: residual stream and
@@ -42,6 +43,10 @@ DEFAULT_GPU_MEMORY: Final = 80 * 10**9
 """Assumed per-GPU memory when none is known: an 80 GB A100/H100."""
 GPU_RUNTIME_RESERVE: Final = 1 * GiB
 """CUDA context, cuBLAS/NCCL workspaces and allocator slack that no tensor accounts for."""
+CPU_RUNTIME_RESERVE: Final = 128 * 2**20
+"""What the trainer process adds on CPU beyond the tensors counted here (batches, loss bookkeeping, autograd
+and thread pools): its peak RSS (bench/memory_estimate_cpu.py, MALLOC_MMAP_THRESHOLD_=65536) minus that of
+the same forward/backward/AdamW loop run bare was 135-146 MiB."""
 NF4_BYTES_PER_PARAM: Final = 0.5 + 1 / 64 + 4 / (64 * 256)
 """4-bit weights, 8-bit absmax per 64-value block, fp32 scale per 256 blocks (bitsandbytes double quant)."""
 
@@ -280,7 +285,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
     activations = _activations(shape, setup)
 
     # Held all along: the GPU runtime and DDP's gradient buckets (a second copy of the gradients).
-    persistent = GPU_RUNTIME_RESERVE if gpu else 0
+    persistent = GPU_RUNTIME_RESERVE if gpu else CPU_RUNTIME_RESERVE
     if setup.strategy == "ddp" and setup.world_size > 1:
         persistent += 4 * trainable
         notes.append("DDP gradient buckets")
