@@ -254,8 +254,10 @@ def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
     # Logits (bf16 on GPU, then the fp32 copy the loss takes) and log-softmax's fp32 output.
     logits = (2 + 4 + 4 if setup.device == "gpu" else 4 + 4) * shape.vocab_size
     # The attention mask of packed (or padded) rows: batch x seq x seq booleans, and the additive copy SDPA
-    # keeps for its backward pass (fp32 on CPU, bf16 on GPU); one for all layers.
-    mask = setup.micro_batch * setup.max_seq_length**2 * (1 + (2 if setup.device == "gpu" else 4))
+    # keeps for its backward pass, one for all layers: on CPU fp32 and expanded to every head (measured); on
+    # GPU counted once in bf16 (the memory-efficient kernel broadcasts it over heads).
+    copy = 2 if setup.device == "gpu" else 4 * shape.num_heads
+    mask = setup.micro_batch * setup.max_seq_length**2 * (1 + copy)
     return math.ceil(tokens * (layers + logits) + mask)
 
 
