@@ -1,4 +1,5 @@
-"""processesPerNode > 1: the evaluator pod's command launches one evaluator process per local shard."""
+"""processesPerNode > 1: the evaluator pod's command launches one evaluator process per local shard; a shard
+that fails fails the attempt with its own reason."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +18,8 @@ import yaml
 from kubetune_evaluator.entrypoint import evaluate_manifest
 from kubetune_evaluator.local_processes import child_environment, launcher_processes, supervise
 from kubetune_evaluator.shard import Shard
+from kubetune_operator.api import contract
+from kubetune_operator.controller.observe import observe_attempt
 
 DATA = Path(__file__).parents[2] / "data" / "mmlu"
 
@@ -92,3 +97,50 @@ def test_two_processes_in_one_pod_publish_the_numbers_of_one(tiny_model_dir: Pat
     assert not (tmp_path / "two" / "shards").exists() or not any(
         (tmp_path / "two" / "shards").rglob("*.json")
     )
+
+
+@pytest.mark.slow
+def test_a_failing_shard_fails_the_attempt_with_its_own_reason(tmp_path: Path) -> None:
+    """Rank 1's real evaluator process fails on bad input; its termination message, in its pod's status,
+    makes the operator fail the attempt with InvalidSpec naming worker 1, while rank 0 still runs."""
+    termination_log = tmp_path / "termination-log"
+    termination_log.write_text("")
+    manifest = tmp_path / "job.yaml"
+    spec = {
+        "model": {"uri": str(tmp_path / "no-such-model")},
+        "dataset": {"uri": str(tmp_path / "missing.jsonl")},
+        "output": {"uri": str(tmp_path / "out")},
+    }
+    manifest.write_text(
+        yaml.safe_dump({"apiVersion": "kubetune.io/v1alpha1", "kind": "EvalJob", "spec": spec})
+    )
+    env = {
+        **os.environ,
+        "KUBETUNE_NUM_NODES": "2",
+        "KUBETUNE_NODE_RANK": "1",
+        contract.TERMINATION_LOG_ENV: str(termination_log),
+    }
+    shard = subprocess.run(
+        [sys.executable, "-m", "kubetune_evaluator", "--config", str(manifest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert shard.returncode == contract.EXIT_FAILED, shard.stderr[-2000:]
+
+    def pod(rank: int, status: dict[str, Any]) -> dict[str, Any]:
+        annotations = {"batch.kubernetes.io/job-completion-index": str(rank)}
+        return {"metadata": {"name": f"ev-eval-0-{rank}", "annotations": annotations}, "status": status}
+
+    terminated = {"exitCode": shard.returncode, "reason": "Error", "message": termination_log.read_text()}
+    failed = {
+        "phase": "Failed",
+        "containerStatuses": [{"name": "evaluator", "state": {"terminated": terminated}}],
+    }
+    job = {"metadata": {"name": "ev-eval-0"}, "spec": {}, "status": {}}
+    state = observe_attempt(job, [pod(0, {"phase": "Running"}), pod(1, failed)], 2, datetime.now(UTC), 300)
+    assert (state.phase, state.reason) == ("Failed", "InvalidSpec")
+    assert state.message.startswith("worker 1 (pod ev-eval-0-1): ") and "missing.jsonl" in state.message
+    assert state.failure is not None and not state.failure.retriable
