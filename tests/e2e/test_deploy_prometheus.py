@@ -27,6 +27,7 @@ from kubetune_devtools.devstack.binaries import client_tool, ensure_binaries
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import free_port
+from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 from kubetune_operator.api import parse_manifest
 from kubetune_operator.controller.builders import (
     Owner,
@@ -123,8 +124,6 @@ def stack_pod_discovery(stack: LocalStack) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     """A namespace where a real trainer (rank 0 of a one-node FineTuneJob) is running."""
-    from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
-
     namespace = f"t-deploy-prom-{secrets.token_hex(3)}"
     labels = {"pod-security.kubernetes.io/enforce": "restricted", "kubetune.io/e2e": "true"}
     k8s.core.create_namespace({"metadata": {"name": namespace, "labels": labels}})

@@ -36,9 +36,10 @@ def s3_prefix(stack: LocalStack, s3: S3Client, monkeypatch: pytest.MonkeyPatch) 
 
 def _lora_adapter(base: Path, target: Path) -> Path:
     """A LoRA adapter with random (non-zero) B matrices, so the merged model really differs from its base."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    # deferred: torch, peft and transformers cost seconds to import; collecting other tests skips them
+    import torch  # noqa: PLC0415
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
     torch.manual_seed(0)
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
@@ -48,7 +49,8 @@ def _lora_adapter(base: Path, target: Path) -> Path:
 
 
 def test_eval_of_a_lora_adapter_from_and_to_s3(s3_prefix: str, tmp_path: Path, s3: S3Client) -> None:
-    import torch
+    # deferred: torch cost seconds to import; collecting other tests skips them
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
     base = build_tiny_model(tmp_path / "base")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from botocore.exceptions import ClientError
 
 from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
@@ -105,8 +106,6 @@ def test_training_from_and_to_s3_with_checkpoints_and_result(
 def test_download_stays_inside_its_folder_and_minio_refuses_climbing_keys(
     s3_env: str, s3: S3Client, tmp_path: Path
 ) -> None:
-    from botocore.exceptions import ClientError
-
     prefix = s3_env.removeprefix(f"s3://{BUCKET}/")
     for key in ("model/config.json", "model/sub/weights.bin", "model/sub/"):  # the last: a folder marker
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=b"" if key.endswith("/") else b"x")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from kubetune_devtools.tiny_models import build_tiny_model
+
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kubetune_devtools.tiny_models import build_tiny_model
-
     torch.set_num_threads(1)
     return build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)
 
@@ -21,8 +21,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def varied_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Larger random weights, so that generations vary (the default tiny model only ever writes ':::')."""
-    from kubetune_devtools.tiny_models import build_tiny_model
-
     torch.set_num_threads(1)
     return build_tiny_model(Path(tmp_path_factory.mktemp("tiny-varied")), seed=3, initializer_range=1.0)
 

@@ -106,7 +106,8 @@ def test_cli_prints_the_error_without_traceback(tmp_path: Path) -> None:
 
 
 def test_pod_entry_point_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubetune_evaluator.__main__ import main
+    # deferred: the evaluator (torch, transformers) cost seconds to import; collecting other tests skips them
+    from kubetune_evaluator.__main__ import main  # noqa: PLC0415
 
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")
     path = _manifest(tmp_path, [])

@@ -15,6 +15,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from kubetune_devtools.tiny_models import build_tiny_model
 from kubetune_evaluator.entrypoint import evaluate_manifest
 from kubetune_operator.cli import app
 
@@ -23,8 +24,6 @@ DATA = Path(__file__).parents[2] / "data" / "mmlu"
 
 @pytest.mark.slow
 def test_kubetune_eval_prints_mmlu_accuracy_with_ci_for_model_and_baseline(tmp_path: Path) -> None:
-    from kubetune_devtools.tiny_models import build_tiny_model
-
     torch.set_num_threads(1)
     model = build_tiny_model(tmp_path / "model", seed=3)
     baseline = build_tiny_model(tmp_path / "baseline", seed=4)

@@ -15,15 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_evaluator.answers import extract_answer, lm_eval_exact_match
 from kubetune_evaluator.benchmarks import BENCHMARKS
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.samples import build_task_samples
 from kubetune_operator.api import EvalJobSpec
+from kubetune_operator.api.evaljob import AnswerSpec
 
 
 def _lm_eval_dir() -> Path:
     try:
-        import lm_eval.tasks
+        # deferred: lm-eval cost seconds to import; collecting other tests skips them
+        import lm_eval.tasks  # noqa: PLC0415
     except ModuleNotFoundError as error:
         pytest.fail(
             f"lm_eval is not installed ({error}): these tests need lm-eval (dev extra)", pytrace=False
@@ -41,7 +44,8 @@ def _yaml(relative: str) -> dict[str, Any]:
 
 
 def _render(template: str, doc: dict[str, Any]) -> Any:
-    from lm_eval.utils import apply_template
+    # deferred: lm-eval cost seconds to import; collecting other tests skips them
+    from lm_eval.utils import apply_template  # noqa: PLC0415
 
     return apply_template(template, doc)
 
@@ -79,8 +83,9 @@ def test_boolq_prompt_and_no_yes_choices_are_lm_evals() -> None:
 
 
 def test_hellaswag_query_and_endings_are_lm_evals_preprocessing() -> None:
-    import datasets
-    from lm_eval.tasks.hellaswag import utils
+    # deferred: datasets and lm-eval cost seconds to import; collecting other tests skips them
+    import datasets  # noqa: PLC0415
+    from lm_eval.tasks.hellaswag import utils  # noqa: PLC0415
 
     (doc,) = utils.process_docs(datasets.Dataset.from_list([HELLASWAG]))
     question = BENCHMARKS["hellaswag"].question(HELLASWAG, "row")  # type: ignore[misc]
@@ -92,9 +97,6 @@ def test_hellaswag_query_and_endings_are_lm_evals_preprocessing() -> None:
 
 
 def test_gsm8k_prompt_target_stops_and_strict_match_are_lm_evals() -> None:
-    from kubetune_evaluator.answers import extract_answer, lm_eval_exact_match
-    from kubetune_operator.api.evaljob import AnswerSpec
-
     config = _yaml("gsm8k/gsm8k.yaml")
     bench = BENCHMARKS["gsm8k"]
     prompt, target = bench.example(GSM8K, "row")  # type: ignore[misc]
@@ -110,7 +112,8 @@ def test_gsm8k_prompt_target_stops_and_strict_match_are_lm_evals() -> None:
 
 
 def test_wikitext_detokenizer_is_lm_evals() -> None:
-    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
+    # deferred: lm-eval cost seconds to import; collecting other tests skips them
+    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer  # noqa: PLC0415
 
     page = (
         ' = Title = \n The cat @-@ like ( big ) dog , 1 @,@ 000 " quoted " N times ; it \'s 5 @.@ 2 ° C . \n'

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from kubetune_devtools.tiny_models import build_tiny_model
 from kubetune_evaluator.loglikelihood import (
     encode_pair,
     length_order,
@@ -28,9 +29,8 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from kubetune_devtools.tiny_models import build_tiny_model
+    # deferred: transformers cost seconds to import; collecting other tests skips them
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
     torch.set_num_threads(1)
     directory = build_tiny_model(Path(tmp_path_factory.mktemp("tiny")), seed=3)

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 from kubetune_evaluator.entrypoint import evaluate_manifest
 from kubetune_evaluator.prometheus_metrics import EvalGauges
+from kubetune_operator.api import FineTuneJob, parse_manifest
 
 REVERSE = {"prompt": "Reverse: {word}\nAnswer:", "completion": " {reversed}"}
 COPY = {"prompt": "Copy: {word}\nAnswer:", "completion": " {word}"}
@@ -37,8 +39,8 @@ def _write_yaml(path: Path, document: dict[str, Any]) -> Path:
 
 
 def _train(tmp_path: Path, base: Path, data: Path) -> Path:
-    from kubetune_operator.api import FineTuneJob, parse_manifest
-    from kubetune_trainer.recipe import run_training
+    # deferred: the trainer (torch) cost seconds to import; collecting other tests skips them
+    from kubetune_trainer.recipe import run_training  # noqa: PLC0415
 
     tuned = tmp_path / "tuned"
     job = parse_manifest(
@@ -70,9 +72,8 @@ def _train(tmp_path: Path, base: Path, data: Path) -> Path:
 
 @pytest.mark.slow
 def test_forgetting_check_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch
-
-    from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
+    # deferred: torch cost seconds to import; collecting other tests skips them
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(1)
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")

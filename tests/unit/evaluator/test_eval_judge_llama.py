@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from kubetune_devtools.tiny_models import build_tiny_model
 from kubetune_evaluator.judge.client import JudgeItem, JudgeSettings, compare_answers, grade_answers
 
 MODEL_NAME = "smollm2-135m-instruct"
@@ -109,10 +110,10 @@ def test_eval_job_with_judge_metric(
     judge_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The runner's judge path: an EvalJob with `metrics: [judge]` and a baseline, end to end."""
-    import torch
+    # deferred: torch and the evaluator cost seconds to import; collecting other tests skips them
+    import torch  # noqa: PLC0415
 
-    from kubetune_devtools.tiny_models import build_tiny_model
-    from kubetune_evaluator.entrypoint import evaluate_manifest
+    from kubetune_evaluator.entrypoint import evaluate_manifest  # noqa: PLC0415
 
     torch.set_num_threads(1)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")  # sent as a bearer token; the server ignores it

@@ -148,9 +148,10 @@ def test_generate_until_matches_lm_eval(
     ours = _kubetune_run(varied_model_dir, data, tmp_path, num_fewshot=0)
     _assert_same(ours, theirs)
     # The stop sequences cut generations short: without them the same greedy run says more.
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    # deferred: transformers and the evaluator cost seconds to import; collecting other tests skips them
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
-    from kubetune_evaluator.generation import generate_predictions
+    from kubetune_evaluator.generation import generate_predictions  # noqa: PLC0415
 
     prompts = [PROMPT.replace("{{ question }}", row["question"]) for row in _rows(32, 11)]
     uncut = generate_predictions(

@@ -105,7 +105,8 @@ def test_perplexity_matches_lm_eval(tiny_model_dir: Path, data: Path, tmp_path: 
 def test_perplexity_over_rolling_windows_matches_lm_eval(
     short_context_model_dir: Path, data: Path, tmp_path: Path
 ) -> None:
-    from transformers import AutoTokenizer
+    # deferred: transformers cost seconds to import; collecting other tests skips them
+    from transformers import AutoTokenizer  # noqa: PLC0415
 
     tokenizer = AutoTokenizer.from_pretrained(short_context_model_dir)
     lengths = [len(tokenizer(text)["input_ids"]) for text in _texts(24, 7)]

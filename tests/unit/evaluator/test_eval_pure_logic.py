@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import httpx
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from kubetune_evaluator.judge.prompts import (
 )
 from kubetune_evaluator.metrics.bootstrap import bootstrap_ci, paired_delta_ci
 from kubetune_evaluator.metrics.series import ScoreSeries
+from kubetune_evaluator.prometheus_metrics import EvalGauges
 from kubetune_evaluator.results import overall_scores, termination_message
 from kubetune_evaluator.svg_charts import Bar, bar_chart, histogram, histogram_counts
 from kubetune_evaluator.verdict import decide_verdict
@@ -150,9 +152,6 @@ def test_svg_charts_are_inline_and_escaped() -> None:
 
 
 def test_gauges_are_served_over_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    import httpx
-
-    from kubetune_evaluator.prometheus_metrics import EvalGauges
 
     monkeypatch.setenv("KUBETUNE_METRICS_PORT", "0")
     monkeypatch.setenv("POD_IP", "127.0.0.1")

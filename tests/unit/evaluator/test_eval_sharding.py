@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from kubetune_devtools.tiny_models import build_tiny_model
 from kubetune_evaluator.runner import EvalOutcome, compute_shard, finish_eval, merge_requests, run_eval
 from kubetune_evaluator.sample_records import sample_records
 from kubetune_evaluator.shard import Shard
@@ -60,8 +61,6 @@ def _assert_same(one: EvalOutcome, other: EvalOutcome) -> None:
 
 @pytest.mark.slow
 def test_mmlu_5_shot_on_2_and_3_shards_equals_one_pod(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from kubetune_devtools.tiny_models import build_tiny_model
-
     baseline = build_tiny_model(tmp_path / "baseline", seed=4)
     spec = EvalJobSpec.model_validate(
         {

@@ -16,6 +16,7 @@ from kubetune_operator.api import contract
 from kubetune_operator.api.contract import Reason
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.failures import classify_pod
+from kubetune_trainer.errors import DataError, data_or_outage
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -105,8 +106,6 @@ def _s3_error(code: str, status: int) -> ClientError:
 
 
 def test_exceptions_map_to_reasons() -> None:
-    from kubetune_trainer.errors import DataError, data_or_outage
-
     outage = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     assert contract.classify(outage) is Reason.STORAGE_UNREACHABLE
     assert contract.classify(_s3_error("SlowDown", 503)) is Reason.STORAGE_UNREACHABLE

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from test_chart_render import render  # the shared `helm template` helper
 
 import kubetune_operator.controller.metrics  # registers the operator's collectors on REGISTRY
 from kubetune_devtools.devstack.binaries import client_tool
 from kubetune_devtools.testing.operator_harness import free_port
 from kubetune_evaluator.prometheus_metrics import EvalGauges
+from kubetune_operator.controller.metrics import RECONCILE_SECONDS, TRACKER
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,8 +45,6 @@ def exported_series_names() -> set[str]:
 
 
 def rendered_rule_groups() -> dict[str, Any]:
-    from test_chart_render import render  # the shared `helm template` helper
-
     (rule,) = [
         doc
         for doc in render("--set", "monitoring.prometheusRule.enabled=true")
@@ -253,7 +253,6 @@ def test_promtool_check_metrics_on_the_trainers_endpoint(
 def test_promtool_check_metrics_on_the_operators_exposition(promtool: str) -> None:
     # The operator serves prometheus_client's default REGISTRY (serve_metrics); the e2e test scrapes the
     # installed operator pod too. Here: the same registry with every family populated.
-    from kubetune_operator.controller.metrics import RECONCILE_SECONDS, TRACKER
 
     TRACKER.observe("uid-1", "FineTuneJob", "team-a", phase="Running", restarts=0, gpus=8, at=0.0)
     TRACKER.observe("uid-1", "FineTuneJob", "team-a", phase="Running", restarts=1, gpus=8, at=60.0)

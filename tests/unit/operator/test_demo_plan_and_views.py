@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
+from typer.testing import CliRunner
 
 from kubetune_devtools.cli.demo import parse_methods
 from kubetune_devtools.demo.local_node import ensure_pods_can_write
@@ -17,6 +19,7 @@ from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finis
 from kubetune_devtools.demo.results_table import DemoGateError, check_gate, results_table, score_rows
 from kubetune_devtools.demo.stdlib_docs import GENERAL_TASK, TARGET_TASK, build_rows
 from kubetune_operator.api import EvalJob, FineTuneJob, parse_manifest
+from kubetune_operator.cli import app
 
 PLAN = DemoPlan(
     run_id="r1", s3_endpoint="http://127.0.0.1:9000", recipe=with_size(RECIPES["smollm2"], rows=100)
@@ -61,8 +64,6 @@ def test_the_tiny_recipe_keeps_plain_prompts_and_full_fine_tuning() -> None:
 
 
 def test_compare_option_parses_methods() -> None:
-    import typer
-
     assert parse_methods("full,lora") == ("full", "lora")
     assert parse_methods(" lora , lora") == ("lora",)
     with pytest.raises(typer.BadParameter, match="got 'qlora'"):
@@ -137,9 +138,6 @@ def test_shared_work_dir_is_opened_up_once(tmp_path: Path) -> None:
 
 
 def test_demo_cli_rejects_an_unknown_model_without_a_traceback() -> None:
-    from typer.testing import CliRunner
-
-    from kubetune_operator.cli import app
 
     result = CliRunner().invoke(app, ["demo", "--model", "gpt-5"])
     assert result.exit_code == 2

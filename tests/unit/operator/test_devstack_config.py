@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client, config
 
 from kubetune_devtools.devstack import commands
 from kubetune_devtools.devstack.kubeconfig import render_kubeconfig, write_kubeconfig
@@ -71,8 +72,6 @@ def test_node_agent_command_follows_the_contract() -> None:
 
 
 def test_kubeconfig_loads_with_the_kubernetes_client(tmp_path: Path) -> None:
-    from kubernetes import client, config
-
     path = tmp_path / "kubeconfig"
     files = [tmp_path / name for name in ("ca.crt", "admin.crt", "admin.key")]
     for file in files:

@@ -13,6 +13,7 @@ import yaml
 
 from kubetune_operator.api import contract
 from kubetune_operator.api.contract import Reason
+from kubetune_trainer.entrypoint import main as trainer_main
 
 
 @pytest.fixture
@@ -56,8 +57,6 @@ def _failure(path: Path) -> contract.Failure:
 def test_trainer_reports_a_missing_template_field_as_invalid_spec(
     tmp_path: Path, termination_log: Path
 ) -> None:
-    from kubetune_trainer.entrypoint import main
-
     rows = (
         [{"word": "a b", "reversed": "b a"}] * 150
         + [{"reversed": "c d"}]
@@ -71,7 +70,10 @@ def test_trainer_reports_a_missing_template_field_as_invalid_spec(
         "tasks": [{"name": "t", "templates": [{"prompt": "{{ word }}", "completion": "{{ reversed }}"}]}],
         "output": {"uri": str(tmp_path / "out")},
     }
-    assert main(["--config", str(_write(tmp_path / "job.yaml", "FineTuneJob", spec))]) == contract.EXIT_FAILED
+    assert (
+        trainer_main(["--config", str(_write(tmp_path / "job.yaml", "FineTuneJob", spec))])
+        == contract.EXIT_FAILED
+    )
     failure = _failure(termination_log)
     assert failure.reason is Reason.INVALID_SPEC
     assert "row 151" in failure.message and "word" in failure.message
@@ -80,15 +82,16 @@ def test_trainer_reports_a_missing_template_field_as_invalid_spec(
 def test_trainer_reports_an_unreachable_s3_as_storage_unreachable(
     tmp_path: Path, termination_log: Path, dead_endpoint: str
 ) -> None:
-    from kubetune_trainer.entrypoint import main
-
     spec = {
         "model": {"uri": "s3://models/base/"},
         "dataset": {"uri": "s3://data/train.jsonl"},
         "output": {"uri": "s3://models/out/"},
         "storage": {"endpoint": dead_endpoint},
     }
-    assert main(["--config", str(_write(tmp_path / "job.yaml", "FineTuneJob", spec))]) == contract.EXIT_FAILED
+    assert (
+        trainer_main(["--config", str(_write(tmp_path / "job.yaml", "FineTuneJob", spec))])
+        == contract.EXIT_FAILED
+    )
     failure = _failure(termination_log)
     assert failure.reason is Reason.STORAGE_UNREACHABLE, failure
     assert dead_endpoint.removeprefix("http://") in failure.message
@@ -97,7 +100,8 @@ def test_trainer_reports_an_unreachable_s3_as_storage_unreachable(
 def test_evaluator_reports_an_unreachable_s3_as_storage_unreachable_not_invalid_spec(
     tmp_path: Path, termination_log: Path, dead_endpoint: str
 ) -> None:
-    from kubetune_evaluator.__main__ import main
+    # deferred: the evaluator (torch, transformers) cost seconds to import; collecting other tests skips them
+    from kubetune_evaluator.__main__ import main as evaluator_main  # noqa: PLC0415
 
     spec = {
         "model": {"uri": "s3://models/tuned/"},
@@ -106,6 +110,9 @@ def test_evaluator_reports_an_unreachable_s3_as_storage_unreachable_not_invalid_
         "output": {"uri": "s3://evals/x/"},
         "storage": {"endpoint": dead_endpoint},
     }
-    assert main(["--config", str(_write(tmp_path / "job.yaml", "EvalJob", spec))]) == contract.EXIT_FAILED
+    assert (
+        evaluator_main(["--config", str(_write(tmp_path / "job.yaml", "EvalJob", spec))])
+        == contract.EXIT_FAILED
+    )
     failure = _failure(termination_log)
     assert failure.reason is Reason.STORAGE_UNREACHABLE, failure

@@ -24,6 +24,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir: Path) -> Any:
-    from kubetune_trainer.modeling import load_tokenizer
+    # deferred: the trainer (torch) cost seconds to import; collecting other tests skips them
+    from kubetune_trainer.modeling import load_tokenizer  # noqa: PLC0415
 
     return load_tokenizer(tiny_model_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kubetune_devtools.tiny_models import letter_task_spec, reverse_task_rows, write_finetune_job, write_rows
+from kubetune_operator.api import LoraSpec
 from kubetune_operator.cli import app
 from kubetune_trainer.errors import ConfigError
 from kubetune_trainer.modeling import apply_lora
@@ -56,7 +58,6 @@ def test_bad_data_fails_with_the_row_and_field_and_writes_nothing(
     code, output, out = run_cli(tmp_path, tiny_model_dir, rows, prompt=prompt)
     assert code == 2, output
     assert "Traceback" not in output
-    import re
 
     assert re.search(expected, output), output
     assert not out.exists()
@@ -79,9 +80,8 @@ def test_dry_run_shows_counts_lengths_and_loss_mask(tmp_path: Path, tiny_model_d
 
 
 def test_lora_target_modules_are_checked_against_the_model(tiny_model_dir: Path) -> None:
-    from transformers import AutoModelForCausalLM
-
-    from kubetune_operator.api import LoraSpec
+    # deferred: transformers cost seconds to import; collecting other tests skips them
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     with pytest.raises(ConfigError, match=r"\['qkv'\] not in the model; its linear modules are .*'q_proj'"):

@@ -30,6 +30,7 @@ from kubetune_devtools.tiny_models import (
     write_finetune_job,
     write_rows,
 )
+from kubetune_trainer import checkpoints
 from kubetune_trainer.checkpoints import list_checkpoints
 from kubetune_trainer.entrypoint import run_job
 from kubetune_trainer.recipe import PreemptedError
@@ -182,7 +183,6 @@ def test_fsdp_one_process_sigterm_resume_and_strategy_switch_refused(
     manifest = setup["root"] / "lora-stopped" / "checkpoints" / "step-4" / "manifest.json"
     with monkeypatch.context() as patch:
         # SIGTERM as soon as the step-4 checkpoint is sealed: the recipe stops at the next step boundary.
-        from kubetune_trainer import checkpoints
 
         seal = checkpoints.seal_checkpoint
 

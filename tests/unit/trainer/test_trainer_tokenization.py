@@ -66,7 +66,8 @@ def test_best_fit_packing_respects_capacity_and_keeps_every_example_once() -> No
 def test_packed_and_padded_batches_give_the_same_loss_with_fewer_pads(
     tiny_model_dir: Path, tiny_tokenizer: Any
 ) -> None:
-    from transformers import AutoModelForCausalLM
+    # deferred: transformers cost seconds to import; collecting other tests skips them
+    from transformers import AutoModelForCausalLM  # noqa: PLC0415
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     rows = varied_length_rows(12, seed=3, min_words=2, max_words=30)
