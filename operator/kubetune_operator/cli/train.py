@@ -40,8 +40,8 @@ def _print_memory(console: Any, memory: dict[str, Any]) -> None:
     console.print(table)
     console.print(
         "Recipe: bf16 compute; fp32 trainable weights, gradients and AdamW state (16 bytes per trainable "
-        "parameter); LoRA base bf16, QLoRA base 4-bit NF4. other = bf16 weight copies, DDP gradient buckets, "
-        "FSDP-gathered layers, optimizer temporaries, CUDA runtime.",
+        "parameter); LoRA: frozen fp32 base; QLoRA: 4-bit NF4 linears. other = bf16 weight copies, DDP "
+        "buckets, FSDP-gathered layers, optimizer temporaries, CUDA runtime.",
         soft_wrap=True,
     )
     fitting = [f"{r['strategy']}/{r['method']}" for r in memory["rows"] if r["fits"]]
