@@ -182,11 +182,18 @@ class Estimate:
     overhead: int
     """bf16 compute copies, DDP gradient buckets, gathered FSDP layers, optimizer-step temporaries and the
     GPU runtime, beyond the activations (the step's temporaries reuse the activations' memory)."""
+    runtime: int = 0
+    """The part of `overhead` that is no tensor (CUDA context and workspaces; on CPU the process's own)."""
     notes: tuple[str, ...] = field(default=())
 
     @property
     def total(self) -> int:
         return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+
+    @property
+    def tensor_bytes(self) -> int:
+        """`total` without the runtime reserve: what torch.cuda.max_memory_allocated counts on a GPU."""
+        return self.total - self.runtime
 
     @property
     def model_state_bytes_per_parameter(self) -> float:
@@ -325,6 +332,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
         optimizer=optimizer,
         activations=activations,
         overhead=math.ceil(overhead),
+        runtime=GPU_RUNTIME_RESERVE if gpu else CPU_RUNTIME_RESERVE,
         notes=tuple(notes),
     )
 

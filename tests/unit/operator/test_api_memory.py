@@ -196,3 +196,10 @@ def test_nested_text_config_is_read() -> None:
 )
 def test_quantity_bytes(quantity: str, expected: int) -> None:
     assert quantity_bytes(quantity) == expected
+
+
+def test_tensor_bytes_leave_out_the_runtime_reserve() -> None:
+    gpu = estimate(SHAPE, TrainingSetup(method="lora"))
+    assert gpu.total - gpu.tensor_bytes == 2**30  # CUDA context and workspaces: no tensor
+    cpu = estimate(SHAPE, TrainingSetup(method="lora", device="cpu"))
+    assert cpu.total - cpu.tensor_bytes == 128 * 2**20
