@@ -161,11 +161,11 @@ def run_operator(
     verbose: bool,
 ) -> None:
     """Kopf with the operator's own registry and `memo`: the settings reach the handlers only that way."""
-    # Deferred: kopf and the Kubernetes client cost a second at import, which every other verb skips.
-    import kopf
+    # deferred: kopf and the Kubernetes client cost a second at import, which every other verb skips.
+    import kopf  # noqa: PLC0415
 
-    from kubetune_operator.controller.handlers import build_registry
-    from kubetune_operator.controller.metrics import serve_metrics
+    from kubetune_operator.controller.handlers import build_registry  # noqa: PLC0415
+    from kubetune_operator.controller.metrics import serve_metrics  # noqa: PLC0415
 
     # Exact namespaces (the Helm chart's namespaced mode) need no cluster-wide discovery.
     exact = bool(namespaces) and not any(char in name for name in namespaces for char in "*?[!")
