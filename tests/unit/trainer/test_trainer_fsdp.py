@@ -65,6 +65,9 @@ def write_job(
         **settings,
     )
     spec["distributed"] = {"strategy": strategy}
+    # 9 test examples: 5 on rank 0 (2 batches of 4), 4 on rank 1 (1 batch), so under fsdp rank 1 runs a
+    # batch it ignores to keep the all-gathers in step (recipe.evaluate).
+    spec["dataset"]["split"] = {"validation": 0.05, "test": 0.03, "seed": 1}
     spec["checkpoint"] = {"everySteps": 4, "keep": 1}
     if method == "lora":
         # No dropout: its draws differ with the number of processes, which is not what is compared here.
@@ -123,6 +126,7 @@ def test_two_fsdp_processes_match_one_process_and_two_ddp_processes(
         ddp = run_two(write_job(setup, f"ddp-{method}", strategy="ddp", processes=2, method=method), port + 1)
         assert_same_curve(ddp, fsdp)
     assert fsdp["metrics"]["evalLoss"] == pytest.approx(one["metrics"]["evalLoss"], rel=REL)
+    assert fsdp["metrics"]["testLoss"] == pytest.approx(one["metrics"]["testLoss"], rel=REL)
     assert fsdp["metrics"]["tokens"] == one["metrics"]["tokens"]
     # The exported model (gathered from the shards) equals the one-process model.
     weights = "model.safetensors" if method == "full" else "adapter_model.safetensors"
