@@ -52,8 +52,15 @@ class DemoRecipe:
     """Score of the target task whose delta CI must lie above 0."""
     general_score: str = "rougeL"
     lora: dict[str, Any] = field(
-        default_factory=lambda: {"r": 8, "alpha": 16, "dropout": 0.0, "targetModules": ["q_proj", "v_proj"]}
+        default_factory=lambda: {
+            "r": 16,
+            "alpha": 32,
+            "dropout": 0.0,
+            "targetModules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        }
     )
+    """Measured on SmolLM2 (2026-11-30): r 8 on q/v at lr 5e-4 reached only 0.12 exact match on the target
+    task in 20 steps (delta CI [+0.00, +0.29]); r 16 on all attention projections at lr 1e-3 learns it."""
     active_deadline_seconds: int = 1800
 
 
@@ -63,7 +70,7 @@ RECIPES: dict[str, DemoRecipe] = {
     "smollm2": DemoRecipe(
         prompt_format="chatml",
         method="lora",
-        learning_rates={"lora": "5e-4", "full": "5e-5"},
+        learning_rates={"lora": "1e-3", "full": "5e-5"},
         size=DemoSize(),
         metrics=("rouge", "exact_match"),
         gate_score="exactMatch",
