@@ -5,7 +5,7 @@
 # What each image holds (tests/image/ checks it):
 # - operator: Python, the locked `operator` extra, and kubetune_operator. No torch, no trainer or evaluator
 #   code. (The dev-only code, devtools/kubetune_devtools, is never copied into any image.)
-# - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` extras (torch with its
+# - trainer / evaluator: one shared stage with the locked `trainer` + `evaluator` + `qlora` extras (torch with its
 #   CUDA wheels is ~5.5 GB: installed once, its layers shared by both images), then only that image's
 #   package plus the API models (kubetune_operator.api) it reads its manifest with.
 # No image holds a compiler, pip, uv, a download cache, tests, hack/ or docs/; all run as uid 1000.
@@ -34,7 +34,7 @@ RUN --mount=type=secret,id=ca \
     && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
         --extra operator -o /req/operator.txt \
     && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
-        --extra trainer --extra evaluator -o /req/torch.txt
+        --extra trainer --extra evaluator --extra qlora -o /req/torch.txt
 
 # Each image's code, byte-compiled. The evaluator image also holds kubetune_trainer: the evaluator reads
 # datasets, templates, splits and S3 through the trainer's torch-free data layer (storage, datasets,

@@ -152,7 +152,8 @@ def estimator_bytes(config_dir: Path, spec: dict[str, Any], strategy: str) -> in
 
     shape = ModelShape.from_config(json.loads((config_dir / "config.json").read_text()))
     setup = setup_for(FineTuneJobSpec.model_validate(spec), "gpu", strategy)  # type: ignore[arg-type]
-    return int(estimate(shape, setup).total)
+    # tensor_bytes, not total: max_memory_allocated does not see the CUDA runtime reserve that total adds.
+    return int(estimate(shape, setup).tensor_bytes)
 
 
 def run_trainer(job: Path, timeout: int) -> tuple[int, list[dict[str, Any]], str]:
