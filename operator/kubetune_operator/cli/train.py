@@ -11,13 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
+from kubetune_operator.api.contract import WorkloadError
+from kubetune_operator.api.logs import configure_logging
+
 
 def _gib(value: int) -> str:
     return f"{value / 1024**3:.1f}"
 
 
 def _print_memory(console: Any, memory: dict[str, Any]) -> None:
-    from rich.table import Table
+    # deferred: rich (~0.5 s) would slow every other `kubetune` verb
+    from rich.table import Table  # noqa: PLC0415
 
     if "error" in memory:
         console.print(f"[bold]Memory estimate[/]: none ({memory['error']})")
@@ -57,9 +61,10 @@ def _print_memory(console: Any, memory: dict[str, Any]) -> None:
 
 
 def _print_dry_run(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    # deferred: rich (~0.5 s) would slow every other `kubetune` verb
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
 
     console = Console()
     if "memory" in report:
@@ -118,10 +123,9 @@ def train_command(
     """Fine-tune locally from a FineTuneJob manifest (S3 or local paths); --dry-run previews the data and
     the memory per GPU."""
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
-    from kubetune_operator.api.contract import WorkloadError
-    from kubetune_trainer.entrypoint import run_job
-    from kubetune_trainer.logs import configure_logging
-    from kubetune_trainer.recipe import PreemptedError
+    # deferred: the trainer imports torch (seconds), and the operator image's `kubetune` has no trainer
+    from kubetune_trainer.entrypoint import run_job  # noqa: PLC0415
+    from kubetune_trainer.recipe import PreemptedError  # noqa: PLC0415
 
     configure_logging(json_lines=False)
     try:
