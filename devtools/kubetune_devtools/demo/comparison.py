@@ -115,7 +115,7 @@ def explain(outcomes: Sequence[MethodOutcome], max_regression: float) -> list[st
         kept = {
             "gain": "even improved",
             "loss": "lost part of what it could do before (forgetting)",
-            "no measurable change": "kept what it could do before",
+            "no measurable change": "showed no loss its 95% CI can confirm",
         }[general.direction]
         if general.base < NOTHING and general.direction != "loss":
             kept = "could not do it before either (nothing to forget)"
@@ -125,9 +125,17 @@ def explain(outcomes: Sequence[MethodOutcome], max_regression: float) -> list[st
             f"({general.score} {general.base:.2f} → {general.tuned:.2f}, CI [{general.low:+.2f}, "
             f"{general.high:+.2f}])."
         )
-    verdicts = "; ".join(f"{o.method}: {o.verdict or 'n/a'}" for o in outcomes)
+    verdicts = "; ".join(f"{o.method}: {o.verdict or 'n/a'}{_failed_on(o)}" for o in outcomes)
     lines.append(
         f"The EvalJob's verdict fails a drop of more than {max_regression:.0%} of the base's score on any "
         f"task and score when the 95% CI of the delta lies below zero ({verdicts})."
     )
     return lines
+
+
+def _failed_on(outcome: MethodOutcome) -> str:
+    """` on summarize/rouge2, ...`: the task/score pairs a Failed verdict names (reasons start with them)."""
+    if outcome.verdict != "Failed":
+        return ""
+    failed = [reason.split(":")[0] for reason in outcome.verdict_reasons if "not counted" not in reason]
+    return f" on {', '.join(failed)}" if failed else ""

@@ -77,8 +77,9 @@ def test_table_and_explanation_name_gain_forgetting_and_verdicts() -> None:
     assert len(lines) == 3
     assert "full: on the trained task `module` the model learned it" in lines[0]
     assert "lost part of what it could do before (forgetting)" in lines[0]
-    assert "kept what it could do before" in lines[1]
-    assert "more than 5% of the base's score" in lines[2] and "full: Failed; lora: Passed" in lines[2]
+    assert "showed no loss its 95% CI can confirm" in lines[1]
+    assert "more than 5% of the base's score" in lines[2]
+    assert "(full: Failed on summarize/rougeL; lora: Passed)" in lines[2]
 
 
 def test_loss_curve_is_one_path_through_every_step() -> None:
