@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from kubetune_trainer.errors import DataError
 from kubetune_trainer.pipeline import prepare_data, storage_options
 from kubetune_trainer.preflight import memory_report
-from kubetune_trainer.storage import download_prefix
+from kubetune_trainer.storage import MODEL_WEIGHT_SUFFIXES, download_prefix
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample, tokenize_examples
 
 if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJob
 
 HISTOGRAM_BINS = 8
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+WEIGHT_SUFFIXES = MODEL_WEIGHT_SUFFIXES
 
 
 def length_histogram(

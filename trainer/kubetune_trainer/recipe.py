@@ -56,6 +56,7 @@ from kubetune_trainer.observability import StatusServer, TrainerMetrics
 from kubetune_trainer.pipeline import storage_options
 from kubetune_trainer.split import split_manifest_uri
 from kubetune_trainer.storage import (
+    MODEL_WEIGHT_SUFFIXES,
     delete_prefix,
     download_prefix,
     exists,
@@ -133,7 +134,9 @@ class FineTuneRecipe:
         set_seed(self.hp.seed)
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
-        model_dir = self._fetch_model()
+        # Config and tokenizer first (a few MB), then the data: bad rows or templates fail before the weights
+        # are downloaded or any output is written. The weights come last, just before the model is built.
+        model_dir = self._fetch_model(weights=False)
         self.strategy = sharding.resolve_strategy(self.spec, fits_one_device=self._fits_one_device(model_dir))
         if self.strategy == "fsdp":
             sharding.ensure_process_group(self.on_gpu)
@@ -160,6 +163,7 @@ class FineTuneRecipe:
             1, math.ceil(self.hp.epochs * self.plan.batches_per_epoch / accum)
         )
 
+        model_dir = self._fetch_model(weights=True)
         self.model_dir = model_dir
         if self.strategy == "fsdp":
             model = sharding.build_sharded_model(
@@ -238,13 +242,16 @@ class FineTuneRecipe:
             model = apply_lora(model, self.spec.effective_lora(), checkpointing)
         return model
 
-    def _fetch_model(self) -> Path:
+    def _fetch_model(self, *, weights: bool) -> Path:
+        """The base model's directory: without `weights`, only its config and tokenizer files (S3)."""
         uri = self.spec.model.uri
         target = self.work_dir / "base-model"
-        if self.accelerator.is_local_main_process and not (target / ".complete").exists():
-            download_prefix(uri, target, self.options)
+        marker = target / (".complete" if weights else ".complete-config")
+        fetched = marker.exists() or (target / ".complete").exists()
+        if self.accelerator.is_local_main_process and not fetched:
+            download_prefix(uri, target, self.options, skip_suffixes=() if weights else MODEL_WEIGHT_SUFFIXES)
             if target.is_dir():
-                (target / ".complete").touch()
+                marker.touch()
         self.accelerator.wait_for_everyone()
         return download_prefix(uri, target, self.options) if not uri.startswith("s3://") else target
 

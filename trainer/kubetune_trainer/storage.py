@@ -46,6 +46,11 @@ DEFAULT_RETRY_SECONDS = 60.0
 _FIRST_DELAY, _MAX_DELAY = 0.5, 8.0
 
 
+# The files of a model directory that hold weights (everything else is config and tokenizer, a few MB): the
+# dry run and the trainer's first fetch skip them.
+MODEL_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
 def retry_seconds() -> float:
     """How long an S3 call keeps retrying while S3 does not answer ($KUBETUNE_STORAGE_RETRY_SECONDS)."""
     raw = os.environ.get(RETRY_SECONDS_ENV, "").strip()

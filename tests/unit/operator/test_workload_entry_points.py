@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune_devtools.tiny_models import build_tiny_model
 from kubetune_operator.api import contract
 from kubetune_operator.api.contract import Reason
 from kubetune_trainer.entrypoint import main as trainer_main
@@ -64,8 +65,12 @@ def test_trainer_reports_a_missing_template_field_as_invalid_spec(
     )
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    # Config and tokenizer only: the data is checked before the weights are fetched or read.
+    model = build_tiny_model(tmp_path / "model")
+    for weights in model.glob("*.safetensors"):
+        weights.unlink()
     spec = {
-        "model": {"uri": str(tmp_path / "model")},
+        "model": {"uri": str(model)},
         "dataset": {"uri": str(data)},
         "tasks": [{"name": "t", "templates": [{"prompt": "{{ word }}", "completion": "{{ reversed }}"}]}],
         "output": {"uri": str(tmp_path / "out")},
