@@ -40,10 +40,12 @@ $(RUNTIME_STAMP): pyproject.toml uv.lock $(UV)
 
 # The Go-built binaries (Kubernetes incl. kubectl, MinIO, Prometheus incl. promtool, Helm) and Debian's
 # etcd, from the pins under hack/tools/; cached under $(CACHE). `kubetune dev up` builds them on demand too.
-# Also the Debian container tools the image tests use (podman, buildah, skopeo, runc, mmdebstrap).
+# Also the Debian container tools the image tests use (podman, buildah, skopeo, runc, mmdebstrap) and
+# chromium, which opens the demo's HTML report headless in a test.
 tools:
 	bash hack/install-system-packages.sh stack
 	bash hack/install-system-packages.sh images
+	bash hack/install-system-packages.sh browser
 	for t in kubernetes prometheus minio helm; do bash hack/build-go-tool.sh $$t >/dev/null; done
 
 # Re-resolve the Python pins after a deliberate edit of pyproject.toml (a dependency or exclude-newer).
