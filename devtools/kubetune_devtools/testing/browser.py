@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -51,7 +53,10 @@ def chromium_binary() -> str:
 @contextlib.contextmanager
 def _chromium(timeout: float) -> Iterator[int]:
     """A headless Chromium with its DevTools endpoint on a free port; yields the port."""
-    with tempfile.TemporaryDirectory(prefix="kubetune-chromium-") as profile:
+    # Chromium's helper processes (renderers, crash handler) can still write into the profile for a moment
+    # after the browser exits: the whole process group is stopped below, and a file written even later must
+    # not fail the check (measured: "Directory not empty: 'Default'" in a CI run).
+    with tempfile.TemporaryDirectory(prefix="kubetune-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 chromium_binary(),
@@ -59,12 +64,14 @@ def _chromium(timeout: float) -> Iterator[int]:
                 "--no-sandbox",  # root in a container: the setuid sandbox is unavailable
                 "--disable-gpu",
                 "--no-first-run",
+                "--disable-breakpad",  # no crash handler process outliving the browser
                 "--remote-debugging-port=0",  # Chromium picks a port and writes it to DevToolsActivePort
                 f"--user-data-dir={profile}",
                 "about:blank",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stopped as a whole below
         )
         try:
             active_port = Path(profile) / "DevToolsActivePort"
@@ -75,12 +82,18 @@ def _chromium(timeout: float) -> Iterator[int]:
                 time.sleep(0.1)
             yield int(active_port.read_text().splitlines()[0])
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the browser's process group, SIGKILL to whatever is left after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _page_websocket(port: int) -> str:
