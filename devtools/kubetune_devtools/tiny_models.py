@@ -25,6 +25,20 @@ CHAT_TEMPLATE = (
 LETTERS = "abcdefgh"
 
 
+# The config.json of a Llama-7B (6.74B parameters), no weights: the memory estimator's and preflight's tests.
+LLAMA_7B_CONFIG: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "tie_word_embeddings": False,
+}
+
+
 def reverse_task_rows(n: int, seed: int = 0, min_len: int = 3, max_len: int = 5) -> list[dict[str, Any]]:
     """Rows {"word": "b a d", "reversed": "d a b", "shifted": "c b e"}: spaced letters, one token each.
 

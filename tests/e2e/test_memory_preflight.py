@@ -16,6 +16,7 @@ from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
+from kubetune_devtools.tiny_models import LLAMA_7B_CONFIG as LLAMA_7B
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,16 +25,6 @@ pytestmark = [pytest.mark.e2e]
 NAMESPACE_GLOB = "t-test-preflight-*"
 BUCKET = "memory-preflight-e2e"
 FTJ = "finetunejobs"
-LLAMA_7B = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "num_hidden_layers": 32,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJob
 
 HISTOGRAM_BINS = 8
-WEIGHT_SUFFIXES = MODEL_WEIGHT_SUFFIXES
 
 
 def length_histogram(
@@ -46,7 +45,7 @@ def token_preview(tokenizer: Any, example: TokenizedExample) -> list[tuple[str, 
 def _tokenizer_dir(job: FineTuneJob, scratch: Path) -> Path:
     """The tokenizer files only: a dry run should not download gigabytes of weights."""
     return download_prefix(
-        job.spec.model.uri, scratch, storage_options(job.spec.storage), skip_suffixes=WEIGHT_SUFFIXES
+        job.spec.model.uri, scratch, storage_options(job.spec.storage), skip_suffixes=MODEL_WEIGHT_SUFFIXES
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from kubetune_devtools.tiny_models import LLAMA_7B_CONFIG as LLAMA_7B
 from kubetune_operator.api import FineTuneJob, parse_manifest
 from kubetune_operator.api.memory import (
     DEFAULT_GPU_MEMORY,
@@ -20,15 +21,6 @@ from kubetune_operator.api.memory import (
     setup_for,
 )
 
-LLAMA_7B = {
-    "hidden_size": 4096,
-    "num_hidden_layers": 32,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
 SHAPE = ModelShape.from_config(LLAMA_7B)
 
 

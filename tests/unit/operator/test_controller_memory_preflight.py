@@ -7,17 +7,11 @@ from typing import Any
 
 import pytest
 
+from kubetune_devtools.tiny_models import LLAMA_7B_CONFIG as LLAMA_7B
 from kubetune_operator.api import FineTuneJob, parse_manifest
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.memory_preflight import ConfigUnavailableError, memory_preflight
 
-LLAMA_7B = {
-    "hidden_size": 4096,
-    "num_hidden_layers": 32,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "vocab_size": 32000,
-}
 ENDPOINT = "http://minio.storage:9000"
 
 

@@ -12,30 +12,19 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from kubetune_devtools.tiny_models import LLAMA_7B_CONFIG as LLAMA_7B
 from kubetune_operator.api import FineTuneJob, parse_manifest
 from kubetune_operator.api.contract import InsufficientMemoryError, Reason
 from kubetune_operator.cli import app
 from kubetune_trainer.preflight import check_before_loading, check_fits, read_model_shape
-
-LLAMA_7B = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 4096,
-    "num_hidden_layers": 32,
-    "intermediate_size": 11008,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 32,
-    "vocab_size": 32000,
-    "tie_word_embeddings": False,
-}
-WEIGHTS = (".safetensors", ".bin", ".pt", ".gguf")
+from kubetune_trainer.storage import MODEL_WEIGHT_SUFFIXES
 
 
 def llama_7b_without_weights(tiny_model_dir: Path, target: Path) -> Path:
     """The tiny model's tokenizer beside a Llama-7B config.json: what a dry run downloads of a 7B model."""
     target.mkdir(parents=True)
     for path in tiny_model_dir.iterdir():
-        if path.is_file() and not path.name.endswith(WEIGHTS) and path.name != "config.json":
+        if path.is_file() and not path.name.endswith(MODEL_WEIGHT_SUFFIXES) and path.name != "config.json":
             shutil.copy(path, target / path.name)
     (target / "config.json").write_text(json.dumps(LLAMA_7B))
     return target
