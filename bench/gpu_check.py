@@ -59,7 +59,14 @@ PEAK_BF16_FLOPS = [  # most specific name first
     ("H100", 989e12),
     ("A100", 312e12),
 ]
-RUNS = [("full-ddp", "full", "ddp"), ("full-fsdp", "full", "fsdp"), ("qlora-ddp", "qlora", "ddp")]
+# (name, method, strategy, activation checkpointing): the last two are the estimator's other branches.
+RUNS = [
+    ("full-ddp", "full", "ddp", False),
+    ("full-fsdp", "full", "fsdp", False),
+    ("qlora-ddp", "qlora", "ddp", False),
+    ("full-fsdp-gc", "full", "fsdp", True),
+    ("lora-ddp", "lora", "ddp", False),
+]
 
 
 def peak_flops(device_name: str) -> float | None:
@@ -120,7 +127,7 @@ class Bench:
     on_gpu: bool
 
 
-def job_spec(bench: Bench, out: Path, method: str, strategy: str) -> dict[str, Any]:
+def job_spec(bench: Bench, out: Path, method: str, strategy: str, checkpointing: bool) -> dict[str, Any]:
     args = bench.args
     split = {"validation": 0.0, "test": 0.0}
     spec: dict[str, Any] = {
@@ -135,7 +142,7 @@ def job_spec(bench: Bench, out: Path, method: str, strategy: str) -> dict[str, A
             "packing": True,
             "learningRate": "1e-5",
             "warmupRatio": 0.0,
-            "gradientCheckpointing": args.gradient_checkpointing,
+            "gradientCheckpointing": args.gradient_checkpointing or checkpointing,
         },
         "resources": {"gpusPerNode": 1},
         "output": {"uri": str(out)},
@@ -171,17 +178,18 @@ def run_trainer(job: Path, timeout: int) -> tuple[int, list[dict[str, Any]], str
     return proc.returncode, records, proc.stderr[-1500:]
 
 
-def measure(bench: Bench, name: str, method: str, strategy: str) -> dict[str, Any]:
+def measure(bench: Bench, name: str, method: str, strategy: str, checkpointing: bool) -> dict[str, Any]:
     import yaml
 
     out = bench.root / name
-    spec = job_spec(bench, out, method, strategy)
+    spec = job_spec(bench, out, method, strategy, checkpointing)
     job = bench.root / f"{name}.yaml"
     manifest = {"apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneJob", "metadata": {"name": name}}
     job.write_text(yaml.safe_dump({**manifest, "spec": spec}))
     started = time.monotonic()
     code, records, tail = run_trainer(job, bench.args.timeout)
     row: dict[str, Any] = {"run": name, "method": method, "strategy": strategy, "exitCode": code}
+    row["gradientCheckpointing"] = spec["hyperparameters"]["gradientCheckpointing"]
     row["seconds"] = round(time.monotonic() - started, 1)
     if code != 0:
         # The last line is the failure the trainer reports (`error (<Reason>): ...`, or a traceback's end).
@@ -223,6 +231,19 @@ def show(value: float | None, unit: str) -> str:
     return f"{100 * value:+.1f} %" if unit == "+%" else f"{100 * value:.1f} %"
 
 
+HEADER = f"{'run':<13} {'tokens/s':>10} {'MFU':>8} {'peak memory':>12} {'estimate':>12} {'error':>8}"
+
+
+def format_row(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"{row['run']:<13} not run: {row['error']}"
+    return (
+        f"{row['run']:<13} {row['tokensPerSecond']:>10} {show(row['mfu'], '%'):>8} "
+        f"{show(row['peakGpuMemoryBytes'], 'GiB'):>12} {show(row['estimatedBytes'], 'GiB'):>12} "
+        f"{show(row['estimateError'], '+%'):>8}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -253,6 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
 
     started = time.monotonic()
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "device": name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "steps": args.steps,
+        "batchSize": args.batch_size,
+        "seqLen": args.seq_len,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="kubetune-gpu-check-") as scratch:
         root = args.work_dir or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
@@ -271,35 +302,21 @@ def main(argv: list[str] | None = None) -> int:
             peak_flops=peak_flops(name) if on_gpu else None,
             on_gpu=on_gpu,
         )
+        report.update({"peakBf16Flops": bench.peak_flops, "parameters": params})
         precision = "bf16 autocast" if on_gpu else "fp32"
         print(f"device: {name}; model: {params / 1e6:.1f}M parameters; {args.steps} steps of "
               f"{args.batch_size} x {args.seq_len} tokens, packed, {precision}", flush=True)  # fmt: skip
-        rows_out = [measure(bench, run, method, strategy) for run, method, strategy in RUNS]
-    report = {
-        "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "device": name,
-        "peakBf16Flops": bench.peak_flops,
-        "parameters": params,
-        "steps": args.steps,
-        "batchSize": args.batch_size,
-        "seqLen": args.seq_len,
-        "runs": rows_out,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    header = f"{'run':<10} {'tokens/s':>10} {'MFU':>8} {'peak memory':>12} {'estimate':>12} {'error':>8}"
-    print(header)
-    for row in rows_out:
-        if "error" in row:
-            print(f"{row['run']:<10} not run: {row['error']}")
-            continue
-        print(
-            f"{row['run']:<10} {row['tokensPerSecond']:>10} {show(row['mfu'], '%'):>8} "
-            f"{show(row['peakGpuMemoryBytes'], 'GiB'):>12} {show(row['estimatedBytes'], 'GiB'):>12} "
-            f"{show(row['estimateError'], '+%'):>8}"
-        )
+        print(HEADER, flush=True)
+        for run, method, strategy, checkpointing in RUNS:
+            row = measure(bench, run, method, strategy, checkpointing)
+            report["runs"].append(row)
+            report["seconds"] = round(time.monotonic() - started, 1)
+            # Each row as soon as it is measured: a run cut short by a time limit keeps what it has.
+            print(format_row(row), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=2))
     print(f"total {report['seconds']} s")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    rows_out = report["runs"]
     # On GPU every run must succeed; on CPU QLoRA must be refused (no GPU), the others succeed.
     expected_failures = set() if on_gpu else {"qlora-ddp"}
     failed = {row["run"] for row in rows_out if "error" in row}

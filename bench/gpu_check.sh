@@ -6,9 +6,22 @@
 #
 #   bench/gpu_check.sh [--json figures.json] [--steps N ...]
 #   bench/gpu_check.sh --cpu-smoke        # no install (uses .venv as it is), tiny model on CPU
+#   bench/gpu_check.sh --wheels DIR ...   # no PyPI: $PYTHON (default python3) already has CUDA torch and
+#                                         # accelerate; DIR from hack/gpu-wheels.sh adds the rest, pinned
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ ${1:-} == --wheels ]]; then
+  # An offline GPU machine (no PyPI): the machine's Python and torch, uv.lock's versions of the rest
+  # (hack/gpu-wheels.sh), the project's code from the checkout.
+  PYTHON=${PYTHON:-python3}
+  SITE=$(mktemp -d)
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
+    --target "$SITE" "$2"/*.whl
+  export PYTHONPATH=$SITE:$PWD/operator:$PWD/trainer:$PWD/devtools${PYTHONPATH:+:$PYTHONPATH}
+  shift 2
+  exec "$PYTHON" bench/gpu_check.py "$@"
+fi
 if [[ " $* " != *" --cpu-smoke "* ]]; then
   PYTHON=${PYTHON:-python3}
   CACHE=${KUBETUNE_CACHE:-$HOME/.cache/kubetune}
