@@ -59,13 +59,16 @@ PEAK_BF16_FLOPS = [  # most specific name first
     ("H100", 989e12),
     ("A100", 312e12),
 ]
-# (name, method, strategy, activation checkpointing): the last two are the estimator's other branches.
+# (name, method, strategy, activation checkpointing, compiled layers): the three runs, the estimator's
+# other branches (checkpointing, LoRA), and hyperparameters.compile.
 RUNS = [
-    ("full-ddp", "full", "ddp", False),
-    ("full-fsdp", "full", "fsdp", False),
-    ("qlora-ddp", "qlora", "ddp", False),
-    ("full-fsdp-gc", "full", "fsdp", True),
-    ("lora-ddp", "lora", "ddp", False),
+    ("full-ddp", "full", "ddp", False, False),
+    ("full-fsdp", "full", "fsdp", False, False),
+    ("qlora-ddp", "qlora", "ddp", False, False),
+    ("full-fsdp-gc", "full", "fsdp", True, False),
+    ("lora-ddp", "lora", "ddp", False, False),
+    ("full-ddp-c", "full", "ddp", False, True),
+    ("full-fsdp-c", "full", "fsdp", False, True),
 ]
 
 
@@ -127,7 +130,8 @@ class Bench:
     on_gpu: bool
 
 
-def job_spec(bench: Bench, out: Path, method: str, strategy: str, checkpointing: bool) -> dict[str, Any]:
+def job_spec(bench: Bench, out: Path, run: tuple[str, str, str, bool, bool]) -> dict[str, Any]:
+    _, method, strategy, checkpointing, compile_layers = run
     args = bench.args
     split = {"validation": 0.0, "test": 0.0}
     spec: dict[str, Any] = {
@@ -143,6 +147,7 @@ def job_spec(bench: Bench, out: Path, method: str, strategy: str, checkpointing:
             "learningRate": "1e-5",
             "warmupRatio": 0.0,
             "gradientCheckpointing": args.gradient_checkpointing or checkpointing,
+            "compile": compile_layers,
         },
         "resources": {"gpusPerNode": 1},
         "output": {"uri": str(out)},
@@ -178,11 +183,12 @@ def run_trainer(job: Path, timeout: int) -> tuple[int, list[dict[str, Any]], str
     return proc.returncode, records, proc.stderr[-1500:]
 
 
-def measure(bench: Bench, name: str, method: str, strategy: str, checkpointing: bool) -> dict[str, Any]:
+def measure(bench: Bench, run: tuple[str, str, str, bool, bool]) -> dict[str, Any]:
+    name, method, strategy, _, _ = run
     import yaml
 
     out = bench.root / name
-    spec = job_spec(bench, out, method, strategy, checkpointing)
+    spec = job_spec(bench, out, run)
     job = bench.root / f"{name}.yaml"
     manifest = {"apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneJob", "metadata": {"name": name}}
     job.write_text(yaml.safe_dump({**manifest, "spec": spec}))
@@ -190,6 +196,7 @@ def measure(bench: Bench, name: str, method: str, strategy: str, checkpointing: 
     code, records, tail = run_trainer(job, bench.args.timeout)
     row: dict[str, Any] = {"run": name, "method": method, "strategy": strategy, "exitCode": code}
     row["gradientCheckpointing"] = spec["hyperparameters"]["gradientCheckpointing"]
+    row["compile"] = spec["hyperparameters"]["compile"]
     row["seconds"] = round(time.monotonic() - started, 1)
     if code != 0:
         # The last line is the failure the trainer reports (`error (<Reason>): ...`, or a traceback's end).
@@ -256,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=300, help="seconds per run")
     parser.add_argument("--work-dir", type=Path, help="default: a temporary folder")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--memory-probe", action="store_true", help="then bench/gpu_memory_probe.py on the same model (GPU)"
+    )
+    parser.add_argument("--runs", nargs="+", choices=[run[0] for run in RUNS], help="default: all")
     args = parser.parse_args(argv)
     if args.cpu_smoke:
         # Also on a machine with a GPU: this process and the trainers it starts must not see it.
@@ -307,18 +318,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"device: {name}; model: {params / 1e6:.1f}M parameters; {args.steps} steps of "
               f"{args.batch_size} x {args.seq_len} tokens, packed, {precision}", flush=True)  # fmt: skip
         print(HEADER, flush=True)
-        for run, method, strategy, checkpointing in RUNS:
-            row = measure(bench, run, method, strategy, checkpointing)
+        for run in RUNS:
+            if args.runs and run[0] not in args.runs:
+                continue
+            row = measure(bench, run)
             report["runs"].append(row)
             report["seconds"] = round(time.monotonic() - started, 1)
             # Each row as soon as it is measured: a run cut short by a time limit keeps what it has.
             print(format_row(row), flush=True)
             if args.json:
                 args.json.write_text(json.dumps(report, indent=2))
-    print(f"total {report['seconds']} s")
+        if args.memory_probe and on_gpu:
+            # Phase by phase, in a process of its own (bench/gpu_memory_probe.py), on the same model.
+            probe = [
+                sys.executable,
+                str(Path(__file__).with_name("gpu_memory_probe.py")),
+                "--model",
+                str(root / "model"),
+            ]
+            probe += ["--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len)]
+            if args.json:
+                probe += ["--json", str(args.json.with_suffix(".probe.json"))]
+            subprocess.run(probe, check=False, timeout=args.timeout * 3)
+    print(f"total {round(time.monotonic() - started, 1)} s")
     rows_out = report["runs"]
     # On GPU every run must succeed; on CPU QLoRA must be refused (no GPU), the others succeed.
-    expected_failures = set() if on_gpu else {"qlora-ddp"}
+    expected_failures = set() if on_gpu or (args.runs and "qlora-ddp" not in args.runs) else {"qlora-ddp"}
     failed = {row["run"] for row in rows_out if "error" in row}
     return 0 if failed == expected_failures else 1
 

@@ -76,6 +76,24 @@ def decoder_layer_classes(model: torch.nn.Module) -> set[str]:
     return names
 
 
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    layer_classes = decoder_layer_classes(model)
+    # By the class's ancestry: fully_shard swaps a layer's class for a subclass (FSDP<name>).
+    return [m for m in model.modules() if any(c.__name__ in layer_classes for c in type(m).__mro__)]
+
+
+def compile_decoder_layers(model: torch.nn.Module) -> int:
+    """`hyperparameters.compile`: torch.compile each decoder layer in place; returns how many.
+
+    Per layer rather than the whole model (as torchtitan does): the layers share one compiled graph (same
+    code, parameters passed as inputs), so the compile takes the time of one layer, the attention-mask
+    construction stays eager, and FSDP2's per-layer hooks stay outside the graphs. Applied after `shard`."""
+    layers = decoder_layers(model)
+    for layer in layers:
+        layer.compile()
+    return len(layers)
+
+
 def shard(model: torch.nn.Module, *, device: torch.device, bf16: bool) -> torch.nn.Module:
     """Apply FSDP2 per decoder layer, then to the root (embeddings, final norm, output layer)."""
     import torch.distributed as dist
@@ -88,9 +106,7 @@ def shard(model: torch.nn.Module, *, device: torch.device, bf16: bool) -> torch.
         if bf16
         else MixedPrecisionPolicy()
     )
-    layer_classes = decoder_layer_classes(model)
-    layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
-    for layer in layers:
+    for layer in decoder_layers(model):
         fully_shard(layer, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     return model

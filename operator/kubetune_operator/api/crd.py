@@ -189,6 +189,13 @@ def finetunejob_spec_schema() -> Schema:
     )
     _add_rule(
         spec,
+        "!has(self.method) || self.method != 'qlora' || "
+        "!(has(self.hyperparameters) && has(self.hyperparameters.compile) && self.hyperparameters.compile)",
+        "compile is not supported with method: qlora",
+        ".hyperparameters.compile",
+    )
+    _add_rule(
+        spec,
         "!has(self.tasks) || self.tasks.all(t, self.tasks.exists_one(u, u.name == t.name))",
         "task names must be unique",
         ".tasks",

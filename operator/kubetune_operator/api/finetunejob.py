@@ -72,6 +72,11 @@ class Hyperparameters(ApiModel):
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for memory by recomputing activations."
     )
+    compile: bool = Field(
+        False,
+        description="Compile each decoder layer with torch.compile (Inductor): faster steps after a one-time "
+        "compile at the start (fused norm, rotary and activation kernels); not with method: qlora.",
+    )
     eval_every_steps: int | None = Field(
         None, ge=1, description="Evaluate on the validation split every N steps (and always at the end)."
     )
@@ -163,6 +168,13 @@ class FineTuneJobSpec(ApiModel):
         # bitsandbytes' 4-bit kernels run on GPUs only: refuse at admission, not in a pod that crashes.
         if self.method == "qlora" and self.resources.gpus_per_node < 1:
             raise ValueError("spec.method: qlora needs GPUs: set spec.resources.gpusPerNode to 1 or more")
+        return self
+
+    @model_validator(mode="after")
+    def _compile_not_with_qlora(self) -> FineTuneJobSpec:
+        # bitsandbytes' 4-bit matmuls are opaque to torch.compile: every layer would break its graph.
+        if self.method == "qlora" and self.hyperparameters.compile:
+            raise ValueError("spec.hyperparameters.compile: not supported with method: qlora")
         return self
 
     @model_validator(mode="after")
