@@ -180,15 +180,27 @@ class Estimate:
     optimizer: int
     activations: int
     overhead: int
-    """bf16 compute copies, DDP gradient buckets, gathered FSDP layers, optimizer-step temporaries and the
-    GPU runtime, beyond the activations (the step's temporaries reuse the activations' memory)."""
+    """Held beside the activations: bf16 compute copies, gathered FSDP layers, the loss's gradients, DDP
+    gradient buckets and the runtime (on CPU also the optimizer step's temporaries)."""
     runtime: int = 0
     """The part of `overhead` that is no tensor (CUDA context and workspaces; on CPU the process's own)."""
     notes: tuple[str, ...] = field(default=())
+    gradients_replace_activations: bool = False
+    """GPU: backward allocates the gradients as it frees the activations, and the caching allocator reuses
+    that memory, so the peak is the larger of the backward's start (activations + overhead) and the
+    optimizer step (gradients + the persistent part of the overhead), measured phase by phase by
+    bench/gpu_memory_probe.py. On CPU the peak RSS behaves as if all were held at once (freed heap memory
+    is not returned: bench/memory_estimate_cpu.py), so the parts add up."""
+    persistent: int = 0
+    """The part of `overhead` held through the optimizer step too (runtime, DDP buckets)."""
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.overhead
+        state = self.weights + self.optimizer
+        backward = self.activations + self.overhead
+        if self.gradients_replace_activations:
+            return state + max(backward, self.gradients + self.persistent)
+        return state + self.gradients + backward
 
     @property
     def tensor_bytes(self) -> int:
@@ -224,20 +236,24 @@ def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetu
     h, kv, i = shape.hidden_size, shape.kv_size, shape.intermediate_size
     gpu = setup.device == "gpu"
     compute = 2 if gpu else 4  # bf16 autocast on GPU
+    residual = _residual_bytes(setup)
     if setup.method == "full":
-        residual = 4  # fp32 weights: an fp32 residual stream
-        # Per RMSNorm: its input, its fp32 normalised value (for the weight's gradient), and the input of the
-        # next linear (a bf16 cast on GPU; on CPU the norm's output itself).
-        norms = 2 * (residual * h + 4 * h + compute * h)
+        # Per RMSNorm: its input, its fp32 normalised value (for the weight's gradient), and the inputs of
+        # the linears it feeds: under DDP autocast casts the fp32 output once per linear (q, k, v; gate, up:
+        # five bf16 copies, measured), under FSDP the output is already bf16 and shared; on CPU the norm's
+        # output itself.
+        casts = 5 if gpu and setup.strategy == "ddp" else 2
+        norms = 2 * (residual * h + 4 * h) + casts * compute * h
         # SDPA keeps q, k, v and its output; o_proj's input is a contiguous copy of that output.
         attention = compute * (2 * h + 2 * kv + h)
         # SiLU keeps gate, the product keeps silu(gate) and up, down_proj keeps the product.
         mlp = 4 * compute * i
         return norms + attention + mlp
-    residual = 4  # fp32 embeddings and norms: an fp32 residual stream
     norms = 2 * residual * h  # frozen norm weights: only the input is kept
     attention = compute * (2 * h + 2 * kv)  # frozen linears keep no input
-    mlp = 3 * compute * i  # down_proj is frozen: its input is not kept
+    # down_proj is frozen: its input is not kept. bitsandbytes returns a 4-bit layer's output in its
+    # input's dtype, fp32 here (the residual stream), so QLoRA's MLP intermediates are fp32 (measured).
+    mlp = 3 * (4 if setup.method == "qlora" else compute) * i
     shapes = shape.linear_shapes()
     adapters = 0.0
     for target in set(setup.lora_targets):
@@ -249,17 +265,23 @@ def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetu
     return norms + attention + mlp + adapters
 
 
+def _residual_bytes(setup: TrainingSetup) -> int:
+    """The residual stream's element size: fp32 from fp32 embeddings, except under FSDP on GPU, whose
+    MixedPrecisionPolicy casts each layer's inputs to bf16."""
+    return 2 if setup.device == "gpu" and setup.strategy == "fsdp" else 4
+
+
 def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
     tokens = setup.micro_batch * setup.max_seq_length
     per_layer = _activation_bytes_per_token_per_layer(shape, setup)
     if setup.gradient_checkpointing:
-        residual = 4  # the fp32 residual stream
         # Each layer's input stays; one layer at a time is recomputed with all its activations.
-        layers = shape.num_layers * residual * shape.hidden_size + per_layer
+        layers = shape.num_layers * _residual_bytes(setup) * shape.hidden_size + per_layer
     else:
         layers = shape.num_layers * per_layer
-    # Logits (bf16 on GPU, then the fp32 copy the loss takes) and log-softmax's fp32 output.
-    logits = (2 + 4 + 4 if setup.device == "gpu" else 4 + 4) * shape.vocab_size
+    # The loss's fp32 log-softmax, and on GPU the bf16 logits (measured: 6 bytes per logit on GPU); on CPU
+    # the logits and log-softmax's output, both fp32.
+    logits = (2 + 4 if setup.device == "gpu" else 4 + 4) * shape.vocab_size
     # The attention mask of packed (or padded) rows: batch x seq x seq booleans, and the additive copy SDPA
     # keeps for its backward pass, one for all layers: on CPU fp32 and expanded to every head (measured); on
     # GPU counted once in bf16 (the memory-efficient kernel broadcasts it over heads).
@@ -318,11 +340,16 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
     if gpu and setup.method == "qlora":
         largest = max(a * b for a, b in shape.linear_shapes().values())
         transient += 2 * largest  # one linear layer dequantised to bf16 at a time
-    # The optimizer step runs once activations and compute copies are freed; on GPU AdamW's foreach kernels
-    # allocate one fp32 temporary per trainable parameter (sqrt of the second moment), on CPU (no foreach)
-    # one tensor at a time.
-    step = 4 * trainable / shards if gpu else 4 * _largest_trainable_tensor(shape, setup)
-    overhead = persistent + max(transient, step - activations)
+    if gpu:
+        # The backward's first step, with every activation still held: the loss's gradients with respect to
+        # the fp32 log-softmax and the logits (two fp32 tensors, measured).
+        transient += 8 * shape.vocab_size * setup.micro_batch * setup.max_seq_length
+        notes.append("the loss's fp32 gradients at the start of backward")
+        overhead = persistent + transient  # fused AdamW (the trainer's on GPU): no step temporaries
+    else:
+        # The optimizer step runs once activations are freed; on CPU AdamW (no foreach) allocates one
+        # temporary the size of the largest trainable tensor at a time.
+        overhead = persistent + max(transient, 4 * _largest_trainable_tensor(shape, setup) - activations)
     return Estimate(
         setup=setup,
         parameters=total,
@@ -334,6 +361,8 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
         overhead=math.ceil(overhead),
         runtime=GPU_RUNTIME_RESERVE if gpu else CPU_RUNTIME_RESERVE,
         notes=tuple(notes),
+        gradients_replace_activations=gpu,
+        persistent=math.ceil(persistent),
     )
 
 
@@ -494,6 +523,8 @@ def insufficient_message(result: Estimate, device_memory: int, source: str, opti
             ("other", result.overhead),
         )
     )
+    if result.gradients_replace_activations:
+        parts += "; peak = weights + optimizer + the larger of activations + other and gradients"
     fit = "; ".join(options) if options else "none of lora, qlora, more nodes or shorter sequences alone"
     return (
         f"memory estimate per {setup.device.upper()} {gib(result.total)} ({parts}) for method "

@@ -45,7 +45,9 @@ def _print_memory(console: Any, memory: dict[str, Any]) -> None:
     console.print(
         "Recipe: bf16 compute; fp32 trainable weights, gradients and AdamW state (16 bytes per trainable "
         "parameter); LoRA: frozen fp32 base; QLoRA: 4-bit NF4 linears. other = bf16 weight copies, DDP "
-        "buckets, FSDP-gathered layers, optimizer temporaries, CUDA runtime.",
+        "buckets, FSDP-gathered layers, the loss's gradients, CUDA runtime. total = weights + optimizer + "
+        "the larger of activations + other (start of backward) and gradients (optimizer step): backward "
+        "frees the activations as it allocates the gradients (bench/gpu_memory_probe.py).",
         soft_wrap=True,
     )
     fitting = [f"{r['strategy']}/{r['method']}" for r in memory["rows"] if r["fits"]]

@@ -51,7 +51,10 @@ def test_fsdp_shards_model_states_over_every_process() -> None:
     fsdp = estimate(SHAPE, TrainingSetup(method="full", strategy="fsdp", world_size=16))
     assert fsdp.optimizer == pytest.approx(ddp.optimizer / 16, abs=1)
     assert fsdp.weights == pytest.approx(ddp.weights / 16, abs=1)
-    assert fsdp.activations == ddp.activations  # each process still runs its own micro-batch
+    # Each process still runs its own micro-batch: the same activations, except that FSDP's bf16 policy
+    # makes the residual stream bf16 and shares each norm's output among the linears it feeds (measured by
+    # bench/gpu_memory_probe.py), so fewer.
+    assert ddp.activations * 0.7 < fsdp.activations < ddp.activations
     assert fsdp.fits(DEFAULT_GPU_MEMORY)
 
 

@@ -54,14 +54,18 @@ def test_a_7b_full_ddp_job_on_80gb_fails_insufficient_memory_naming_what_fits() 
     assert refused is not None
     assert (refused.phase, refused.reason) == ("Failed", reasons.INSUFFICIENT_MEMORY)
     assert "exceeds the 80.0 GiB of spec.resources.gpuMemory (80Gi)" in refused.message
-    assert "would fit: method: lora; method: qlora" in refused.message
+    assert "would fit: method: lora and hyperparameters.gradientCheckpointing: true; method: qlora" in (
+        refused.message
+    )
     assert "resources.nodes: 2 with distributed.strategy: fsdp" in refused.message
     assert refused.message.endswith("no pods were created")
     assert read.calls == [("s3://models/llama-7b/", ENDPOINT, "us-east-1")]
 
 
 def test_a_job_that_fits_passes() -> None:
-    assert memory_preflight(spec(method="lora"), ENDPOINT, "team-a/seven-b", reader(LLAMA_7B)) is None
+    # LoRA on a 7B model keeps the frozen base in fp32: 8 x 1024 tokens would not fit 80 GB, 4 x 1024 do.
+    lora = spec(method="lora", hyperparameters={"batchSize": 4})
+    assert memory_preflight(lora, ENDPOINT, "team-a/seven-b", reader(LLAMA_7B)) is None
 
 
 def test_auto_strategy_passes_when_sharding_over_more_nodes_fits() -> None:

@@ -139,8 +139,8 @@ def test_check_fits_refuses_with_insufficient_memory_and_the_options(tmp_path: P
     assert refused.value.reason is Reason.INSUFFICIENT_MEMORY
     assert message.startswith("memory estimate per GPU ")
     assert "exceeds the 80.0 GiB of the GPU (80.0 GiB)" in message
-    assert "would fit: method: lora; method: qlora" in message
-    fits = spec_of(method="lora", resources={"gpusPerNode": 1})
+    assert "would fit: method: lora and hyperparameters.gradientCheckpointing: true; method: qlora" in message
+    fits = spec_of(method="lora", resources={"gpusPerNode": 1}, hyperparameters={"batchSize": 4})
     assert check_fits(fits.spec, shape, 80 * 2**30, "the GPU").total < 80 * 2**30
 
 
