@@ -1,8 +1,9 @@
 """GPU readiness check: the real trainer on a randomly initialised ~1B Llama, on one GPU, in a few minutes.
 
-Runs `python -m kubetune_trainer` (the pods' entry point) three times on the same packed data:
-`method: full` with `strategy: ddp`, `method: full` with `strategy: fsdp` (FSDP2 over one process: the
-sharded code path, bf16 compute, fp32 master weights) and `method: qlora` (4-bit NF4 base + LoRA), and prints
+Runs `python -m kubetune_trainer` (the pods' entry point) on the same packed data for each of RUNS (or
+`--runs`): `method: full` with `strategy: ddp`, `method: full` with `strategy: fsdp` (FSDP2 over one process:
+the sharded code path, bf16 compute, fp32 master weights), `method: qlora` (4-bit NF4 base + LoRA), and the
+checkpointing, LoRA and `compile: true` variants, and prints
 per run: tokens/s (steady state: the median of the per-step figures the trainer logs from step 10 on; the
 whole-run average beside it), MFU, the peak GPU memory (`torch.cuda.max_memory_allocated`) and the memory
 estimator's figure for the same job (kubetune_operator.api.memory) with its error.

@@ -22,7 +22,10 @@ def test_gpu_check_cpu_smoke_runs_ddp_fsdp_and_refuses_qlora(tmp_path: Path) -> 
     figures = tmp_path / "figures.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(
-        ["bash", str(ROOT / "bench" / "gpu_check.sh"), "--cpu-smoke", "--json", str(figures)],
+        # The three runs (the checkpointing, LoRA and compile variants run the same code paths that
+        # test_trainer_fsdp.py and test_trainer_compile.py cover).
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), "--cpu-smoke", "--json", str(figures), "--runs"]
+        + ["full-ddp", "full-fsdp", "qlora-ddp"],
         cwd=ROOT,
         env=env,
         capture_output=True,
