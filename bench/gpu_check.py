@@ -60,16 +60,31 @@ PEAK_BF16_FLOPS = [  # most specific name first
     ("H100", 989e12),
     ("A100", 312e12),
 ]
-# (name, method, strategy, activation checkpointing, compiled layers): the three runs, the estimator's
-# other branches (checkpointing, LoRA), and hyperparameters.compile.
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    method: str
+    strategy: str
+    checkpointing: bool = False
+    compile: bool = False
+    attention: str = "sdpa"
+
+
+# The three runs, the estimator's other branches (checkpointing, LoRA), hyperparameters.compile and
+# hyperparameters.attention: flex.
 RUNS = [
-    ("full-ddp", "full", "ddp", False, False),
-    ("full-fsdp", "full", "fsdp", False, False),
-    ("qlora-ddp", "qlora", "ddp", False, False),
-    ("full-fsdp-gc", "full", "fsdp", True, False),
-    ("lora-ddp", "lora", "ddp", False, False),
-    ("full-ddp-c", "full", "ddp", False, True),
-    ("full-fsdp-c", "full", "fsdp", False, True),
+    Run("full-ddp", "full", "ddp"),
+    Run("full-fsdp", "full", "fsdp"),
+    Run("qlora-ddp", "qlora", "ddp"),
+    Run("full-fsdp-gc", "full", "fsdp", checkpointing=True),
+    Run("lora-ddp", "lora", "ddp"),
+    Run("full-ddp-c", "full", "ddp", compile=True),
+    Run("full-fsdp-c", "full", "fsdp", compile=True),
+    Run("full-ddp-cf", "full", "ddp", compile=True, attention="flex"),
+    Run("full-fsdp-cf", "full", "fsdp", compile=True, attention="flex"),
+    Run("qlora-ddp-f", "qlora", "ddp", attention="flex"),
 ]
 
 
@@ -131,8 +146,8 @@ class Bench:
     on_gpu: bool
 
 
-def job_spec(bench: Bench, out: Path, run: tuple[str, str, str, bool, bool]) -> dict[str, Any]:
-    _, method, strategy, checkpointing, compile_layers = run
+def job_spec(bench: Bench, out: Path, run: Run) -> dict[str, Any]:
+    method, strategy = run.method, run.strategy
     args = bench.args
     split = {"validation": 0.0, "test": 0.0}
     spec: dict[str, Any] = {
@@ -147,8 +162,9 @@ def job_spec(bench: Bench, out: Path, run: tuple[str, str, str, bool, bool]) -> 
             "packing": True,
             "learningRate": "1e-5",
             "warmupRatio": 0.0,
-            "gradientCheckpointing": args.gradient_checkpointing or checkpointing,
-            "compile": compile_layers,
+            "gradientCheckpointing": args.gradient_checkpointing or run.checkpointing,
+            "compile": run.compile,
+            "attention": run.attention,
         },
         "resources": {"gpusPerNode": 1},
         "output": {"uri": str(out)},
@@ -184,8 +200,8 @@ def run_trainer(job: Path, timeout: int) -> tuple[int, list[dict[str, Any]], str
     return proc.returncode, records, proc.stderr[-1500:]
 
 
-def measure(bench: Bench, run: tuple[str, str, str, bool, bool]) -> dict[str, Any]:
-    name, method, strategy, _, _ = run
+def measure(bench: Bench, run: Run) -> dict[str, Any]:
+    name, method, strategy = run.name, run.method, run.strategy
     import yaml
 
     out = bench.root / name
@@ -198,6 +214,7 @@ def measure(bench: Bench, run: tuple[str, str, str, bool, bool]) -> dict[str, An
     row: dict[str, Any] = {"run": name, "method": method, "strategy": strategy, "exitCode": code}
     row["gradientCheckpointing"] = spec["hyperparameters"]["gradientCheckpointing"]
     row["compile"] = spec["hyperparameters"]["compile"]
+    row["attention"] = spec["hyperparameters"]["attention"]
     row["seconds"] = round(time.monotonic() - started, 1)
     if code != 0:
         # The last line is the failure the trainer reports (`error (<Reason>): ...`, or a traceback's end).
@@ -267,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory-probe", action="store_true", help="then bench/gpu_memory_probe.py on the same model (GPU)"
     )
-    parser.add_argument("--runs", nargs="+", choices=[run[0] for run in RUNS], help="default: all")
+    parser.add_argument("--runs", nargs="+", choices=[run.name for run in RUNS], help="default: all")
     args = parser.parse_args(argv)
     if args.cpu_smoke:
         # Also on a machine with a GPU: this process and the trainers it starts must not see it.
@@ -320,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.batch_size} x {args.seq_len} tokens, packed, {precision}", flush=True)  # fmt: skip
         print(HEADER, flush=True)
         for run in RUNS:
-            if args.runs and run[0] not in args.runs:
+            if args.runs and run.name not in args.runs:
                 continue
             row = measure(bench, run)
             report["runs"].append(row)
@@ -344,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {round(time.monotonic() - started, 1)} s")
     rows_out = report["runs"]
     # On GPU every run must succeed; on CPU QLoRA must be refused (no GPU), the others succeed.
-    expected_failures = set() if on_gpu or (args.runs and "qlora-ddp" not in args.runs) else {"qlora-ddp"}
+    # On CPU the GPU-only runs (qlora, flex) must be refused with InvalidSpec.
+    gpu_only = {run.name for run in RUNS if run.method == "qlora" or run.attention == "flex"}
+    expected_failures = set() if on_gpu else gpu_only & {row["run"] for row in rows_out}
     failed = {row["run"] for row in rows_out if "error" in row}
     return 0 if failed == expected_failures else 1
 

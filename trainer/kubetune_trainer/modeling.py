@@ -27,23 +27,32 @@ def load_tokenizer(model_dir: Path) -> Any:
     return tokenizer
 
 
-def load_model(model_dir: Path, *, on_gpu: bool, gradient_checkpointing: bool) -> Any:
+ATTENTION_IMPLEMENTATIONS: dict[str, str] = {"sdpa": "sdpa", "flex": "flex_attention"}
+"""hyperparameters.attention -> transformers' attn_implementation. With packed rows transformers turns the
+position ids into the attention mask: a row-wide block-diagonal boolean mask for sdpa, a BlockMask that
+skips the blocks between examples for flex."""
+
+
+def load_model(
+    model_dir: Path, *, on_gpu: bool, gradient_checkpointing: bool, attention: str = "sdpa"
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     # fp32 master weights; on GPU accelerate autocasts to bf16 (mixed_precision="bf16").
     model: Any = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, attn_implementation="sdpa"
+        model_dir, dtype=torch.float32, attn_implementation=ATTENTION_IMPLEMENTATIONS[attention]
     )
     return _training_ready(model, gradient_checkpointing)
 
 
-def model_skeleton(model_dir: Path, *, gradient_checkpointing: bool) -> Any:
+def model_skeleton(model_dir: Path, *, gradient_checkpointing: bool, attention: str = "sdpa") -> Any:
     """The architecture of `load_model` without reading any weights (call it under `init_empty_weights`)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir)
     auto_class: Any = AutoModelForCausalLM  # from_config is untyped in transformers 5
-    model: Any = auto_class.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    implementation = ATTENTION_IMPLEMENTATIONS[attention]
+    model: Any = auto_class.from_config(config, dtype=torch.float32, attn_implementation=implementation)
     return _training_ready(model, gradient_checkpointing)
 
 
@@ -55,6 +64,14 @@ def _training_ready(model: Any, gradient_checkpointing: bool) -> Any:
     return model
 
 
+def require_cuda_for_flex(on_gpu: bool) -> None:
+    if not on_gpu:
+        raise ConfigError(
+            "spec.hyperparameters.attention: flex needs an NVIDIA GPU (FlexAttention has no backward pass on "
+            "CPU) and this machine has none; use attention: sdpa here, or run on a GPU node"
+        )
+
+
 def require_cuda_for_qlora(on_gpu: bool) -> None:
     if not on_gpu:
         raise ConfigError(
@@ -63,7 +80,9 @@ def require_cuda_for_qlora(on_gpu: bool) -> None:
         )
 
 
-def load_model_4bit(model_dir: Path, *, device: torch.device, gradient_checkpointing: bool) -> Any:
+def load_model_4bit(
+    model_dir: Path, *, device: torch.device, gradient_checkpointing: bool, attention: str = "sdpa"
+) -> Any:
     """QLoRA's base: weights quantised to 4-bit NF4 (double quantisation), computing in bf16, ready for
     adapters (peft's prepare_model_for_kbit_training: norms in fp32, input grads for checkpointing)."""
     # bitsandbytes only on this path (transformers imports it for the 4-bit load): it is an optional
@@ -84,7 +103,7 @@ def load_model_4bit(model_dir: Path, *, device: torch.device, gradient_checkpoin
         model_dir,
         quantization_config=quantization,
         dtype=torch.bfloat16,
-        attn_implementation="sdpa",
+        attn_implementation=ATTENTION_IMPLEMENTATIONS[attention],
         # The whole model on this process's GPU (an index: accelerate's device may be plain "cuda").
         device_map={"": device.index if device.index is not None else torch.cuda.current_device()},
     )

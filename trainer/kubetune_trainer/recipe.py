@@ -49,6 +49,7 @@ from kubetune_trainer.modeling import (
     load_model_4bit,
     load_tokenizer,
     model_skeleton,
+    require_cuda_for_flex,
     require_cuda_for_qlora,
     token_loss_sums,
 )
@@ -124,6 +125,8 @@ class FineTuneRecipe:
         self.on_gpu = torch.cuda.is_available()
         if self.spec.method == "qlora":
             require_cuda_for_qlora(self.on_gpu)
+        if self.hp.attention == "flex":
+            require_cuda_for_flex(self.on_gpu)
         # cpu=True on CPU-only machines: otherwise accelerate ignores RANK/WORLD_SIZE and every launched
         # process trains alone (measured with accelerate 1.15); with it, gloo data parallelism (MULTI_CPU).
         self.accelerator = Accelerator(mixed_precision="bf16" if self.on_gpu else "no", cpu=not self.on_gpu)
@@ -236,14 +239,18 @@ class FineTuneRecipe:
     def _build_model(self, model_dir: Path, *, skeleton: bool = False) -> Any:
         """The base model (fp32, or 4-bit for qlora), with LoRA adapters for lora/qlora; `skeleton`: the
         same modules without reading weights (fsdp's other ranks)."""
-        checkpointing = self.hp.gradient_checkpointing
+        checkpointing, attention = self.hp.gradient_checkpointing, self.hp.attention
         if skeleton:
-            model = model_skeleton(model_dir, gradient_checkpointing=checkpointing)
+            model = model_skeleton(model_dir, gradient_checkpointing=checkpointing, attention=attention)
         elif self.spec.method == "qlora":
             device = self.accelerator.device
-            model = load_model_4bit(model_dir, device=device, gradient_checkpointing=checkpointing)
+            model = load_model_4bit(
+                model_dir, device=device, gradient_checkpointing=checkpointing, attention=attention
+            )
         else:
-            model = load_model(model_dir, on_gpu=self.on_gpu, gradient_checkpointing=checkpointing)
+            model = load_model(
+                model_dir, on_gpu=self.on_gpu, gradient_checkpointing=checkpointing, attention=attention
+            )
         if self.spec.method in ("lora", "qlora"):
             model = apply_lora(model, self.spec.effective_lora(), checkpointing)
         return model

@@ -189,6 +189,14 @@ def finetunejob_spec_schema() -> Schema:
     )
     _add_rule(
         spec,
+        "!(has(self.hyperparameters) && has(self.hyperparameters.attention) && "
+        "self.hyperparameters.attention == 'flex') || "
+        "(has(self.resources) && has(self.resources.gpusPerNode) && self.resources.gpusPerNode >= 1)",
+        "attention: flex needs GPUs: set resources.gpusPerNode to 1 or more",
+        ".hyperparameters.attention",
+    )
+    _add_rule(
+        spec,
         "!has(self.method) || self.method != 'qlora' || "
         "!(has(self.hyperparameters) && has(self.hyperparameters.compile) && self.hyperparameters.compile)",
         "compile is not supported with method: qlora",

@@ -72,6 +72,12 @@ class Hyperparameters(ApiModel):
     gradient_checkpointing: bool = Field(
         False, description="Trade compute for memory by recomputing activations."
     )
+    attention: Literal["sdpa", "flex"] = Field(
+        "sdpa",
+        description="Attention kernel. sdpa: PyTorch's scaled_dot_product_attention (packed rows use a "
+        "row-wide block-diagonal mask); flex: PyTorch FlexAttention, which skips the blocks between packed "
+        "examples (GPU only: it has no CPU backward).",
+    )
     compile: bool = Field(
         False,
         description="Compile each decoder layer with torch.compile (Inductor): faster steps after a one-time "
@@ -168,6 +174,14 @@ class FineTuneJobSpec(ApiModel):
         # bitsandbytes' 4-bit kernels run on GPUs only: refuse at admission, not in a pod that crashes.
         if self.method == "qlora" and self.resources.gpus_per_node < 1:
             raise ValueError("spec.method: qlora needs GPUs: set spec.resources.gpusPerNode to 1 or more")
+        return self
+
+    @model_validator(mode="after")
+    def _flex_needs_gpus(self) -> FineTuneJobSpec:
+        if self.hyperparameters.attention == "flex" and self.resources.gpus_per_node < 1:
+            raise ValueError(
+                "spec.hyperparameters.attention: flex needs GPUs: set spec.resources.gpusPerNode to 1 or more"
+            )
         return self
 
     @model_validator(mode="after")

@@ -165,6 +165,8 @@ class TrainingSetup:
     lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     lora_dropout: bool = True
     device: Device = "gpu"
+    attention: Literal["sdpa", "flex"] = "sdpa"
+    """flex keeps no row-wide mask (its BlockMask is a few bytes per 128 x 128 block)."""
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ def _activations(shape: ModelShape, setup: TrainingSetup) -> int:
     # keeps for its backward pass, one for all layers: on CPU fp32 and expanded to every head (measured); on
     # GPU counted once in bf16 (the memory-efficient kernel broadcasts it over heads).
     copy = 2 if setup.device == "gpu" else 4 * shape.num_heads
-    mask = setup.micro_batch * setup.max_seq_length**2 * (1 + copy)
+    mask = setup.micro_batch * setup.max_seq_length**2 * (1 + copy) if setup.attention == "sdpa" else 0
     return math.ceil(tokens * (layers + logits) + mask)
 
 
@@ -402,6 +404,7 @@ def setup_for(
         lora_targets=tuple(lora.target_modules),
         lora_dropout=lora.dropout > 0,
         device=device,
+        attention=spec.hyperparameters.attention,
     )
 
 

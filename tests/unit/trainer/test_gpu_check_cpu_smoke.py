@@ -16,6 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
+RUNS = ("--runs", "full-ddp", "full-fsdp", "qlora-ddp")
 
 
 def test_gpu_check_cpu_smoke_runs_ddp_fsdp_and_refuses_qlora(tmp_path: Path) -> None:
@@ -24,8 +25,7 @@ def test_gpu_check_cpu_smoke_runs_ddp_fsdp_and_refuses_qlora(tmp_path: Path) -> 
     proc = subprocess.run(
         # The three runs (the checkpointing, LoRA and compile variants run the same code paths that
         # test_trainer_fsdp.py and test_trainer_compile.py cover).
-        ["bash", str(ROOT / "bench" / "gpu_check.sh"), "--cpu-smoke", "--json", str(figures), "--runs"]
-        + ["full-ddp", "full-fsdp", "qlora-ddp"],
+        [*("bash", str(ROOT / "bench" / "gpu_check.sh"), "--cpu-smoke", "--json", str(figures)), *RUNS],
         cwd=ROOT,
         env=env,
         capture_output=True,

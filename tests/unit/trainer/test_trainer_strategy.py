@@ -65,3 +65,26 @@ def test_qlora_without_a_gpu_is_invalid_spec_at_kubetune_train(tmp_path: Path) -
     assert "qlora needs an NVIDIA GPU" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+def test_flex_attention_without_a_gpu_is_invalid_spec_at_kubetune_train(tmp_path: Path) -> None:
+    job_spec: dict[str, Any] = spec("lora").model_dump(mode="json", by_alias=True, exclude_none=True)
+    job_spec["hyperparameters"]["attention"] = "flex"
+    job_spec["output"] = {"uri": str(tmp_path / "out")}
+    job = write_finetune_job(tmp_path / "flex.yaml", "flex", job_spec)
+    with pytest.raises(ConfigError, match=r"attention: flex needs an NVIDIA GPU .* use attention: sdpa"):
+        run_job(job)
+    assert not (tmp_path / "out").exists()
+
+
+def test_flex_attention_needs_gpus_at_admission() -> None:
+    with pytest.raises(ValueError, match="attention: flex needs GPUs"):
+        FineTuneJobSpec.model_validate(
+            {
+                "model": {"uri": "/m"},
+                "dataset": {"uri": "/d.jsonl"},
+                "hyperparameters": {"attention": "flex"},
+                "output": {"uri": "/o"},
+            }
+        )
