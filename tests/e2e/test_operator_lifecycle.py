@@ -101,6 +101,12 @@ def test_operator_two_node_success_path_with_progress_conditions_events(objects:
     assert [i["KUBETUNE_NODE_RANK"] for i in identities] == ["0", "1"]
     assert {i["KUBETUNE_MASTER_ADDR"] for i in identities} == {"tune-r0-0.tune"}
     assert len({p.spec.node_name for p in pods}) == 2
+    # Room to checkpoint on SIGTERM (the FineTuneJob default) and the operator's S3 retry window, as the
+    # API server stored them on the Job and its pods.
+    assert job.spec.template.spec.termination_grace_period_seconds == 300
+    assert [p.spec.termination_grace_period_seconds for p in pods] == [300, 300]
+    env = {e.name: e.value for e in pods[0].spec.containers[0].env}
+    assert env["KUBETUNE_STORAGE_RETRY_SECONDS"] == "60"
 
 
 def test_operator_worker_failure_restarts_the_gang_once_then_succeeds(objects: Objects) -> None:
@@ -145,8 +151,10 @@ def test_operator_workload_reported_storage_failure_is_not_retried(objects: Obje
 
 
 def test_operator_suspend_removes_pods_and_resume_runs_again(objects: Objects) -> None:
-    objects.create(finetunejob("pausable", json.dumps({"seconds": 60}), runPolicy={"suspend": False}))
+    run_policy = {"suspend": False, "terminationGracePeriodSeconds": 7}
+    objects.create(finetunejob("pausable", json.dumps({"seconds": 60}), runPolicy=run_policy))
     wait_until(lambda: phase_is(objects, FTJ, "pausable", "Running"), 30, "Running")
+    assert [p.spec.termination_grace_period_seconds for p in live_pods(objects, "pausable")] == [7]
     objects.patch_spec(FTJ, "pausable", {"runPolicy": {"suspend": True}})
     suspended = wait_until(lambda: phase_is(objects, FTJ, "pausable", "Suspended"), 20, "Suspended")
     assert condition(suspended, "Suspended")["reason"] == "SuspendedByUser"
@@ -194,6 +202,8 @@ def test_operator_evaljob_waits_for_its_finetunejob_then_scores_its_output(objec
     assert done["verdict"] == "Passed"
     assert done["results"]["model"]["rougeL"] == 0.5
     assert done["reportUri"] == "s3://evals/score/report.html"
+    (job,) = objects.jobs("score")
+    assert job.spec.template.spec.termination_grace_period_seconds == 30  # the EvalJob default
     assert condition(done, "Waiting")["status"] == "False"
 
 

@@ -123,6 +123,14 @@ class ResourcesSpec(ApiModel):
     memory: Quantity | None = Field(None, description="Memory request and limit of each pod, e.g. `128Gi`.")
 
 
+FINETUNE_GRACE_SECONDS = 300
+"""A FineTuneJob's default grace period: a checkpoint of a large model (weights and optimizer state, tens of
+GiB) takes minutes to upload to S3, and a SIGKILL halfway leaves only the previous checkpoint."""
+EVAL_GRACE_SECONDS = 30
+"""An EvalJob's default: Kubernetes' own; the evaluator keeps nothing across a restart."""
+MAX_GRACE_SECONDS = 86400
+
+
 class RunPolicy(ApiModel):
     """Restarts, deadlines, clean-up and queueing."""
 
@@ -146,6 +154,16 @@ class RunPolicy(ApiModel):
     )
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished job (and its children) this long after it finished."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="The pods' terminationGracePeriodSeconds: how long a stopped pod (suspend, gang restart, "
+        "deadline, deletion, eviction, drain) has between SIGTERM and SIGKILL. The trainer finishes the step "
+        "in flight and saves a checkpoint in it, so size it for one checkpoint upload to S3. Unset: "
+        f"{FINETUNE_GRACE_SECONDS} for a FineTuneJob, {EVAL_GRACE_SECONDS} for an EvalJob (which saves "
+        "nothing on SIGTERM).",
     )
     suspend: bool = Field(
         False, description="Suspend the job: its pods go away, its state and checkpoints stay."

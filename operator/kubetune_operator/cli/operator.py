@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from typing import Annotated
@@ -56,6 +57,15 @@ def operator_command(
             help="Seconds pods may stay unscheduled when the job sets no runPolicy.pendingTimeoutSeconds.",
         ),
     ] = DEFAULTS.pending_timeout_seconds,
+    pod_storage_retry_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="KUBETUNE_POD_STORAGE_RETRY_SECONDS",
+            help="S3 retry window of the trainer/evaluator pods (their KUBETUNE_STORAGE_RETRY_SECONDS): "
+            "seconds each S3 call is retried while S3 does not answer before the job fails with "
+            "StorageUnreachable; 0: no retries beyond botocore's three attempts.",
+        ),
+    ] = DEFAULTS.pod_storage_retry_seconds,
     policy: Annotated[
         str,
         typer.Option(
@@ -117,6 +127,8 @@ def operator_command(
     """Run the operator: FineTuneJob/EvalJob -> ConfigMap, Service, Indexed Job; status and events."""
     if launcher not in ("accelerate", "python"):
         raise typer.BadParameter("must be accelerate or python", param_hint="--launcher")
+    if not 0 <= pod_storage_retry_seconds < math.inf:  # NaN and inf too: the pods would fail or never stop
+        raise typer.BadParameter("must be a finite number >= 0", param_hint="--pod-storage-retry-seconds")
     try:
         platform_policy = PlatformPolicy.from_json(policy)  # a typo must stop the operator, not allow all
     except ValidationError as error:
@@ -134,6 +146,7 @@ def operator_command(
         progress_port=progress_port,
         reconcile_interval_seconds=reconcile_interval,
         pending_timeout_seconds=pending_timeout,
+        pod_storage_retry_seconds=pod_storage_retry_seconds,
         policy=platform_policy,
         network_policy=network_policy,
         network_policy_metrics_from=metrics_from,

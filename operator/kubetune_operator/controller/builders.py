@@ -16,8 +16,10 @@ from kubetune_operator.api import (
     FineTuneJobSpec,
     PodTemplate,
     ResourcesSpec,
+    RunPolicy,
     StorageSpec,
 )
+from kubetune_operator.api.common import EVAL_GRACE_SECONDS, FINETUNE_GRACE_SECONDS
 from kubetune_operator.controller.names import (
     ANNOTATION_COMPLETION_INDEX,
     CONFIG_DIR,
@@ -35,6 +37,9 @@ from kubetune_operator.controller.names import (
 from kubetune_operator.controller.settings import OperatorSettings
 
 CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+STORAGE_RETRY_SECONDS_ENV = "KUBETUNE_STORAGE_RETRY_SECONDS"
+"""The workloads' S3 retry window (read by the shared storage layer in the pod), set from the operator's
+--pod-storage-retry-seconds."""
 OPTIONAL_CREDENTIAL_KEYS = ("AWS_SESSION_TOKEN",)
 
 
@@ -144,6 +149,14 @@ def build_storage_env(storage: StorageSpec) -> list[dict[str, Any]]:
     return env
 
 
+def termination_grace_seconds(kind: str, run_policy: RunPolicy) -> int:
+    """runPolicy.terminationGracePeriodSeconds, else the kind's default: a trainer checkpoints on SIGTERM
+    (minutes for a large model), an evaluator saves nothing."""
+    if run_policy.termination_grace_period_seconds is not None:
+        return run_policy.termination_grace_period_seconds
+    return FINETUNE_GRACE_SECONDS if kind == KIND_FINETUNE else EVAL_GRACE_SECONDS
+
+
 def build_resources(resources: ResourcesSpec) -> dict[str, Any]:
     amounts: dict[str, str] = {}
     if resources.cpu:
@@ -239,6 +252,7 @@ def _pod_template(
     container: dict[str, Any],
     *,
     overrides: PodTemplate,
+    run_policy: RunPolicy,
     settings: OperatorSettings,
     subdomain: str | None,
     scrape: bool,
@@ -267,6 +281,9 @@ def _pod_template(
         "containers": [container],
         # Workloads never call the Kubernetes API: no token in the pod, whatever its ServiceAccount.
         "automountServiceAccountToken": False,
+        # Suspend, gang restarts, deadlines, deletion and drains stop pods with SIGTERM: the trainer then
+        # saves a checkpoint, which must fit in this window or the pod is SIGKILLed halfway through it.
+        "terminationGracePeriodSeconds": termination_grace_seconds(owner.kind, run_policy),
         "volumes": [{"name": "config", "configMap": {"name": config_map_name(owner.name, owner.kind)}}],
     }
     spec["volumes"].extend(scratch)
@@ -294,6 +311,7 @@ def _common_env(owner: Owner, attempt: int, settings: OperatorSettings) -> list[
         {"name": "KUBETUNE_JOB_NAME", "value": owner.name},
         {"name": "KUBETUNE_RESTART", "value": str(attempt)},
         {"name": "KUBETUNE_METRICS_PORT", "value": str(settings.progress_port)},
+        {"name": STORAGE_RETRY_SECONDS_ENV, "value": f"{settings.pod_storage_retry_seconds:g}"},
     ]
 
 
@@ -365,6 +383,7 @@ def build_worker_job(
         attempt,
         container,
         overrides=spec.pod_template,
+        run_policy=spec.run_policy,
         settings=settings,
         subdomain=service_name(owner.name),
         scrape=True,
@@ -433,6 +452,7 @@ def build_evaluator_job(
         attempt,
         container,
         overrides=spec.pod_template,
+        run_policy=spec.run_policy,
         settings=settings,
         subdomain=None,
         scrape=True,

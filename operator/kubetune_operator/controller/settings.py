@@ -45,6 +45,10 @@ class OperatorSettings:
     """For jobs without runPolicy.pendingTimeoutSeconds: how long pods may stay unscheduled before the job
     fails with Unschedulable (other causes: PendingTimeout after at least 600 s)."""
     run_as_user: int = 1000
+    pod_storage_retry_seconds: float = 60.0
+    """KUBETUNE_STORAGE_RETRY_SECONDS of every trainer/evaluator container (chart value
+    `operator.podStorageRetrySeconds`): how long each S3 call in a pod is retried while S3 does not answer
+    before the job fails with StorageUnreachable; 0: botocore's three attempts only."""
     policy: PlatformPolicy = field(default_factory=PlatformPolicy)
     """The platform policy (chart values `policy`, JSON); unset: every image, ServiceAccount, ... allowed."""
     network_policy: bool = True

@@ -93,6 +93,17 @@ def test_default_deployment_is_ha_restricted_and_probed() -> None:
     assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
+def test_pod_storage_retry_window_reaches_the_operator() -> None:
+    """The operator passes it on to every workload container (test_controller_pod_lifecycle_settings.py)."""
+    (default,) = by_kind(render(), "Deployment")
+    (custom,) = by_kind(render("--set", "operator.podStorageRetrySeconds=120"), "Deployment")
+    for deployment, value in ((default, "60"), (custom, "120")):
+        env = {
+            e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["KUBETUNE_POD_STORAGE_RETRY_SECONDS"] == value
+
+
 def test_cluster_wide_mode_grants_only_what_the_operator_uses() -> None:
     docs = render()
     (cluster_role,) = by_kind(docs, "ClusterRole")
@@ -193,6 +204,7 @@ def test_monitoring_objects_render_only_when_enabled() -> None:
         (["--set", "operator.typo=1"], "typo"),
         (["--set", "policy.allowedImages={a}"], "allowedImages"),
         (["--set", "policy.maxGpusPerJob=-1"], "maxGpusPerJob"),
+        (["--set", "operator.podStorageRetrySeconds=-1"], "podStorageRetrySeconds"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_field(args: list[str], field: str) -> None:

@@ -13,6 +13,7 @@ from kubetune_operator.controller.settings import DEFAULTS, OperatorSettings
 CHART_ENV = {
     "KUBETUNE_RECONCILE_INTERVAL": "3",
     "KUBETUNE_PENDING_TIMEOUT": "42",
+    "KUBETUNE_POD_STORAGE_RETRY_SECONDS": "7.5",
     "KUBETUNE_POLICY": '{"maxGpusPerJob": 8}',
     "KUBETUNE_NETWORK_POLICY": "false",
     "KUBETUNE_NETWORK_POLICY_METRICS_FROM": '[{"namespaceSelector": {}}]',
@@ -43,6 +44,7 @@ def test_the_charts_environment_becomes_the_settings(started: list[OperatorSetti
     (settings,) = started
     assert settings.reconcile_interval_seconds == 3.0
     assert settings.pending_timeout_seconds == 42.0
+    assert settings.pod_storage_retry_seconds == 7.5
     assert settings.policy.max_gpus_per_job == 8
     assert settings.network_policy is False
     assert settings.network_policy_metrics_from == ({"namespaceSelector": {}},)
@@ -70,6 +72,9 @@ def test_a_flag_wins_over_the_environment(started: list[OperatorSettings]) -> No
         ),
         ("KUBETUNE_POLICY", '{"maxGpuPerJob": 8}', "--policy"),
         ("KUBETUNE_LAUNCHER", "torchrun", "--launcher"),
+        ("KUBETUNE_POD_STORAGE_RETRY_SECONDS", "-1", "--pod-storage-retry-seconds"),
+        ("KUBETUNE_POD_STORAGE_RETRY_SECONDS", "nan", "--pod-storage-retry-seconds"),
+        ("KUBETUNE_POD_STORAGE_RETRY_SECONDS", "inf", "--pod-storage-retry-seconds"),
     ],
 )
 def test_a_malformed_setting_stops_the_operator_before_it_starts(
