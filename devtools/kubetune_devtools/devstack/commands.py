@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune_devtools.devstack.layout import Ports, StackLayout
-from kubetune_devtools.devstack.pki import CA_NAME, SERVICE_ACCOUNT_KEY_NAME
+from kubetune_devtools.devstack.pki import CA_NAME, ETCD_CA_NAME, SERVICE_ACCOUNT_KEY_NAME
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -27,10 +27,16 @@ def apiserver_url(ports: Ports) -> str:
     return f"https://{LOOPBACK}:{ports.apiserver}"
 
 
+def etcd_url(ports: Ports) -> str:
+    return f"https://{LOOPBACK}:{ports.etcd_client}"
+
+
 def etcd_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
-    # Plain HTTP on loopback only: etcd is reachable by nothing but the API server on this machine.
-    client = f"http://{LOOPBACK}:{ports.etcd_client}"
-    peer = f"http://{LOOPBACK}:{ports.etcd_peer}"
+    # TLS with client certificates from etcd's own CA on both ports: loopback alone would let any local
+    # process (a pod of the node agent included) read every Secret straight from etcd.
+    client = etcd_url(ports)
+    peer = f"https://{LOOPBACK}:{ports.etcd_peer}"
+    cert, key, ca = layout.cert("etcd-server"), layout.key("etcd-server"), layout.cert(ETCD_CA_NAME)
     return [
         str(binary),
         "--name=kubetune",
@@ -40,6 +46,14 @@ def etcd_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
         f"--listen-peer-urls={peer}",
         f"--initial-advertise-peer-urls={peer}",
         f"--initial-cluster=kubetune={peer}",
+        "--client-cert-auth=true",
+        f"--cert-file={cert}",
+        f"--key-file={key}",
+        f"--trusted-ca-file={ca}",
+        "--peer-client-cert-auth=true",
+        f"--peer-cert-file={cert}",
+        f"--peer-key-file={key}",
+        f"--peer-trusted-ca-file={ca}",
         # A dev cluster's history is small; compacting keeps etcd's RSS and disk flat over long sessions.
         "--auto-compaction-retention=1",
         "--quota-backend-bytes=2147483648",
@@ -50,7 +64,10 @@ def etcd_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
 def apiserver_command(binary: Path, layout: StackLayout, ports: Ports) -> list[str]:
     return [
         str(binary),
-        f"--etcd-servers=http://{LOOPBACK}:{ports.etcd_client}",
+        f"--etcd-servers={etcd_url(ports)}",
+        f"--etcd-cafile={layout.cert(ETCD_CA_NAME)}",
+        f"--etcd-certfile={layout.cert('apiserver-etcd-client')}",
+        f"--etcd-keyfile={layout.key('apiserver-etcd-client')}",
         f"--bind-address={LOOPBACK}",
         f"--advertise-address={LOOPBACK}",
         f"--secure-port={ports.apiserver}",

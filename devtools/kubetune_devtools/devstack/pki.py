@@ -2,7 +2,9 @@
 
 Like a kubeadm cluster: one CA signs the API server's serving certificate and the client certificates
 that authenticate each component (the Subject's CN is the user, O the groups RBAC sees), and a
-separate RSA key pair signs ServiceAccount tokens.
+separate RSA key pair signs ServiceAccount tokens. etcd has a CA of its own, as in kubeadm: etcd
+trusts every certificate its CA signed, so the cluster CA (whose key the controller-manager holds to
+sign CSRs) must not be the one that grants access to etcd.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubetune_devtools.devstack.layout import StackLayout
 
 CA_NAME = "ca"
+ETCD_CA_NAME = "etcd-ca"
+APISERVER_KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 SERVICE_ACCOUNT_KEY_NAME = "service-account"
 VALIDITY = datetime.timedelta(days=3650)
 
@@ -34,6 +38,7 @@ class CertRequest:
     hosts: tuple[str, ...] = ()
     server: bool = False
     client: bool = True
+    issuer: str = CA_NAME
 
 
 # The apiserver's own in-cluster names, so pods reaching https://kubernetes.default.svc validate it too.
@@ -53,14 +58,21 @@ CERTIFICATES = (
     CertRequest("admin", "kubetune-admin", groups=("system:masters",)),
     CertRequest("controller-manager", "system:kube-controller-manager"),
     CertRequest("scheduler", "system:kube-scheduler"),
-    CertRequest(
-        "apiserver-kubelet-client", "kube-apiserver-kubelet-client", groups=("kubeadm:cluster-admins",)
-    ),
+    # The node agent's log endpoint lets in this CN and no other.
+    CertRequest("apiserver-kubelet-client", APISERVER_KUBELET_CLIENT_CN, groups=("kubeadm:cluster-admins",)),
     # Lets the API server proxy to aggregated API servers, as in any kubeadm cluster (and keeps the
     # components from logging that the request-header CA is missing).
     CertRequest("front-proxy-client", "front-proxy-client"),
     # Prometheus only gets a ClusterRole to list/watch pods (applied once the API server is up).
     CertRequest("prometheus", "kubetune:prometheus"),
+    # etcd serves clients and its (single) peer port with TLS and requires client certificates from
+    # its own CA; its certificate is also its peer client certificate, hence both usages.
+    CertRequest(
+        "etcd-server", "kube-etcd", hosts=("127.0.0.1", "localhost"), server=True, issuer=ETCD_CA_NAME
+    ),
+    CertRequest("apiserver-etcd-client", "kube-apiserver-etcd-client", issuer=ETCD_CA_NAME),
+    # Only `kubetune dev up`'s readiness probe of etcd's /health.
+    CertRequest("etcd-healthcheck-client", "kube-etcd-healthcheck-client", issuer=ETCD_CA_NAME),
 )
 
 
@@ -90,10 +102,10 @@ def _san(hosts: tuple[str, ...]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(names)
 
 
-def generate_ca(now: datetime.datetime) -> tuple[bytes, bytes]:
+def generate_ca(now: datetime.datetime, common_name: str = "kubetune-dev-ca") -> tuple[bytes, bytes]:
     """A self-signed CA: (certificate PEM, key PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = _name("kubetune-dev-ca")
+    name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -179,14 +191,15 @@ def ensure_pki(layout: StackLayout) -> list[str]:
     layout.pki_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     created: list[str] = []
-    if not layout.cert(CA_NAME).exists():
-        cert, key = generate_ca(now)
-        _write_private([(layout.key(CA_NAME), key), (layout.cert(CA_NAME), cert)])
-        created.append(CA_NAME)
-    ca_cert, ca_key = layout.cert(CA_NAME).read_bytes(), layout.key(CA_NAME).read_bytes()
+    for ca_name, common_name in ((CA_NAME, "kubetune-dev-ca"), (ETCD_CA_NAME, "kubetune-dev-etcd-ca")):
+        if not layout.cert(ca_name).exists():
+            cert, key = generate_ca(now, common_name)
+            _write_private([(layout.key(ca_name), key), (layout.cert(ca_name), cert)])
+            created.append(ca_name)
     for request in CERTIFICATES:
         if layout.cert(request.name).exists() and layout.key(request.name).exists():
             continue
+        ca_cert, ca_key = layout.cert(request.issuer).read_bytes(), layout.key(request.issuer).read_bytes()
         cert, key = issue_certificate(request, ca_cert, ca_key, now)
         _write_private([(layout.key(request.name), key), (layout.cert(request.name), cert)])
         created.append(request.name)

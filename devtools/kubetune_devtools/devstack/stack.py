@@ -20,7 +20,7 @@ from kubetune_devtools.devstack.binaries import REPO_ROOT, ensure_binaries, link
 from kubetune_devtools.devstack.cluster_bootstrap import bootstrap_cluster
 from kubetune_devtools.devstack.kubeconfig import render_kubeconfig, write_kubeconfig
 from kubetune_devtools.devstack.layout import Ports, StackLayout, default_state_dir
-from kubetune_devtools.devstack.pki import CA_NAME, ensure_pki
+from kubetune_devtools.devstack.pki import CA_NAME, ETCD_CA_NAME, ensure_pki
 from kubetune_devtools.devstack.probes import client_ssl_context, http_ok, wait_for
 from kubetune_devtools.devstack.processes import running_process, start_process, stop_process, tree_rss_bytes
 from kubetune_devtools.devstack.prometheus_config import render_prometheus_config, write_prometheus_config
@@ -167,14 +167,19 @@ def _plan(
     loopback = commands.LOOPBACK
     api = commands.apiserver_url(ports)
     admin_tls = client_ssl_context(layout.cert(CA_NAME), layout.cert("admin"), layout.key("admin"))
+    etcd_tls = client_ssl_context(
+        layout.cert(ETCD_CA_NAME),
+        layout.cert("etcd-healthcheck-client"),
+        layout.key("etcd-healthcheck-client"),
+    )
     # controller-manager and scheduler serve /healthz with a self-signed certificate of their own.
     any_tls = client_ssl_context(None)
     plan = [
         Component(
             "etcd",
             commands.etcd_command(binaries.etcd, layout, ports),
-            f"http://{loopback}:{ports.etcd_client}",
-            lambda: http_ok(f"http://{loopback}:{ports.etcd_client}/health"),
+            commands.etcd_url(ports),
+            lambda: http_ok(f"{commands.etcd_url(ports)}/health", etcd_tls),
         ),
         Component(
             "kube-apiserver",

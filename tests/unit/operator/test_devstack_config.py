@@ -27,9 +27,19 @@ def test_apiserver_runs_like_a_real_cluster() -> None:
     apiserver = flags(commands.apiserver_command(BINARY, layout, ports))
     assert apiserver["authorization-mode"] == "Node,RBAC"
     assert "PodSecurity" in apiserver["enable-admission-plugins"].split(",")
-    assert apiserver["etcd-servers"] == f"http://127.0.0.1:{ports.etcd_client}"
+    assert apiserver["etcd-servers"] == f"https://127.0.0.1:{ports.etcd_client}"
+    assert apiserver["etcd-cafile"] == "/state/pki/etcd-ca.crt"
+    assert apiserver["etcd-certfile"] == "/state/pki/apiserver-etcd-client.crt"
     assert apiserver["service-account-signing-key-file"] == "/state/pki/service-account.key"
     assert apiserver["bind-address"] == "127.0.0.1"
+
+
+def test_etcd_serves_only_tls_clients_with_a_certificate_from_its_own_ca() -> None:
+    etcd = flags(commands.etcd_command(BINARY, StackLayout(Path("/state")), Ports()))
+    assert all(etcd[flag].startswith("https://") for flag in ("listen-client-urls", "listen-peer-urls"))
+    assert etcd["client-cert-auth"] == etcd["peer-client-cert-auth"] == "true"
+    # Not the cluster CA: the controller-manager signs CSRs with that one.
+    assert etcd["trusted-ca-file"] == etcd["peer-trusted-ca-file"] == "/state/pki/etcd-ca.crt"
 
 
 def test_controller_manager_runs_job_and_gc_controllers_but_not_node_lifecycle() -> None:
@@ -46,12 +56,16 @@ def test_every_file_a_component_flag_names_exists_once_pki_is_made(tmp_path: Pat
     for user in ("controller-manager", "scheduler"):
         layout.kubeconfig_for(user).write_text("{}")
     argvs = [
+        commands.etcd_command(BINARY, layout, ports),
         commands.apiserver_command(BINARY, layout, ports),
         commands.controller_manager_command(BINARY, layout, ports),
         commands.scheduler_command(BINARY, layout, ports),
     ]
     named_files = [
-        value for argv in argvs for value in flags(argv).values() if value.startswith(str(tmp_path))
+        value
+        for argv in argvs
+        for flag, value in flags(argv).items()
+        if value.startswith(str(tmp_path)) and flag != "data-dir"  # etcd creates its own
     ]
     assert len(named_files) > 15
     assert [path for path in named_files if not Path(path).exists()] == []

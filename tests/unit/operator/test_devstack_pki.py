@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubetune_devtools.devstack.layout import StackLayout
-from kubetune_devtools.devstack.pki import CERTIFICATES, ensure_pki
+from kubetune_devtools.devstack.pki import CA_NAME, CERTIFICATES, ETCD_CA_NAME, ensure_pki
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,14 @@ def load(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
 
-def test_every_certificate_is_signed_by_the_ca(layout: StackLayout) -> None:
-    ca = load(layout.cert("ca"))
-    ca_key = ca.public_key()
-    assert isinstance(ca_key, ec.EllipticCurvePublicKey)
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+def test_every_certificate_is_signed_by_its_ca(layout: StackLayout) -> None:
+    for ca_name in (CA_NAME, ETCD_CA_NAME):
+        ca = load(layout.cert(ca_name))
+        assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+        assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert load(layout.cert(CA_NAME)).subject != load(layout.cert(ETCD_CA_NAME)).subject
     for request in CERTIFICATES:
+        ca = load(layout.cert(request.issuer))
         cert = load(layout.cert(request.name))
         assert cert.issuer == ca.subject
         cert.verify_directly_issued_by(ca)
@@ -45,6 +47,11 @@ def test_apiserver_certificate_names_loopback_and_in_cluster_service(layout: Sta
     assert "kubernetes.default.svc" in san.get_values_for_type(x509.DNSName)
     usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.SERVER_AUTH in usages
+
+
+def test_only_etcd_clients_hold_certificates_from_the_etcd_ca() -> None:
+    from_etcd_ca = {request.name for request in CERTIFICATES if request.issuer == ETCD_CA_NAME}
+    assert from_etcd_ca == {"etcd-server", "apiserver-etcd-client", "etcd-healthcheck-client"}
 
 
 def test_client_certificates_carry_the_rbac_user_and_groups(layout: StackLayout) -> None:

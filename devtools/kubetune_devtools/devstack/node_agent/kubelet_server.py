@@ -2,9 +2,11 @@
 
 The API server reaches it at the node's InternalIP and `daemonEndpoints.kubeletEndpoint.Port`. Its
 serving certificate is issued by the local stack's CA (which the API server trusts through
---kubelet-certificate-authority), or by a throw-away CA when the agent runs outside the stack.
-Client certificates are not checked: the endpoint listens on loopback addresses only and serves
-nothing but logs (no exec, attach or port-forward).
+--kubelet-certificate-authority). Like a kubelet with client-certificate authentication, it answers
+only the API server: the TLS handshake requires a client certificate from the stack's CA (the one
+kube-apiserver presents through --kubelet-client-certificate), and a request whose certificate names
+another user gets 403. Loopback is no boundary here: every pod of the agent is a host process.
+Without the stack's CA (an agent run outside `kubetune dev up`) the endpoint does not start.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, urlparse
 
 from kubetune_devtools.devstack.layout import StackLayout
 from kubetune_devtools.devstack.node_agent.config import KUBELET_PORT
-from kubetune_devtools.devstack.node_agent.logs import BadLogRequestError, parse_log_options, select_log
-from kubetune_devtools.devstack.pki import CA_NAME, CertRequest, generate_ca, issue_certificate
+from kubetune_devtools.devstack.node_agent.logs import (
+    BadLogRequestError,
+    parse_log_options,
+    parse_log_path,
+    select_log,
+)
+from kubetune_devtools.devstack.pki import (
+    APISERVER_KUBELET_CLIENT_CN,
+    CA_NAME,
+    CertRequest,
+    issue_certificate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +49,39 @@ class LogLocator(Protocol):
     def is_running(self, namespace: str, pod: str, container: str) -> bool: ...
 
 
-def serving_certificate(agent_state_dir: Path, hosts: tuple[str, ...], out_dir: Path) -> tuple[Path, Path]:
-    """(cert, key) files for the endpoint, signed by the stack's CA next to the agent's state dir if any."""
+@dataclass(frozen=True)
+class EndpointTLS:
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path  # signed the API server's kubelet client certificate
+
+
+def endpoint_tls(agent_state_dir: Path, hosts: tuple[str, ...], out_dir: Path) -> EndpointTLS:
+    """A serving certificate from the stack's CA next to the agent's state dir, and that CA to check
+    clients against; OSError/ValueError/TypeError when there is no usable stack CA."""
     stack = StackLayout(agent_state_dir.parent)
     now = datetime.datetime.now(datetime.UTC)
     request = CertRequest(
         "kubelet", "system:node:kubetune-node-agent", hosts=hosts, server=True, client=False
     )
-    try:
-        ca_cert, ca_key = stack.cert(CA_NAME).read_bytes(), stack.key(CA_NAME).read_bytes()
-        cert, key = issue_certificate(request, ca_cert, ca_key, now)
-    except (OSError, ValueError, TypeError) as error:  # no stack CA here, or one not made by devstack.pki
-        log.info("kubelet endpoint: stack CA not usable (%s); using a throw-away CA", error)
-        cert, key = issue_certificate(request, *generate_ca(now), now)
+    ca_cert, ca_key = stack.cert(CA_NAME).read_bytes(), stack.key(CA_NAME).read_bytes()
+    cert, key = issue_certificate(request, ca_cert, ca_key, now)
     out_dir.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = out_dir / "kubelet.crt", out_dir / "kubelet.key"
     cert_file.write_bytes(cert)
     key_file.touch(mode=0o600)
     key_file.write_bytes(key)
-    return cert_file, key_file
+    return EndpointTLS(cert_file, key_file, stack.cert(CA_NAME))
+
+
+def _common_name(peer_certificate: Mapping[str, object] | None) -> str | None:
+    """The CN of `SSLSocket.getpeercert()`'s subject (a tuple of RDNs, each a tuple of pairs)."""
+    subject = (peer_certificate or {}).get("subject", ())
+    for rdn in subject if isinstance(subject, tuple) else ():
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -69,20 +96,25 @@ def _handler(locator: LogLocator, stopping: threading.Event) -> type[BaseHTTPReq
             log.debug("kubelet endpoint: " + format, *args)
 
         def do_GET(self) -> None:
+            tls = self.connection if isinstance(self.connection, ssl.SSLSocket) else None
+            user = _common_name(tls.getpeercert() if tls is not None else None)
+            if user != APISERVER_KUBELET_CLIENT_CN:
+                self._reply(403, f"user {user!r} may not read logs from this node".encode())
+                return
             url = urlparse(self.path)
-            parts = [unquote(p) for p in url.path.strip("/").split("/")]
             if url.path == "/healthz":
                 self._reply(200, b"ok")
                 return
-            if len(parts) != 4 or parts[0] != "containerLogs":
-                self._reply(404, b"the kubetune node agent serves only /containerLogs/<ns>/<pod>/<container>")
-                return
-            _, namespace, pod, container = parts
             try:
+                target = parse_log_path(url.path)
                 options = parse_log_options(parse_qs(url.query))
             except BadLogRequestError as error:
                 self._reply(400, str(error).encode())
                 return
+            if target is None:
+                self._reply(404, b"the kubetune node agent serves only /containerLogs/<ns>/<pod>/<container>")
+                return
+            namespace, pod, container = target.namespace, target.pod, target.container
             path = locator.log_file(namespace, pod, container, options.previous)
             if path is None or not path.exists():
                 self._reply(404, f"no log of container {container!r} in pod {namespace}/{pod}".encode())
@@ -130,10 +162,12 @@ def _handler(locator: LogLocator, stopping: threading.Event) -> type[BaseHTTPReq
 class KubeletEndpoints:
     """One HTTPS server per node address, each in a daemon thread."""
 
-    def __init__(self, locator: LogLocator, cert_file: Path, key_file: Path) -> None:
+    def __init__(self, locator: LogLocator, tls: EndpointTLS) -> None:
         self._locator = locator
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._context.load_cert_chain(cert_file, key_file)
+        self._context.load_cert_chain(tls.cert_file, tls.key_file)
+        self._context.verify_mode = ssl.CERT_REQUIRED
+        self._context.load_verify_locations(cafile=tls.client_ca_file)
         self._servers: list[ThreadingHTTPServer] = []
         self._stopping = threading.Event()
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from kubetune_devtools.devstack.node_agent.config import KUBELET_PORT
-from kubetune_devtools.devstack.node_agent.kubelet_server import KubeletEndpoints, serving_certificate
+from kubetune_devtools.devstack.node_agent.kubelet_server import KubeletEndpoints, endpoint_tls
 from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime
 from kubetune_devtools.devstack.node_agent.process import PodPaths
 from kubetune_devtools.devstack.node_agent.state import AgentState
@@ -50,10 +50,15 @@ def start_kubelet_endpoints(state: AgentState) -> KubeletEndpoints | None:
     config = state.config
     addresses = [config.node_address(n) for n in sorted(state.node_names)]
     try:
-        cert, key = serving_certificate(
+        tls = endpoint_tls(
             config.state_dir, (*addresses, *sorted(state.node_names)), config.state_dir / "pki"
         )
-        endpoints = KubeletEndpoints(PodLogLocator(state), cert, key)
+    except (OSError, ValueError, TypeError) as error:  # no stack CA here, or one not made by devstack.pki
+        # Without the CA that signed the API server's client certificate nobody could be let in.
+        log.warning("kubelet log endpoint not started: the stack's CA is not usable (%s)", error)
+        return None
+    try:
+        endpoints = KubeletEndpoints(PodLogLocator(state), tls)
     except Exception:
         log.exception("the kubelet log endpoint could not start; kubectl logs will not work")
         return None
