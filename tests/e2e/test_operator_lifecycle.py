@@ -12,6 +12,7 @@ import pytest
 
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.argocd_health import argocd_health
 from kubetune_devtools.testing.operator_harness import (
     Objects,
     OperatorProcess,
@@ -85,6 +86,7 @@ def test_operator_two_node_success_path_with_progress_conditions_events(objects:
     assert done["restarts"] == 0 and done["observedGeneration"] == 1
     for type_ in ("Created", "Succeeded", "Ready"):
         assert condition(done, type_)["status"] == "True", type_
+    assert argocd_health(objects.get(FTJ, "tune") or {})[0] == "Healthy"  # the chart's Argo CD check
     assert condition(done, "Running")["status"] == "False"
     reasons = {event.reason for event in objects.events("tune")}
     assert {"AllWorkersRunning", "Completed"} <= reasons
@@ -213,6 +215,8 @@ def test_operator_evaljob_fails_when_its_finetunejob_fails(objects: Objects) -> 
     objects.create(evaljob("score-bad", {"fineTuneJobRef": {"name": "bad-tune"}}))
     done = wait_until(lambda: phase_is(objects, EVJ, "score-bad", "Failed"), 40, "EvalJob Failed")
     assert condition(done, "Failed")["reason"] == "ModelFailed"
+    health, message = argocd_health(objects.get(EVJ, "score-bad") or {})
+    assert health == "Degraded" and message.startswith("ModelFailed: "), message
 
 
 def test_operator_metrics_and_health_endpoints(objects: Objects, operator: OperatorProcess) -> None:

@@ -15,6 +15,7 @@ import pytest
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.argocd_health import argocd_health
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import build_tiny_model, letter_task_spec, reverse_task_rows
 from kubetune_trainer.export import directory_digest
@@ -113,6 +114,8 @@ def test_real_trainer_success_reports_the_digest_and_final_progress(
     progress = done["progress"]
     assert progress["step"] == progress["totalSteps"] == 4 and progress["percent"] == 100.0
     assert progress["trainLoss"] > 0 and done["restarts"] == 0
+    # What Argo CD shows for the real object (the chart's health check, docs/deploy.md).
+    assert argocd_health(objects.get(FTJ, "tune") or {})[0] == "Healthy"
 
 
 def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
@@ -127,6 +130,8 @@ def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
     assert "row 137" in failed["message"] and "word" in failed["message"], failed["message"]
     assert done["restarts"] == 0  # not retried: the same data would fail the same way
     assert len(objects.jobs("typo")) == 1
+    health, message = argocd_health(objects.get(FTJ, "typo") or {})
+    assert health == "Degraded" and message.startswith("InvalidSpec: ") and "row 137" in message, message
 
 
 def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed(
