@@ -36,10 +36,9 @@ RUN --mount=type=secret,id=ca \
     && /opt/uv/bin/uv export --frozen --no-emit-project --no-default-groups --format requirements-txt --quiet \
         --extra trainer --extra evaluator --extra qlora -o /req/torch.txt
 
-# Each image's code, byte-compiled. The evaluator image also holds kubetune_trainer: the evaluator reads
-# datasets, templates, splits and S3 through the trainer's torch-free data layer (storage, datasets,
-# formats, templates, split); moving that layer into a package of its own is issue 12's remaining work. (the root filesystem is read-only in pods, so Python cannot cache
-# bytecode at run time).
+# Each image's code, byte-compiled (the root filesystem is read-only in pods, so Python cannot cache
+# bytecode at run time). The workload images hold their own package plus what they share: the API models
+# and workload contract (kubetune_operator.api) and the torch-free data layer (kubetune_operator.data).
 FROM ${BASE_IMAGE} AS code
 COPY operator/kubetune_operator /src/kubetune_operator
 COPY trainer/kubetune_trainer /src/kubetune_trainer
@@ -49,10 +48,9 @@ RUN set -eu \
     && cp -r /src/kubetune_operator /out/operator/ \
     && for image in trainer evaluator; do \
         cp -r /src/kubetune_operator/__init__.py /src/kubetune_operator/py.typed \
-            /src/kubetune_operator/api /out/$image/kubetune_operator/; \
+            /src/kubetune_operator/api /src/kubetune_operator/data /out/$image/kubetune_operator/; \
         cp -r /src/kubetune_$image /out/$image/; \
     done \
-    && cp -r /src/kubetune_trainer /out/evaluator/ \
     && python3 -m compileall -q --invalidation-mode unchecked-hash /out
 
 # ---- Final stages. ----

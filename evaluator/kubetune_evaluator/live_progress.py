@@ -25,14 +25,14 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from kubetune_evaluator.progress import ProgressSink
 from kubetune_evaluator.shard import Shard
 from kubetune_evaluator.shard_exchange import ShardIdentity, shards_prefix
-from kubetune_trainer.storage import exists, join_uri, read_text, write_text
+from kubetune_operator.data.storage import exists, join_uri, read_text, write_text
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
     from kubetune_evaluator.samples import TaskSamples
     from kubetune_operator.api import EvalJobSpec
-    from kubetune_trainer.storage import StorageOptions
+    from kubetune_operator.data.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
 DEFAULT_PORT = 9400

@@ -22,9 +22,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.shard import LOCAL_RANK_ENV
-from kubetune_trainer.errors import UnsafeObjectKeyError
-from kubetune_trainer.export import directory_digest
-from kubetune_trainer.storage import download_prefix, is_s3
+from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.errors import UnsafeObjectKeyError
+from kubetune_operator.data.storage import download_prefix, is_s3
 
 NOT_MODEL_FILES = ("result.json", "split", "checkpoints")
 

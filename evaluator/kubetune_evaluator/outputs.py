@@ -12,11 +12,11 @@ from kubetune_evaluator.report import render_report
 from kubetune_evaluator.results import termination_message
 from kubetune_evaluator.sample_records import sample_records
 from kubetune_operator.api import contract
-from kubetune_trainer.storage import join_uri, write_text
+from kubetune_operator.data.storage import join_uri, write_text
 
 if TYPE_CHECKING:
     from kubetune_evaluator.runner import EvalOutcome
-    from kubetune_trainer.storage import StorageOptions
+    from kubetune_operator.data.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
 TERMINATION_LOG = contract.TERMINATION_LOG

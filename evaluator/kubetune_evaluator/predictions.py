@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_trainer.datasets import read_rows
-from kubetune_trainer.errors import DataError
+from kubetune_operator.data.datasets import read_rows
+from kubetune_operator.data.errors import DataError
 
 
 @dataclass(frozen=True)

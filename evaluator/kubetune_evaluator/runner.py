@@ -31,14 +31,14 @@ from kubetune_evaluator.results import overall_scores, score_entry, status_resul
 from kubetune_evaluator.samples import TaskSamples, build_task_samples, check_metrics_fit_tasks
 from kubetune_evaluator.shard import WHOLE, Shard
 from kubetune_evaluator.verdict import decide_verdict
-from kubetune_trainer.errors import KubetuneError
-from kubetune_trainer.pipeline import storage_options
-from kubetune_trainer.split import read_split_manifest, split_manifest_uri
-from kubetune_trainer.storage import exists
+from kubetune_operator.data.errors import KubetuneError
+from kubetune_operator.data.pipeline import storage_options
+from kubetune_operator.data.split import read_split_manifest, split_manifest_uri
+from kubetune_operator.data.storage import exists
 
 if TYPE_CHECKING:
     from kubetune_operator.api import EvalJobSpec
-    from kubetune_trainer.storage import StorageOptions
+    from kubetune_operator.data.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
 

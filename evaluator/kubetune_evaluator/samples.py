@@ -20,11 +20,11 @@ from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.fewshot import FewshotPool, example_text, fewshot_contexts
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 from kubetune_operator.api.evaljob import AnswerSpec
-from kubetune_trainer.datasets import Row, read_rows
-from kubetune_trainer.errors import KubetuneError
-from kubetune_trainer.formats import rows_to_examples
-from kubetune_trainer.split import split_indices
-from kubetune_trainer.templates import compile_templates, render_row
+from kubetune_operator.data.datasets import Row, read_rows
+from kubetune_operator.data.errors import KubetuneError
+from kubetune_operator.data.formats import rows_to_examples
+from kubetune_operator.data.split import split_indices
+from kubetune_operator.data.templates import compile_templates, render_row
 
 if TYPE_CHECKING:
     from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec

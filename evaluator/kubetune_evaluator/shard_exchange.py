@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 from kubetune_evaluator.runner import SystemRequests, merge_requests
 from kubetune_evaluator.shard import Shard
-from kubetune_trainer.storage import delete_prefix, exists, join_uri, read_text, write_text
+from kubetune_operator.data.storage import delete_prefix, exists, join_uri, read_text, write_text
 
 if TYPE_CHECKING:
     from kubetune_operator.api import EvalJobSpec
-    from kubetune_trainer.storage import StorageOptions
+    from kubetune_operator.data.storage import StorageOptions
 
 log = logging.getLogger("kubetune.evaluator")
 WAIT_SECONDS_ENV = "KUBETUNE_SHARD_WAIT_SECONDS"

@@ -14,7 +14,7 @@ from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows, write_rows
 from kubetune_evaluator.entrypoint import evaluate_manifest
-from kubetune_trainer.storage import read_text, upload_dir
+from kubetune_operator.data.storage import read_text, upload_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -18,7 +18,7 @@ from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.argocd_health import argocd_health
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import build_tiny_model, letter_task_spec, reverse_task_rows
-from kubetune_trainer.export import directory_digest
+from kubetune_operator.data.digest import directory_digest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

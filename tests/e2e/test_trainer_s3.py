@@ -19,11 +19,11 @@ from kubetune_devtools.tiny_models import (
     write_finetune_job,
     write_rows,
 )
-from kubetune_trainer.datasets import read_rows
+from kubetune_operator.data.datasets import read_rows
+from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.storage import StorageOptions, download_prefix, upload_dir
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.export import directory_digest
-from kubetune_trainer.storage import StorageOptions, download_prefix, upload_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -17,9 +17,9 @@ from kubetune_devtools.tiny_models import (
     write_finetune_job,
     write_rows,
 )
+from kubetune_operator.data.storage import upload_dir
 from kubetune_trainer import token_cache
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.storage import upload_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

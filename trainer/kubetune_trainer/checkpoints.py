@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_operator.api.timestamps import utc_now
-from kubetune_trainer.storage import (
+from kubetune_operator.data.storage import (
     StorageOptions,
     delete_prefix,
     download_prefix,

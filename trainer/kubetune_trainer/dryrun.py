@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.pipeline import prepare_data, storage_options
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.pipeline import prepare_data, storage_options
+from kubetune_operator.data.storage import MODEL_WEIGHT_SUFFIXES, download_prefix
 from kubetune_trainer.preflight import memory_report
-from kubetune_trainer.storage import MODEL_WEIGHT_SUFFIXES, download_prefix
 from kubetune_trainer.tokenization import IGNORE_INDEX, TokenizedExample, tokenize_examples
 
 if TYPE_CHECKING:

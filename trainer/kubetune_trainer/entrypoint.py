@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune_operator.api.contract import EXIT_FAILED, EXIT_PREEMPTED, run_workload
-from kubetune_trainer.errors import KubetuneError
+from kubetune_operator.data.errors import KubetuneError
 
 EXIT_BAD_INPUT = EXIT_FAILED
 

@@ -6,35 +6,16 @@ Layout under `output.uri`:
   with `lora.merge: true` the merged full model under `merged/`;
 - `README.md` (model card), `result.json` ({digest, metrics, ...}), plus `split/` and `checkpoints/`.
 
-The digest is `sha256:` over the sorted lines `<sha256 of file>  <relative path>` of the exported model files
-(not result.json, split/ or checkpoints/), the way `sha256sum` would list them, so anyone can recompute it.
+The digest (kubetune_operator.data.digest) is over the exported model files (not result.json, split/ or
+checkpoints/).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import yaml
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def directory_digest(root: Path, exclude: tuple[str, ...] = ("result.json",)) -> str:
-    lines = [
-        f"{file_sha256(p)}  {p.relative_to(root).as_posix()}\n"
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).as_posix() not in exclude
-    ]
-    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def model_card(

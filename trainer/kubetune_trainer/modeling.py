@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from kubetune_trainer.errors import ConfigError
+from kubetune_operator.data.errors import ConfigError
 
 if TYPE_CHECKING:
     from kubetune_operator.api import LoraSpec

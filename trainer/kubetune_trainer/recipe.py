@@ -32,6 +32,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kubetune_operator.api import contract
+from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.pipeline import storage_options
+from kubetune_operator.data.split import split_manifest_uri
+from kubetune_operator.data.storage import (
+    MODEL_WEIGHT_SUFFIXES,
+    delete_prefix,
+    download_prefix,
+    exists,
+    join_uri,
+    read_text,
+    upload_dir,
+    write_json,
+)
 from kubetune_trainer import (
     checkpoints,
     export,
@@ -54,18 +67,6 @@ from kubetune_trainer.modeling import (
     token_loss_sums,
 )
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
-from kubetune_trainer.pipeline import storage_options
-from kubetune_trainer.split import split_manifest_uri
-from kubetune_trainer.storage import (
-    MODEL_WEIGHT_SUFFIXES,
-    delete_prefix,
-    download_prefix,
-    exists,
-    join_uri,
-    read_text,
-    upload_dir,
-    write_json,
-)
 from kubetune_trainer.token_cache import Sync, prepare_token_data
 from kubetune_trainer.tokenization import TokenizedExample, TruncationStats
 
@@ -587,7 +588,7 @@ class FineTuneRecipe:
                 base_model=self.spec.model.uri,
             )
         )
-        digest = export.directory_digest(staging)
+        digest = directory_digest(staging)
         upload_dir(staging, self.output, self.options)
         self.server.update(phase="Succeeded", percent=100.0, eta_seconds=0)
         result = {

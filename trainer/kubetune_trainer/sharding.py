@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from kubetune_trainer.errors import ConfigError
+from kubetune_operator.data.errors import ConfigError
 
 if TYPE_CHECKING:
     from kubetune_operator.api import FineTuneJobSpec

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kubetune_trainer.datasets import dataset_files, iter_file_rows
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.formats import FORMATS, Example, row_to_example
-from kubetune_trainer.mixture import TaskExamples, mix_tasks, task_quota
-from kubetune_trainer.pipeline import DEFAULT_TASK, storage_options
-from kubetune_trainer.split import build_split_manifest, split_indices, split_manifest_uri
-from kubetune_trainer.storage import (
+from kubetune_operator.data.datasets import dataset_files, iter_file_rows
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.formats import FORMATS, Example, row_to_example
+from kubetune_operator.data.mixture import TaskExamples, mix_tasks, task_quota
+from kubetune_operator.data.pipeline import DEFAULT_TASK, storage_options
+from kubetune_operator.data.split import build_split_manifest, split_indices, split_manifest_uri
+from kubetune_operator.data.storage import (
     StorageOptions,
     delete_prefix,
     download_prefix,
@@ -57,7 +57,7 @@ from kubetune_trainer.storage import (
     write_json,
     write_text,
 )
-from kubetune_trainer.templates import compile_templates, render_row
+from kubetune_operator.data.templates import compile_templates, render_row
 from kubetune_trainer.token_store import ExampleStore, StoreWriter
 from kubetune_trainer.tokenization import TOKENIZE_BATCH, TruncationStats, tokenize_batch
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.formats import Example
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.formats import Example
 
 IGNORE_INDEX = -100
 # Keep at least this many completion tokens when the prompt alone is longer than max_len.

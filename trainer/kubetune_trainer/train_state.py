@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from kubetune_trainer.errors import KubetuneError
+from kubetune_operator.data.errors import KubetuneError
 
 FORMAT = "kubetune-train-state/1"
 MODEL_FILE = "model.safetensors"

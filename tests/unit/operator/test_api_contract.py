@@ -16,7 +16,7 @@ from kubetune_operator.api import contract
 from kubetune_operator.api.contract import Reason
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.failures import classify_pod
-from kubetune_trainer.errors import DataError, data_or_outage
+from kubetune_operator.data.errors import DataError, data_or_outage
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -81,3 +81,26 @@ def test_shipped_code_importing_the_dev_tools_breaks_its_contract(tree: Path) ->
         in " ".join(result.stdout.split())
     )
     assert "kubetune_operator.controller.planted -> kubetune_devtools.devstack" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("folder", "module", "line", "edge"),
+    [
+        # The evaluator reads data through the shared data layer, never through the trainer.
+        (
+            "evaluator/kubetune_evaluator",
+            "kubetune_evaluator",
+            "from kubetune_trainer import recipe",
+            "kubetune_trainer.recipe",
+        ),
+        # The data layer stays torch-free: the operator image and the CLI import it.
+        ("operator/kubetune_operator/data", "kubetune_operator.data", "import torch", "torch"),
+    ],
+)
+def test_the_shared_data_layer_keeps_the_evaluator_off_the_trainer_and_torch_off_itself(
+    tree: Path, folder: str, module: str, line: str, edge: str
+) -> None:
+    (tree / folder / "planted.py").write_text(f"{line}  # noqa: F401\n")
+    result = lint_imports(tree)
+    assert result.returncode != 0
+    assert f"{module}.planted -> {edge}" in result.stdout

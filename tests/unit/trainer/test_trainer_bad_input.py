@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from kubetune_devtools.tiny_models import letter_task_spec, reverse_task_rows, write_finetune_job, write_rows
 from kubetune_operator.api import LoraSpec
 from kubetune_operator.cli import app
-from kubetune_trainer.errors import ConfigError
+from kubetune_operator.data.errors import ConfigError
 from kubetune_trainer.modeling import apply_lora
 
 

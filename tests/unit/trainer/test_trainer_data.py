@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from kubetune_operator.api import FineTuneJobSpec
-from kubetune_trainer.datasets import read_rows
-from kubetune_trainer.errors import ConfigError, DataError, TemplateError
-from kubetune_trainer.formats import rows_to_examples
-from kubetune_trainer.mixture import TaskExamples, mix_tasks
-from kubetune_trainer.pipeline import prepare_data
-from kubetune_trainer.split import manifest_indices, split_indices
-from kubetune_trainer.templates import compile_templates, render_row
+from kubetune_operator.data.datasets import read_rows
+from kubetune_operator.data.errors import ConfigError, DataError, TemplateError
+from kubetune_operator.data.formats import rows_to_examples
+from kubetune_operator.data.mixture import TaskExamples, mix_tasks
+from kubetune_operator.data.pipeline import prepare_data
+from kubetune_operator.data.split import manifest_indices, split_indices
+from kubetune_operator.data.templates import compile_templates, render_row
 
 ROWS = [{"review": f"review {i}", "stars": i % 5 + 1} for i in range(50)]
 

@@ -17,9 +17,9 @@ from kubetune_devtools.tiny_models import (
     write_finetune_job,
     write_rows,
 )
+from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.split import manifest_indices, read_split_manifest
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.export import directory_digest
-from kubetune_trainer.split import manifest_indices, read_split_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from kubetune_devtools.tiny_models import LLAMA_7B_CONFIG as LLAMA_7B
 from kubetune_operator.api import FineTuneJob, parse_manifest
 from kubetune_operator.api.contract import InsufficientMemoryError, Reason
 from kubetune_operator.cli import app
+from kubetune_operator.data.storage import MODEL_WEIGHT_SUFFIXES
 from kubetune_trainer.preflight import check_before_loading, check_fits, read_model_shape
-from kubetune_trainer.storage import MODEL_WEIGHT_SUFFIXES
 
 
 def llama_7b_without_weights(tiny_model_dir: Path, target: Path) -> Path:

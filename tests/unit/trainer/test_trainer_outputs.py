@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kubetune_operator.data.digest import directory_digest, file_sha256
 from kubetune_trainer import checkpoints
-from kubetune_trainer.export import directory_digest, file_sha256
 from kubetune_trainer.observability import StatusServer, TrainerMetrics
 
 

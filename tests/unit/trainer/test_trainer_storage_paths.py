@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_trainer.errors import KubetuneError, UnsafeObjectKeyError
-from kubetune_trainer.storage import safe_local_target
+from kubetune_operator.data.errors import KubetuneError, UnsafeObjectKeyError
+from kubetune_operator.data.storage import safe_local_target
 
 
 @pytest.mark.parametrize(

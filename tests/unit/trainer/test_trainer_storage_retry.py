@@ -2,7 +2,7 @@
 
 A real HTTP server that speaks just enough S3 (ListObjectsV2, HEAD, GET) is started only after the
 download began, on the port the client was pointed at: until then every connection is refused, as during a
-MinIO restart. The real boto3 client of kubetune_trainer.storage talks to it.
+MinIO restart. The real boto3 client of kubetune_operator.data.storage talks to it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from kubetune_operator.api.contract import Reason, StorageUnreachableError, classify
-from kubetune_trainer.errors import ConfigError
-from kubetune_trainer.storage import RETRY_SECONDS_ENV, StorageOptions, download_prefix, retry_seconds
+from kubetune_operator.data.errors import ConfigError
+from kubetune_operator.data.storage import RETRY_SECONDS_ENV, StorageOptions, download_prefix, retry_seconds
 
 BUCKET, KEY, BODY = "models", "model/config.json", b'{"a": 1}'
 DOWN_SECONDS = 2.0

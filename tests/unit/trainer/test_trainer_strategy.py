@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from kubetune_devtools.tiny_models import write_finetune_job
 from kubetune_operator.api import FineTuneJobSpec
 from kubetune_operator.cli import app
+from kubetune_operator.data.errors import ConfigError
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.errors import ConfigError
 from kubetune_trainer.sharding import resolve_strategy
 
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from kubetune_operator.api import FineTuneJobSpec
+from kubetune_operator.data.datasets import iter_file_rows, read_file_rows
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.formats import Example
+from kubetune_operator.data.pipeline import prepare_data
+from kubetune_operator.data.storage import StorageOptions
 from kubetune_trainer import token_cache
 from kubetune_trainer.batching import make_units
-from kubetune_trainer.datasets import iter_file_rows, read_file_rows
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.formats import Example
-from kubetune_trainer.pipeline import prepare_data
-from kubetune_trainer.storage import StorageOptions
 from kubetune_trainer.token_store import ExampleStore, StoreWriter
 from kubetune_trainer.tokenization import (
     TruncationStats,

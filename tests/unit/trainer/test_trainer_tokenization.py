@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from kubetune_devtools.tiny_models import varied_length_rows
+from kubetune_operator.data.formats import Example
 from kubetune_trainer.batching import BatchPlan, collate, make_units, model_inputs, padding_ratio
-from kubetune_trainer.formats import Example
 from kubetune_trainer.modeling import token_loss_sums
 from kubetune_trainer.packing import best_fit_pack
 from kubetune_trainer.tokenization import IGNORE_INDEX, TruncationStats, tokenize_example, tokenize_examples

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer.datasets import Row, read_rows
-from kubetune_trainer.formats import Example, rows_to_examples
-from kubetune_trainer.mixture import TaskExamples, mix_tasks, task_quota
-from kubetune_trainer.split import SplitIndices, build_split_manifest, split_indices
-from kubetune_trainer.storage import StorageOptions
-from kubetune_trainer.templates import compile_templates
+from kubetune_operator.data.datasets import Row, read_rows
+from kubetune_operator.data.formats import Example, rows_to_examples
+from kubetune_operator.data.mixture import TaskExamples, mix_tasks, task_quota
+from kubetune_operator.data.split import SplitIndices, build_split_manifest, split_indices
+from kubetune_operator.data.storage import StorageOptions
+from kubetune_operator.data.templates import compile_templates
 
 if TYPE_CHECKING:
     from kubetune_operator.api import DatasetSpec, FineTuneJobSpec, StorageSpec, TaskSpec

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from kubetune_trainer.errors import ConfigError
+from kubetune_operator.data.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune_trainer.errors import DataError
-from kubetune_trainer.templates import PromptTemplate, render_row
+from kubetune_operator.data.errors import DataError
+from kubetune_operator.data.templates import PromptTemplate, render_row
 
 FORMATS = ("auto", "prompt_completion", "alpaca", "messages", "text")
 

@@ -16,8 +16,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from kubetune_trainer.errors import DataError, data_or_outage
-from kubetune_trainer.storage import StorageOptions, is_s3, list_files, local_path, read_bytes
+from kubetune_operator.data.errors import DataError, data_or_outage
+from kubetune_operator.data.storage import StorageOptions, is_s3, list_files, local_path, read_bytes
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -122,7 +122,8 @@ def _parse_json(uri: str, text: str) -> list[Row]:
 
 
 def _parse_parquet(uri: str, data: bytes) -> list[Row]:
-    import pyarrow.parquet as pq
+    # deferred: pyarrow is in the trainer and evaluator extras only (the operator image has none)
+    import pyarrow.parquet as pq  # noqa: PLC0415
 
     try:
         table = pq.read_table(io.BytesIO(data))

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune_trainer.errors import ConfigError, DataError, data_or_outage
-from kubetune_trainer.storage import StorageOptions, join_uri, read_text
+from kubetune_operator.data.errors import ConfigError, DataError, data_or_outage
+from kubetune_operator.data.storage import StorageOptions, join_uri, read_text
 
 SPLITS = ("train", "validation", "test")
 MANIFEST_VERSION = 1
