@@ -8,6 +8,7 @@ Runs against the local stack (real kube-apiserver, etcd and node agent).
 from __future__ import annotations
 
 import secrets
+import socket
 import ssl
 import subprocess
 import time
@@ -36,6 +37,11 @@ def get(url: str, context: ssl.SSLContext) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+def phase_of(core: client.CoreV1Api, namespace: str, name: str) -> str | None:
+    status = core.read_namespaced_pod(name, namespace).status
+    return status.phase if status is not None else None
+
+
 def finished_pod(core: client.CoreV1Api, namespace: str, name: str, line: str) -> client.V1Pod:
     command = ["python3", "-c", f"print({line!r})"]
     container = client.V1Container(name="main", image="python:3.11", command=command)
@@ -58,15 +64,17 @@ def test_kubelet_log_endpoint_answers_only_the_api_server_and_only_kubernetes_na
     assert pod.status is not None
     assert pod.status.phase == "Succeeded"
 
-    # `kubectl logs` goes through the API server, which presents its kubelet client certificate.
-    kubectl = subprocess.run(
-        [str(stack.tools_dir / "kubectl"), "logs", "-n", namespace, "hello"],
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    # `kubectl logs` goes through the API server, which presents its kubelet client certificate; a
+    # local process holding a connection open without ever starting TLS does not stall it.
+    with socket.create_connection((pod.status.host_ip, KUBELET_PORT), timeout=5):
+        kubectl = subprocess.run(
+            [str(stack.tools_dir / "kubectl"), "logs", "--request-timeout=8s", "-n", namespace, "hello"],
+            env=stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     assert (kubectl.returncode, kubectl.stdout) == (0, f"{line}\n"), kubectl.stderr
 
     pki = StackLayout(stack.state_dir)
@@ -132,3 +140,29 @@ def test_etcd_refuses_clients_without_a_certificate_from_its_own_ca(
     core.create_namespaced_config_map(namespace, written)
     config_map = core.read_namespaced_config_map("written", namespace)
     assert config_map.data == {"value": value}
+
+
+def test_kubectl_logs_follow_streams_until_the_container_exits(
+    stack: LocalStack, core: client.CoreV1Api, namespace: str
+) -> None:
+    """The streaming path of the endpoint keeps working behind the client-certificate check."""
+    script = "import time; print('first', flush=True); time.sleep(3); print('second', flush=True)"
+    container = client.V1Container(name="main", image="python:3.11", command=["python3", "-c", script])
+    spec = client.V1PodSpec(restart_policy="Never", containers=[container])
+    core.create_namespaced_pod(
+        namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="talker"), spec=spec)
+    )
+    deadline = time.monotonic() + 60
+    while (phase := phase_of(core, namespace, "talker")) in ("Pending", None):
+        assert time.monotonic() < deadline, "pod talker stayed Pending"
+        time.sleep(0.2)
+    follow = subprocess.run(
+        [str(stack.tools_dir / "kubectl"), "logs", "-f", "-n", namespace, "talker"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert phase == "Running"  # so `-f` really followed a live container
+    assert (follow.returncode, follow.stdout) == (0, "first\nsecond\n"), follow.stderr

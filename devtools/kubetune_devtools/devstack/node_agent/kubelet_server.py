@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import datetime
 import logging
+import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from kubetune_devtools.devstack.layout import StackLayout
@@ -41,6 +43,7 @@ from kubetune_devtools.devstack.pki import (
 log = logging.getLogger(__name__)
 
 FOLLOW_POLL_SECONDS = 0.2
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 
 class LogLocator(Protocol):
@@ -159,6 +162,40 @@ def _handler(locator: LogLocator, stopping: threading.Event) -> type[BaseHTTPReq
     return ContainerLogsHandler
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """Completes each TLS handshake in the connection's own thread, within a deadline.
+
+    Wrapping the listening socket instead would run every handshake inside accept(), in the one
+    serving thread: a local process that connects and stays silent would stall `kubectl logs` for
+    the whole node.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext
+    ) -> None:
+        self.tls_context = context
+        super().__init__(address, handler)
+
+    def finish_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        if not isinstance(request, socket.socket):  # datagrams: never for a TCP server
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+        with self.tls_context.wrap_socket(request, server_side=True) as connection:
+            connection.settimeout(None)  # `kubectl logs -f` may wait long between lines
+            super().finish_request(connection, client_address)
+
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            # Refused handshakes (no or a foreign client certificate), silent or vanished clients.
+            log.debug("kubelet endpoint: connection from %s failed", client_address, exc_info=True)
+        else:
+            log.exception("kubelet endpoint: request from %s failed", client_address)
+
+
 class KubeletEndpoints:
     """One HTTPS server per node address, each in a daemon thread."""
 
@@ -168,12 +205,12 @@ class KubeletEndpoints:
         self._context.load_cert_chain(tls.cert_file, tls.key_file)
         self._context.verify_mode = ssl.CERT_REQUIRED
         self._context.load_verify_locations(cafile=tls.client_ca_file)
-        self._servers: list[ThreadingHTTPServer] = []
+        self._servers: list[_TLSServer] = []
         self._stopping = threading.Event()
 
     def serve(self, address: str, port: int = KUBELET_PORT) -> bool:
         try:
-            server = ThreadingHTTPServer((address, port), _handler(self._locator, self._stopping))
+            server = _TLSServer((address, port), _handler(self._locator, self._stopping), self._context)
         except OSError as error:
             log.warning(
                 "kubelet endpoint %s:%d not started (%s); kubectl logs will not work there",
@@ -182,8 +219,6 @@ class KubeletEndpoints:
                 error,
             )
             return False
-        server.daemon_threads = True
-        server.socket = self._context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, name=f"kubelet-{address}", daemon=True).start()
         self._servers.append(server)
         return True
