@@ -65,7 +65,7 @@ def test_workload_image_imports_its_packages_as_uid_1000_and_nothing_else(
     # What the operator's pod specs run: `python -m <module>` (or `accelerate launch -m` for the trainer).
     assert image.config["Entrypoint"] == ["python", "-m", f"kubetune_{target}"]
     code = sorted(path.name for path in (image.rootfs / "opt" / "kubetune").iterdir())
-    assert code == ["kubetune_operator", f"kubetune_{target}"]
+    assert code == sorted(["kubetune_operator", f"kubetune_{target}"])
     # Of the base package only what the workloads share: the API models and contract, the data layer.
     shared = sorted(path.name for path in (image.rootfs / "opt" / "kubetune" / "kubetune_operator").iterdir())
     assert [name for name in shared if not name.startswith(("_", "py.typed"))] == ["api", "data"]
