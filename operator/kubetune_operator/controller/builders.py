@@ -174,10 +174,14 @@ def build_launch_command(
 ) -> list[str]:
     """`accelerate launch` with the gang's geometry, then the trainer module (or the module directly)."""
     config = ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}"]
-    if settings.launcher == "python":
-        return [settings.python_executable, "-m", settings.trainer_module, *config]
     resources = spec.resources
     num_processes = resources.nodes * resources.processes_per_node
+    if settings.launcher == "python" or num_processes == 1:
+        # One process needs no launcher, and must have none: accelerate's single-process launcher would be
+        # the container's PID 1 without a SIGTERM handler, which the kernel then never delivers, so the
+        # trainer would be SIGKILLed at the end of the grace period without its checkpoint. The trainer
+        # itself handles SIGTERM (torch elastic, the multi-process launcher, forwards it).
+        return [settings.python_executable, "-m", settings.trainer_module, *config]
     command = [
         settings.accelerate_executable,
         "launch",
@@ -192,11 +196,8 @@ def build_launch_command(
         "--num_processes",
         str(num_processes),
     ]
-    if num_processes > 1:
-        # Also on CPU: `--cpu` with several processes silently runs one (measured); multi_gpu uses gloo there.
-        command.append("--multi_gpu")
-    elif resources.gpus_per_node == 0:
-        command.append("--cpu")
+    # Also on CPU: `--cpu` with several processes silently runs one (measured); multi_gpu uses gloo there.
+    command.append("--multi_gpu")
     return [*command, "-m", settings.trainer_module, *config]
 
 
@@ -361,6 +362,12 @@ def build_worker_job(
         {"name": "KUBETUNE_PROCESSES_PER_NODE", "value": str(resources.processes_per_node)},
         {"name": "KUBETUNE_MASTER_ADDR", "value": master_address(owner, attempt)},
         {"name": "KUBETUNE_MASTER_PORT", "value": str(settings.main_process_port)},
+        # torch elastic (accelerate's multi-process launcher) passes SIGTERM on to the processes and
+        # SIGKILLs them after this many seconds, 30 by default: give them the pod's whole grace period.
+        {
+            "name": "TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
+            "value": str(termination_grace_seconds(owner.kind, spec.run_policy)),
+        },
         *build_storage_env(spec.storage),
     ]
     container: dict[str, Any] = {

@@ -77,9 +77,18 @@ def test_accelerate_command_carries_gang_geometry_and_rendezvous_address() -> No
     assert command[command.index("-m") + 1] == "kubetune_trainer"
 
 
-def test_single_cpu_process_uses_cpu_flag_and_python_launcher_skips_accelerate() -> None:
+def test_a_single_process_and_the_python_launcher_skip_accelerate() -> None:
     spec = make_spec(resources={"nodes": 1})
-    assert "--cpu" in container(build_worker_job(OWNER, spec, 0, SETTINGS))["command"]
+    # One process: the trainer is the container's main process, so SIGTERM reaches it (no launcher as PID 1).
+    assert container(build_worker_job(OWNER, spec, 0, SETTINGS))["command"] == [
+        "python",
+        "-m",
+        "kubetune_trainer",
+        "--config",
+        "/etc/kubetune/config.yaml",
+    ]
+    two_cpu_processes = make_spec(resources={"nodes": 1, "processesPerNode": 2})
+    assert "--multi_gpu" in container(build_worker_job(OWNER, two_cpu_processes, 0, SETTINGS))["command"]
     python = OperatorSettings(trainer_module="fake", launcher="python", python_executable="/venv/bin/python")
     command = container(build_worker_job(OWNER, spec, 0, python))["command"]
     assert command == ["/venv/bin/python", "-m", "fake", "--config", "/etc/kubetune/config.yaml"]

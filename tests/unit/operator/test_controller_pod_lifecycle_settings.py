@@ -66,6 +66,12 @@ def test_run_policy_sets_the_grace_period_of_every_pod(build: Any, seconds: int)
     assert _grace(build(terminationGracePeriodSeconds=seconds)) == seconds
 
 
+def test_torch_elastic_gives_the_trainer_processes_the_whole_grace_period() -> None:
+    # accelerate's multi-process launcher SIGKILLs its processes 30 s after SIGTERM unless told otherwise.
+    assert _env(_worker())["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "300"
+    assert _env(_worker(terminationGracePeriodSeconds=900))["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "900"
+
+
 @pytest.mark.parametrize("seconds", [-1, 86401])
 def test_admission_refuses_a_grace_period_kubernetes_would_not_honour(seconds: int) -> None:
     with pytest.raises(ValidationError, match="terminationGracePeriodSeconds"):
