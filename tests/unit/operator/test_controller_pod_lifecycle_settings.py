@@ -18,6 +18,7 @@ from kubetune_operator.controller.builders import (
     build_worker_job,
 )
 from kubetune_operator.controller.settings import DEFAULTS, OperatorSettings
+from kubetune_operator.data import storage
 
 FTJ_OWNER = Owner("FineTuneJob", "ft", "team-a", "u1")
 EVJ_OWNER = Owner("EvalJob", "ev", "team-a", "u2")
@@ -83,3 +84,10 @@ def test_the_operators_storage_retry_window_reaches_every_container(build: Any) 
     assert _env(build())[STORAGE_RETRY_SECONDS_ENV] == "60"
     assert _env(build(OperatorSettings(pod_storage_retry_seconds=0)))[STORAGE_RETRY_SECONDS_ENV] == "0"
     assert _env(build(OperatorSettings(pod_storage_retry_seconds=2.5)))[STORAGE_RETRY_SECONDS_ENV] == "2.5"
+
+
+def test_the_pods_storage_layer_reads_the_window_the_operator_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in _env(_worker(OperatorSettings(pod_storage_retry_seconds=2.5))).items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    assert storage.retry_seconds() == 2.5
