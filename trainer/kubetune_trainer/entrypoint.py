@@ -1,6 +1,7 @@
 """The one entry point of trainer pods and of `kubetune train`: `run_job(config_path, dry_run=...)`.
 
-Pods run `accelerate launch <flags> -m kubetune_trainer --config /etc/kubetune/job.yaml`; `kubetune train
+Pods run `python -m kubetune_trainer --config /etc/kubetune/job.yaml` (one process) or `accelerate launch
+<flags> -m kubetune_trainer ...` (several; docs/operator.md); `kubetune train
 job.yaml` calls `run_job` directly in one process. Exit codes and the termination message follow the
 workload contract (`kubetune_operator.api.contract`): 0 done (result with output digest and final
 progress), 2 a reported failure (InvalidSpec for bad data, StorageUnreachable, OutOfMemory; message printed,
