@@ -325,6 +325,44 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
     assert log_of(agent_dir, done).splitlines() == ["1000 ready v []"]
 
 
+MARKED_PLACES = ("/tmp/kt-mark", "~/kt-mark", "kt-mark")  # /tmp, HOME and the working directory
+WRITE_MARKS = f"""
+import os
+for place in {MARKED_PLACES!r}:
+    open(os.path.expanduser(place), "w").write("mine")
+print(os.getcwd(), os.environ["HOME"])
+"""
+FIND_MARKS = f"import os; print([os.path.exists(os.path.expanduser(p)) for p in {MARKED_PLACES!r}])"
+
+
+def test_pods_share_no_tmp_home_or_working_directory_and_their_files_go_with_them(
+    core: client.CoreV1Api, namespace: str, agent_dir: Path
+) -> None:
+    # The writer has an emptyDir at /tmp, as the operator's workload pods do; the reader the agent's own
+    # /tmp. On a cluster neither sees the other's files: a local pod must not either.
+    scratch = {"volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}]}
+    writer = python_pod(
+        "writer", WRITE_MARKS, container=scratch, volumes=[{"name": "scratch", "emptyDir": {}}]
+    )
+    core.create_namespaced_pod(namespace, writer)
+    wrote = wait_pod(core, namespace, "writer", phase_is("Succeeded", "Failed"))
+    assert wrote["status"]["phase"] == "Succeeded", log_of(agent_dir, wrote)
+    # No workingDir: the images' WORKDIR, which is the pod's own HOME.
+    assert log_of(agent_dir, wrote).split() == ["/home/kubetune", "/home/kubetune"]
+    core.create_namespaced_pod(namespace, python_pod("reader", FIND_MARKS))
+    read = wait_pod(core, namespace, "reader", phase_is("Succeeded", "Failed"))
+    assert log_of(agent_dir, read).strip() == "[False, False, False]"
+    # Deleting the pod deletes what it wrote (volumes, HOME, its containers' /tmp); its log stays.
+    core.delete_namespaced_pod("writer", namespace)
+    assert gone(core, namespace, "writer")
+    meta = wrote["metadata"]
+    pod_dir = agent_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+    deadline = time.monotonic() + 10  # the agent forgets the pod when its watch sees the deletion
+    while sorted(p.name for p in pod_dir.iterdir()) != ["main.log"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert sorted(p.name for p in pod_dir.iterdir()) == ["main.log"]
+
+
 def test_container_over_its_memory_limit_is_oom_killed(core: client.CoreV1Api, namespace: str) -> None:
     limits = {"memory": "64Mi"}
     script = "chunks = [bytearray(16 * 1024 * 1024) for _ in range(64)]; print('survived 1 GiB')"

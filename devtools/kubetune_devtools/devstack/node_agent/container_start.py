@@ -94,7 +94,8 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
         env={**image_env, **env},
         mounts=mounts,
         hostname=hostname,
-        working_dir=container.get("workingDir") or "/",
+        # Without workingDir, the images' WORKDIR (Dockerfile): the pod's own HOME, not the host's /.
+        working_dir=container.get("workingDir") or sandbox.IMAGE_WORKDIR,
         user=user,
         start_error_path=paths.start_error(record.name),
         cgroup=sandbox.memory_cgroup(state, runtime, container),

@@ -4,7 +4,6 @@ pod runtimes, updated pod objects, or forgotten pods; every pod is kept for DNS.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 from typing import Any
 
@@ -95,13 +94,13 @@ def new_runtime(state: AgentState, pod: dict[str, Any]) -> PodRuntime:
 
 
 def forget(state: AgentState, runtime: PodRuntime) -> None:
-    """The pod is gone from the API: kill what is left, free its IP, drop its volumes (logs stay)."""
+    """The pod is gone from the API: kill what is left, free its IP, drop its files (logs stay)."""
     for process in runtime.processes.values():
         signal_group(process.pid, signal.SIGKILL)
         process.wait()
     if runtime.ip:
         state.ipam.release(runtime.ip)
-    shutil.rmtree(runtime.paths.volumes, ignore_errors=True)
+    runtime.paths.remove_pod_files()
     for group in runtime.cgroups.values():
         MemoryCgroups.remove(group)
     state.pods.pop(runtime.uid, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,13 @@ class PodPaths:
     @property
     def home(self) -> Path:
         return self.root / "home"
+
+    def remove_pod_files(self) -> None:
+        """Delete what the pod wrote or was given (volumes, HOME, each container's /tmp and files) once
+        the pod is gone, as a kubelet drops a pod's volumes and container layers. The logs stay."""
+        for directory in (self.volumes, self.home, self.root / "containers"):
+            shutil.rmtree(directory, ignore_errors=True)
+        self.hosts.unlink(missing_ok=True)
 
 
 # The USER of the project's images (Dockerfile): what a pod runs as when it only says runAsNonRoot.

@@ -16,6 +16,7 @@ from kubetune_devtools.devstack.node_agent.state import AgentState
 from kubetune_devtools.devstack.node_agent.volumes import BindMount, plan_volume
 
 POD_HOME = "/home/kubetune"  # each pod's own writable HOME, bind-mounted from its directory
+IMAGE_WORKDIR = POD_HOME  # the project's images' WORKDIR: a container's cwd without workingDir
 
 
 def ensure_sandbox(state: AgentState, runtime: PodRuntime) -> None:
