@@ -52,7 +52,9 @@ def _tokenizer_dir(job: FineTuneJob, scratch: Path) -> Path:
 def dry_run_report(job: FineTuneJob, preview: int = 3, gpu_memory: str | None = None) -> dict[str, Any]:
     """Everything the dry run prints, as data (the CLI renders it). `gpu_memory`: a quantity that overrides
     spec.resources.gpuMemory for the memory estimate."""
-    from kubetune_trainer.modeling import load_tokenizer
+    # deferred: modeling imports torch and transformers' model classes; only a dry run with a tokenizer
+    # to read needs them
+    from kubetune_trainer.modeling import load_tokenizer  # noqa: PLC0415
 
     data = prepare_data(job.spec)
     max_len = job.spec.hyperparameters.max_seq_length

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 from kubetune_operator.data.errors import ConfigError
 
@@ -18,7 +19,6 @@ log = logging.getLogger(__name__)
 
 
 def load_tokenizer(model_dir: Path) -> Any:
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
@@ -36,7 +36,6 @@ skips the blocks between examples for flex."""
 def load_model(
     model_dir: Path, *, on_gpu: bool, gradient_checkpointing: bool, attention: str = "sdpa"
 ) -> Any:
-    from transformers import AutoModelForCausalLM
 
     # fp32 master weights; on GPU accelerate autocasts to bf16 (mixed_precision="bf16").
     model: Any = AutoModelForCausalLM.from_pretrained(
@@ -47,7 +46,6 @@ def load_model(
 
 def model_skeleton(model_dir: Path, *, gradient_checkpointing: bool, attention: str = "sdpa") -> Any:
     """The architecture of `load_model` without reading any weights (call it under `init_empty_weights`)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir)
     auto_class: Any = AutoModelForCausalLM  # from_config is untyped in transformers 5
@@ -89,8 +87,8 @@ def load_model_4bit(
     # extra (`qlora`), GPU-only and slow to import, so the other methods never touch it.
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("spec.method: qlora needs bitsandbytes in the trainer image (the `qlora` extra)")
-    from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    # deferred: peft takes ~2.5 s to import and only lora/qlora jobs need it
+    from peft import prepare_model_for_kbit_training  # noqa: PLC0415
 
     bnb_config: Any = BitsAndBytesConfig  # untyped in transformers 5
     quantization = bnb_config(
@@ -135,7 +133,8 @@ def check_target_modules(model: torch.nn.Module, targets: list[str]) -> None:
 
 
 def apply_lora(model: Any, lora: LoraSpec, gradient_checkpointing: bool) -> Any:
-    from peft import LoraConfig, get_peft_model
+    # deferred: peft takes ~2.5 s to import and only lora/qlora jobs need it
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415
 
     check_target_modules(model, list(lora.target_modules))
     config = LoraConfig(

@@ -96,7 +96,8 @@ def gpu_memory_of(spec: FineTuneJobSpec, override: str | None = None) -> tuple[i
 
 def local_gpu_memory() -> int | None:
     """Total memory of this process's GPU, None without one (torch is imported only here)."""
-    import torch
+    # deferred: the dry run and the operator's estimate use this module without torch
+    import torch  # noqa: PLC0415
 
     if not torch.cuda.is_available():
         return None

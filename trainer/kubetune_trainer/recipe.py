@@ -30,6 +30,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_scheduler
 
 from kubetune_operator.api import contract
 from kubetune_operator.data.digest import directory_digest
@@ -120,9 +123,6 @@ class FineTuneRecipe:
 
     # ----------------------------------------------------------------------------------------- setup
     def setup(self) -> None:
-        from accelerate import Accelerator
-        from accelerate.utils import set_seed
-
         self.on_gpu = torch.cuda.is_available()
         if self.spec.method == "qlora":
             require_cuda_for_qlora(self.on_gpu)
@@ -186,8 +186,6 @@ class FineTuneRecipe:
         optimizer = torch.optim.AdamW(
             self._param_groups(model), lr=float(self.hp.learning_rate), fused=True if self.on_gpu else None
         )
-        from transformers import get_scheduler
-
         self.scheduler = get_scheduler(
             self.hp.lr_scheduler,
             optimizer,
@@ -644,7 +642,14 @@ class FineTuneRecipe:
     def _progress_bar(self) -> Any:
         if not (self.progress_bar and self.accelerator.is_main_process):
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        # deferred: only `kubetune train` in a terminal draws a bar; pods never import rich's widgets
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()

@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader, HuggingFaceStorageWriter
+from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+from torch.distributed.checkpoint.state_dict_loader import load
+from torch.distributed.checkpoint.state_dict_saver import save
 
 from kubetune_trainer.train_state import (
     FORMAT_JSON,
@@ -44,7 +48,6 @@ DCP_DIR = "dcp"
 def _tensors(model: torch.nn.Module, optimizer: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """This process's DTensors by checkpoint key (the very tensors of the model and the optimizer, so a
     load fills them in place), and the optimizer's param groups."""
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     # named_parameters() lists a tied weight (embeddings = output layer) once, as the checkpoint should.
     tensors: dict[str, Any] = {
@@ -61,8 +64,6 @@ def _tensors(model: torch.nn.Module, optimizer: Any) -> tuple[dict[str, Any], li
 
 def save_sharded(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, rank: int) -> None:
     """Every process calls this (a collective): its shards, its RNG, and on rank 0 the JSON files."""
-    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageWriter
-    from torch.distributed.checkpoint.state_dict_saver import save
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors, groups = _tensors(model, optimizer)
@@ -77,9 +78,6 @@ def save_sharded(directory: Path, model: torch.nn.Module, optimizer: Any, schedu
 
 def load_sharded(directory: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, rank: int) -> None:
     """Every process calls this (a collective), with the model already sharded over this run's processes."""
-    from torch.distributed.checkpoint.hf_storage import HuggingFaceStorageReader
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
-    from torch.distributed.checkpoint.state_dict_loader import load
 
     check_folder(directory, (FORMAT_JSON, OPTIMIZER_JSON, SCHEDULER_JSON), FSDP_FORMAT)
     shards = sorted((directory / DCP_DIR).glob("*.safetensors")) if (directory / DCP_DIR).is_dir() else []

@@ -29,6 +29,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+import torch.distributed as dist
+from accelerate import init_empty_weights
+from torch.distributed import HashStore  # type: ignore[attr-defined]  # not in torch's stubs
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    set_model_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from transformers import PreTrainedModel
 
 from kubetune_operator.data.errors import ConfigError
 
@@ -56,12 +67,10 @@ def resolve_strategy(spec: FineTuneJobSpec, *, fits_one_device: bool | None) -> 
 def ensure_process_group(on_gpu: bool) -> None:
     """FSDP and distributed checkpoints need a process group, also for one process (which Accelerate
     starts without one): a one-rank group on an in-memory store."""
-    import torch.distributed as dist
 
     if dist.is_initialized():
         return
     backend = "cuda:nccl,cpu:gloo" if on_gpu else "gloo"
-    from torch.distributed import HashStore  # type: ignore[attr-defined]  # not in torch's stubs
 
     dist.init_process_group(backend, store=HashStore(), rank=0, world_size=1)
 
@@ -96,9 +105,6 @@ def compile_decoder_layers(model: torch.nn.Module) -> int:
 
 def shard(model: torch.nn.Module, *, device: torch.device, bf16: bool) -> torch.nn.Module:
     """Apply FSDP2 per decoder layer, then to the root (embeddings, final norm, output layer)."""
-    import torch.distributed as dist
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     policy = (
@@ -127,8 +133,6 @@ def build_sharded_model(
     weights. Rank 0 builds its full copy first, with the RNG as set by the recipe, so LoRA's random
     initialisation equals the ddp path's.
     """
-    from accelerate import init_empty_weights
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     full_state: dict[str, Any] = {}
     if rank == 0:
@@ -138,7 +142,6 @@ def build_sharded_model(
     with torch.random.fork_rng(devices=[]), init_empty_weights(include_buffers=False):
         model = build_skeleton()
     # init_empty_weights registers each parameter anew, which unties the input and output embeddings.
-    from transformers import PreTrainedModel
 
     next(m for m in model.modules() if isinstance(m, PreTrainedModel)).tie_weights()
     # Buffers (rotary frequencies) are computed, not stored in the checkpoint: keep them across to_empty.
@@ -156,7 +159,6 @@ def build_sharded_model(
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every rank must call this (all-gathers); rank 0 gets the whole model's CPU state dict, others {}."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     state: dict[str, Any] = get_model_state_dict(
         model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)

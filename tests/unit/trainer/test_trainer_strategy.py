@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +18,7 @@ from typer.testing import CliRunner
 
 from kubetune_devtools.tiny_models import write_finetune_job
 from kubetune_operator.api import FineTuneJobSpec
+from kubetune_operator.api.contract import EXIT_PREEMPTED
 from kubetune_operator.cli import app
 from kubetune_operator.data.errors import ConfigError
 from kubetune_trainer.entrypoint import run_job
@@ -88,3 +95,36 @@ def test_flex_attention_needs_gpus_at_admission() -> None:
                 "output": {"uri": "/o"},
             }
         )
+
+
+def test_sigterm_before_training_ends_the_pod_entry_point_at_once(tmp_path: Path) -> None:
+    """As a container's PID 1, Python ignores SIGTERM without a handler: a suspend or delete while the
+    trainer waits for S3 would hold the pod for its whole grace period. Here the model's S3 endpoint refuses
+    every connection (the storage layer retries for a minute); SIGTERM ends the process with the preempted
+    exit code within seconds."""
+    with socket.socket() as probe:  # a port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    job_spec: dict[str, Any] = spec("full").model_dump(mode="json", by_alias=True, exclude_none=True)
+    job_spec["model"] = {"uri": "s3://models/base/"}
+    job_spec["storage"] = {"endpoint": f"http://127.0.0.1:{port}"}
+    job_spec["output"] = {"uri": str(tmp_path / "out")}
+    job = write_finetune_job(tmp_path / "term.yaml", "term", job_spec)
+    env = {**os.environ, "KUBETUNE_STORAGE_RETRY_SECONDS": "120", "KUBETUNE_METRICS_PORT": "off"}
+    env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "CUDA_VISIBLE_DEVICES": ""})
+    command = [sys.executable, "-m", "kubetune_trainer", "--config", str(job)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The handler is set a second after start; by 10 s the process retries S3 (its window: 120 s).
+        time.sleep(10)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_PREEMPTED, stderr[-2000:]
+    assert time.monotonic() - sent < 10
+    assert "stopped by SIGTERM before training started" in stderr
+    assert not (tmp_path / "out").exists()
