@@ -59,9 +59,11 @@ def objects(k8s: KubeClients, namespace: str, s3_secret: str, real_operator: Ope
     return Objects(k8s.api_client, namespace)
 
 
-def finetunejob(stack: LocalStack, name: str, model: str, data: str, output: str) -> dict[str, Any]:
+def finetunejob(
+    stack: LocalStack, name: str, model: str, data: str, output: str, *, method: str = "full"
+) -> dict[str, Any]:
     spec = letter_task_spec(
-        model, data, output, prompt=PROMPT, completion=COMPLETION, maxSteps=4, batchSize=8
+        model, data, output, prompt=PROMPT, completion=COMPLETION, method=method, maxSteps=4, batchSize=8
     )
     spec["storage"] = {
         "endpoint": stack.s3_endpoint_url,
@@ -84,6 +86,10 @@ def finished(objects: Objects, plural: str, name: str) -> dict[str, Any] | None:
 
 def failed_condition(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c["type"] == "Failed"), {})
+
+
+def s3_json(s3: S3Client, uri: str) -> Any:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))["Body"].read())
 
 
 def digest_on_s3(s3: S3Client, uri: str, tmp_path: Path) -> str:
@@ -134,20 +140,22 @@ def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
     assert health == "Degraded" and message.startswith("InvalidSpec: ") and "row 137" in message, message
 
 
-def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed(
-    objects: Objects, stack: LocalStack, bucket_prefix: str
+def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed_lora_without_a_baseline(
+    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str
 ) -> None:
+    """Also the LoRA path across pods: the EvalJob names no baseline, so the evaluator applies the adapter
+    to the base its adapter_config.json records. The pods share no /tmp (docs/node-agent.md), so that base
+    must be the FineTuneJob's spec.model.uri on S3, not the trainer pod's scratch copy."""
     output = f"{bucket_prefix}/out/{objects.namespace}/"
-    objects.create(
-        finetunejob(stack, "pair", f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl", output)
-    )
+    base = f"{bucket_prefix}/base/"
+    objects.create(finetunejob(stack, "pair", base, f"{bucket_prefix}/good.jsonl", output, method="lora"))
     objects.create(
         {
             "apiVersion": "kubetune.io/v1alpha1",
             "kind": "EvalJob",
             "metadata": {"name": "pair"},
             "spec": {
-                "model": {"fineTuneJobRef": {"name": "pair"}},
+                "model": {"fineTuneJobRef": {"name": "pair"}},  # and no spec.baseline
                 "dataset": {"uri": f"{bucket_prefix}/good.jsonl", "split": "test"},
                 "tasks": [{"name": "letters", "templates": [{"prompt": PROMPT, "completion": COMPLETION}]}],
                 "metrics": ["exact_match", "rouge"],
@@ -163,9 +171,13 @@ def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed(
     )
     trained = wait_until(lambda: finished(objects, FTJ, "pair"), 300, "the FineTuneJob", interval=1)
     assert trained["phase"] == "Succeeded", trained
+    assert s3_json(s3, f"{output}adapter_config.json")["base_model_name_or_path"] == base
     evaluated = wait_until(lambda: finished(objects, EVJ, "pair"), 300, "the EvalJob", interval=1)
     assert evaluated["phase"] == "Succeeded", evaluated
     assert evaluated["modelUri"] == output and "exactMatch" in evaluated["results"]["model"]
+    # The adapter was found, applied to the base fetched from S3, and scored.
+    results = s3_json(s3, f"{bucket_prefix}/evals/{objects.namespace}/results.json")
+    assert results["model"]["uri"] == output and results["model"]["adapter"] is True
     # Each kind has its own children, owned by its own UID.
     uids = {kind: (objects.get(kind, "pair") or {})["metadata"]["uid"] for kind in (FTJ, EVJ)}
     owners = {job.metadata.name: job.metadata.owner_references[0].uid for job in objects.jobs("pair")}

@@ -3,7 +3,8 @@
 Layout under `output.uri`:
 - `method: full`: the model in Hugging Face layout (config.json, model.safetensors, tokenizer files);
 - `method: lora`: the adapter (adapter_config.json, adapter_model.safetensors) + tokenizer at the top, and
-  with `lora.merge: true` the merged full model under `merged/`;
+  with `lora.merge: true` the merged full model under `merged/`; adapter_config.json names the base model
+  by its `spec.model.uri` (`record_adapter_base`);
 - `README.md` (model card), `result.json` ({digest, metrics, ...}), plus `split/` and `checkpoints/`.
 
 The digest (kubetune_operator.data.digest) is over the exported model files (not result.json, split/ or
@@ -13,6 +14,7 @@ checkpoints/).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -55,3 +57,19 @@ def model_card(
         "## Final metrics\n\n```json\n" + json.dumps(metrics, indent=2, sort_keys=True) + "\n```\n",
     ]
     return "\n".join(sections)
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def record_adapter_base(directory: Path, base_model_uri: str) -> None:
+    """Name the base model by `spec.model.uri` in the adapter_config.json saved in `directory`.
+
+    PEFT records the directory the base was loaded from: the trainer pod's scratch copy
+    (/tmp/kubetune/<job>/base-model), which no other pod can read. The URI is what an evaluator (and
+    `kubetune eval`, PeftModel users) can fetch the base from.
+    """
+    path = directory / ADAPTER_CONFIG
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = base_model_uri
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

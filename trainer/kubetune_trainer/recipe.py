@@ -585,6 +585,8 @@ class FineTuneRecipe:
         shutil.rmtree(staging, ignore_errors=True)
         model = self._export_model(gathered)
         model.save_pretrained(staging, safe_serialization=True)
+        if self.spec.method in ("lora", "qlora"):
+            export.record_adapter_base(staging, self.spec.model.uri)
         self.tokenizer.save_pretrained(staging)
         if self.spec.method == "lora" and self.spec.effective_lora().merge:
             merged = model.merge_and_unload()
