@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubetune_evaluator.errors import EvalInputError
+from kubetune_evaluator.fewshot import Turn
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 
 Row = Mapping[str, Any]
@@ -186,25 +187,25 @@ def benchmark_of(name: str) -> Benchmark:
     return BENCHMARKS[name]
 
 
-def first_n_contexts(
+def first_n_examples(
     rows: Sequence[Row],
     pool_rows: Sequence[Row],
-    pool_texts: Sequence[str],
+    pool_turns: Sequence[Turn],
     *,
     n: int,
     group: str | None,
     where: str,
-) -> list[str]:
+) -> list[list[Turn]]:
     """lm-eval's first_n sampler: each question gets the first `n` pool examples (of its group)."""
-    contexts = []
+    examples = []
     for row in rows:
-        texts = [
+        turns = [
             t
-            for r, t in zip(pool_rows, pool_texts, strict=True)
+            for r, t in zip(pool_rows, pool_turns, strict=True)
             if group is None or r.get(group) == row.get(group)
         ]
-        if len(texts) < n:
+        if len(turns) < n:
             of = f" with {group} {row.get(group)!r}" if group else ""
-            raise EvalInputError(f"{where}: {len(texts)} few-shot examples{of}, but numFewshot is {n}")
-        contexts.append("".join(texts[:n]))
-    return contexts
+            raise EvalInputError(f"{where}: {len(turns)} few-shot examples{of}, but numFewshot is {n}")
+        examples.append(turns[:n])
+    return examples

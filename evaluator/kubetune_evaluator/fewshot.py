@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from kubetune_operator.api import FewshotSpec
 
 
+# One solved example as lm-eval's build_qa_turn builds it: the user text (the rendered prompt), the target
+# delimiter, the assistant text (the correct choice or completion). As plain text the three are joined;
+# with a chat template they are a user and an assistant turn (kubetune_evaluator.chat_prompts).
+Turn = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class FewshotPool:
     """The examples to draw from: their rows (compared to exclude a question) and rendered questions."""
@@ -32,17 +38,34 @@ class FewshotPool:
     rows: Sequence[Mapping[str, Any]]
     questions: Sequence[ChoiceQuestion] = ()
     where: str = "few-shot pool"  # names the pool in errors
-    texts: Sequence[str] = ()  # generation tasks: each example's prompt + completion, rendered
+    turns: Sequence[Turn] = ()  # generation and benchmark pools: each example's turn, rendered
 
-    def example(self, position: int, delimiter: str) -> str:
-        if self.texts:
-            return self.texts[position] + delimiter
-        return example_text(self.questions[position], delimiter)
+    def turn(self, position: int) -> Turn:
+        if self.turns:
+            return self.turns[position]
+        question = self.questions[position]
+        return question.prompt, TARGET_DELIMITER, question.choices[question.answer]
+
+
+def example_turn(question: ChoiceQuestion) -> Turn:
+    return question.prompt, TARGET_DELIMITER, question.choices[question.answer]
+
+
+def completion_turn(prompt: str, completion: str) -> Turn:
+    """A generation example: the completion's leading whitespace is the target delimiter (a completion
+    template " {{ answer }}" is lm-eval's doc_to_target after target_delimiter " ")."""
+    answer = completion.lstrip()
+    return prompt, completion[: len(completion) - len(answer)], answer
+
+
+def join_examples(turns: Sequence[Turn], delimiter: str) -> str:
+    """The plain-text context: each example's prompt, target delimiter, answer and the few-shot delimiter."""
+    return "".join(user + between + answer + delimiter for user, between, answer in turns)
 
 
 def example_text(question: ChoiceQuestion, delimiter: str) -> str:
     """One solved example: its prompt, the target delimiter, its correct choice, the few-shot delimiter."""
-    return question.prompt + TARGET_DELIMITER + question.choices[question.answer] + delimiter
+    return join_examples([example_turn(question)], delimiter)
 
 
 def draw(rng: random.Random, pool: FewshotPool, n: int, exclude: Mapping[str, Any] | None) -> list[int]:
@@ -60,16 +83,10 @@ def draw(rng: random.Random, pool: FewshotPool, n: int, exclude: Mapping[str, An
     return drawn
 
 
-def fewshot_contexts(
-    rows: Sequence[Mapping[str, Any]],
-    pool: FewshotPool,
-    *,
-    n: int,
-    seed: int,
-    delimiter: str,
-    same_split: bool,
-) -> list[str]:
-    """The text put before each scored sample's prompt: `n` drawn examples (`rows[i]` is sample i's row).
+def fewshot_examples(
+    rows: Sequence[Mapping[str, Any]], pool: FewshotPool, *, n: int, seed: int, same_split: bool
+) -> list[list[Turn]]:
+    """The `n` drawn examples of each scored sample (`rows[i]` is sample i's row), in prompt order.
 
     `same_split`: the pool is the very split being scored, so each sample's own row is left out.
     """
@@ -79,15 +96,29 @@ def fewshot_contexts(
             f"{pool.where}: {len(pool.rows)} few-shot examples, but numFewshot {n} needs at least {needed}"
         )
     rng = random.Random(seed)
+    return [[pool.turn(i) for i in draw(rng, pool, n, row if same_split else None)] for row in rows]
+
+
+def fewshot_contexts(
+    rows: Sequence[Mapping[str, Any]],
+    pool: FewshotPool,
+    *,
+    n: int,
+    seed: int,
+    delimiter: str,
+    same_split: bool,
+) -> list[str]:
+    """The plain text put before each scored sample's prompt (`fewshot_examples`, joined)."""
     return [
-        "".join(pool.example(i, delimiter) for i in draw(rng, pool, n, row if same_split else None))
-        for row in rows
+        join_examples(turns, delimiter)
+        for turns in fewshot_examples(rows, pool, n=n, seed=seed, same_split=same_split)
     ]
 
 
-def shots_label(fewshot: FewshotSpec) -> str:
-    """How the prompts were built, for the accuracy signature (kept short: it goes into status)."""
+def shots_label(fewshot: FewshotSpec, pool: str | None = None) -> str:
+    """How the prompts were built, for the accuracy signature (kept short: it goes into status).
+    `pool` names where the examples came from when not `fewshot.uri` or `fewshot.split` (benchmarks)."""
     if not fewshot.num_fewshot:
         return "0-shot"
-    pool = "fewshot.uri" if fewshot.uri else f"{fewshot.split} rows"
+    pool = pool or ("fewshot.uri" if fewshot.uri else f"{fewshot.split} rows")
     return f"{fewshot.num_fewshot}-shot(seed {fewshot.seed}, from {pool})"

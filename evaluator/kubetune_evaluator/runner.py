@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 from collections.abc import Callable, Sequence
@@ -13,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubetune_evaluator.answers import extract_answer, lm_eval_exact_match
+from kubetune_evaluator.chat_prompts import chat_messages, render_chat
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.fewshot import shots_label
 from kubetune_evaluator.generation import owned_generations
 from kubetune_evaluator.judge.binding import judge_api_key
 from kubetune_evaluator.judge.client import JudgeSettings
 from kubetune_evaluator.loglikelihood import owned_pair_loglikelihoods, resolve_max_length
 from kubetune_evaluator.metrics.bertscore_metric import score_bertscore
-from kubetune_evaluator.metrics.choice_accuracy import choice_pairs, choice_scores
+from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion, choice_pairs, choice_scores
 from kubetune_evaluator.metrics.judge_metric import score_judge_pairwise, score_judge_single
 from kubetune_evaluator.metrics.perplexity import document_totals, document_windows, score_perplexity
 from kubetune_evaluator.metrics.registry import REFERENCE_METRICS, score_references
@@ -129,6 +130,37 @@ def _chat_prompt(tokenizer: Any, messages: Any) -> str:
     return text
 
 
+def generation_prompts(tokenizer: Any, task: TaskSamples) -> list[str]:
+    """Each sample's prompt for this model: chat rows and (with chatTemplate.apply) every prompt through
+    the model's chat template, else the plain text."""
+    prompts = []
+    for sample, dialogue in zip(task.generation, task.dialogues, strict=True):
+        if sample.messages is not None:
+            prompts.append(_chat_prompt(tokenizer, sample.messages))
+        elif task.chat is not None:
+            messages = chat_messages(dialogue, multiturn=task.chat.fewshot_as_multiturn)
+            prompts.append(render_chat(tokenizer, messages))
+        else:
+            prompts.append(sample.prompt)
+    return prompts
+
+
+def model_questions(tokenizer: Any, task: TaskSamples) -> list[ChoiceQuestion]:
+    """The questions as this model scores them: with chatTemplate.apply, the prompt through its chat
+    template and each choice right after the generation prompt (no space), as lm-eval does."""
+    if task.chat is None:
+        return task.questions
+    multiturn = task.chat.fewshot_as_multiturn
+    return [
+        dataclasses.replace(
+            question,
+            prompt=render_chat(tokenizer, chat_messages(dialogue, multiturn=multiturn)),
+            delimiter="",
+        )
+        for question, dialogue in zip(task.questions, task.dialogues, strict=True)
+    ]
+
+
 @dataclass
 class SystemRequests:
     """What one model computed on one shard, by request index (all requests for one pod); JSON-able, so
@@ -161,10 +193,7 @@ def compute_requests(
     batch_size = spec.generation.batch_size
     for task in tasks:
         if task.kind == "generation":
-            prompts = [
-                s.prompt if s.messages is None else _chat_prompt(loaded.tokenizer, s.messages)
-                for s in task.generation
-            ]
+            prompts = generation_prompts(loaded.tokenizer, task)
             progress.stage(f"{role}: generating {task.name}", len(prompts))
             generations = owned_generations(
                 loaded.model,
@@ -195,7 +224,10 @@ def compute_requests(
             )
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
-            pairs = choice_pairs(loaded.tokenizer, task.questions)
+            questions = model_questions(loaded.tokenizer, task)
+            if task.chat is not None and shard.rank == 0:  # samples.jsonl shows the model's own prompts
+                run.prompts[task.name] = {i: q.prompt for i, q in enumerate(questions)}
+            pairs = choice_pairs(loaded.tokenizer, questions)
             run.loglikelihoods[task.name] = owned_pair_loglikelihoods(
                 loaded.model,
                 loaded.tokenizer,
@@ -252,7 +284,9 @@ def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[Tas
         elif "accuracy" in spec.metrics:
             count = sum(len(question.choices) for question in task.questions)
             flat = _complete(requests.loglikelihoods.get(task.name, {}), count, where)
-            output, loglik = choice_scores(task.questions, flat, shots=shots_label(spec.fewshot))
+            output, loglik = choice_scores(task.questions, flat, shots=task.shots, chat=task.chat_label)
+            if task.name in requests.prompts:
+                run.prompts[task.name] = _complete(requests.prompts[task.name], len(task.questions), where)
             run.outputs.setdefault(task.name, {})["accuracy"] = output
             run.choice_loglikelihoods[task.name] = loglik
     return run
@@ -343,17 +377,29 @@ def collect_scores(
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
     """Per task and score: model/baseline values with bootstrap CIs and the paired delta CI."""
     task_scores: dict[str, dict[str, dict[str, Any]]] = {}
-    signatures: dict[str, str] = {}
+    by_task: dict[str, dict[str, str]] = {}
     for task in tasks:
         entries: dict[str, dict[str, Any]] = {}
         for metric, output in model.outputs.get(task.name, {}).items():
-            signatures[metric] = output.signature
+            signature = output.signature
+            if task.chat_label and metric != "accuracy":  # accuracy's own signature says it
+                signature += f"|{task.chat_label}"
+            by_task.setdefault(metric, {})[task.name] = signature
             base_output = baseline.outputs.get(task.name, {}).get(metric) if baseline else None
             for name, series in output.scores.items():
                 base_series: ScoreSeries | None = base_output.scores.get(name) if base_output else None
                 entries[name] = score_entry(series, base_series)
         task_scores[task.name] = entries
-    return task_scores, signatures
+    return task_scores, {metric: joined_signature(found) for metric, found in by_task.items()}
+
+
+def joined_signature(by_task: dict[str, str]) -> str:
+    """One metric's signature: the same for every task, or each task's (few-shot counts and chat templates
+    can differ between tasks), as `task=signature` joined by ' ; '."""
+    distinct = set(by_task.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return " ; ".join(f"{task}={signature}" for task, signature in by_task.items())
 
 
 def _release(loaded: LoadedModel) -> None:

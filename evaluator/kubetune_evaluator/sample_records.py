@@ -49,7 +49,9 @@ def _task_records(outcome: EvalOutcome, task: TaskSamples) -> list[dict[str, Any
                 record["baselineLoglikelihood"] = baseline.document_loglikelihoods[task.name][i]
         else:
             question = task.questions[i]
-            record.update(prompt=question.prompt, choices=list(question.choices), answer=question.answer)
+            # With chatTemplate.apply the prompt the model scored (through its chat template).
+            prompt = model.prompts[task.name][i] if task.name in model.prompts else question.prompt
+            record.update(prompt=prompt, choices=list(question.choices), answer=question.answer)
             if task.name in model.choice_loglikelihoods:
                 record["loglikelihoods"] = model.choice_loglikelihoods[task.name][i]
             if baseline is not None and task.name in baseline.choice_loglikelihoods:

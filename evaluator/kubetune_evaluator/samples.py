@@ -15,9 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from kubetune_evaluator.benchmarks import benchmark_of, first_n_contexts
+from kubetune_evaluator.benchmarks import benchmark_of, first_n_examples
+from kubetune_evaluator.chat_prompts import Dialogue, chat_label
 from kubetune_evaluator.errors import EvalInputError
-from kubetune_evaluator.fewshot import FewshotPool, example_text, fewshot_contexts
+from kubetune_evaluator.fewshot import (
+    FewshotPool,
+    Turn,
+    completion_turn,
+    example_turn,
+    fewshot_examples,
+    shots_label,
+)
 from kubetune_evaluator.metrics.choice_accuracy import ChoiceQuestion
 from kubetune_operator.api.evaljob import AnswerSpec
 from kubetune_operator.data.datasets import Row, read_rows
@@ -27,8 +35,8 @@ from kubetune_operator.data.split import split_indices
 from kubetune_operator.data.templates import compile_templates, render_row
 
 if TYPE_CHECKING:
-    from kubetune_operator.api import DatasetSpec, EvalJobSpec, SplitSpec
-    from kubetune_operator.api.evaljob import EvalTaskSpec
+    from kubetune_operator.api import DatasetSpec, EvalJobSpec, FewshotSpec, SplitSpec
+    from kubetune_operator.api.evaljob import ChatTemplateSpec, EvalTaskSpec
 
 DEFAULT_TASK = "default"
 
@@ -62,6 +70,16 @@ class TaskSamples:
     # The texts whose words and bytes the perplexities count, when not the documents (wikitext counts
     # the page before detokenization, as lm-eval does).
     count_texts: list[str] = field(default_factory=list)
+    # Choice and generation tasks: each sample's prompt in parts (description, examples, question), which
+    # the runner renders through the model's chat template when `chat` applies.
+    dialogues: list[Dialogue] = field(default_factory=list)
+    chat: ChatTemplateSpec | None = None  # None: plain-text prompts
+    shots: str = "0-shot"  # the few-shot part of the signature
+
+    @property
+    def chat_label(self) -> str:
+        """'' for plain-text prompts, else how the chat template was applied (for the signatures)."""
+        return chat_label(self.chat.fewshot_as_multiturn) if self.chat is not None else ""
 
     def __len__(self) -> int:
         if self.kind == "text":
@@ -216,16 +234,20 @@ def build_task_samples(
                     rows, indices, source=source, task=name, fmt=fmt, templates=templates, seed=seed
                 )
                 apply_generation_settings(result, spec, task)
-            if spec.fewshot.num_fewshot and result.kind == "text":
+            fewshot = effective_fewshot(spec, task)
+            if fewshot.num_fewshot and result.kind == "text":
                 raise EvalInputError(
-                    f"spec.fewshot.numFewshot: task {name!r} is plain text scored by perplexity; "
+                    f"numFewshot: task {name!r} is plain text scored by perplexity; "
                     "few-shot examples do not apply (as in lm-evaluation-harness)"
                 )
-            if spec.fewshot.num_fewshot:
-                pool_source = spec.fewshot.uri or source
+            if result.kind == "generation" and fewshot.num_fewshot:
+                refuse_chat_rows_with_fewshot(result)
+            examples: list[list[Turn]] = [[] for _ in range(len(result))]
+            if fewshot.num_fewshot:
+                pool_source = fewshot.uri or source
                 if pool_source not in cache:
                     cache[pool_source] = read_rows(pool_source, storage)
-                pool_split = "all" if spec.fewshot.uri else spec.fewshot.split
+                pool_split = "all" if fewshot.uri else fewshot.split
                 pool_indices = select_indices(
                     len(cache[pool_source]),
                     pool_split,
@@ -255,7 +277,7 @@ def build_task_samples(
                     )
                     pool = FewshotPool(
                         rows=[pool_rows[s.row] for s in pool_samples],
-                        texts=[s.prompt + s.references[0] for s in pool_samples],
+                        turns=[completion_turn(s.prompt, s.references[0]) for s in pool_samples],
                         where=where,
                     )
                 scored_rows = (
@@ -263,24 +285,17 @@ def build_task_samples(
                     if result.kind == "choice"
                     else [rows[sample.row] for sample in result.generation]
                 )
-                contexts = fewshot_contexts(
+                examples = fewshot_examples(
                     scored_rows,
                     pool,
-                    n=spec.fewshot.num_fewshot,
-                    seed=spec.fewshot.seed,
-                    delimiter=spec.fewshot.delimiter,
+                    n=fewshot.num_fewshot,
+                    seed=fewshot.seed,
                     # The pool can hold the sample itself: never its own example (as lm-eval).
                     same_split=pool_source == source
                     and (pool_split == spec.dataset.split or "all" in (pool_split, spec.dataset.split)),
                 )
-                result.questions = [
-                    ChoiceQuestion(context + q.prompt, q.choices, q.answer)
-                    for context, q in zip(contexts, result.questions, strict=False)
-                ]
-                result.generation = [
-                    dataclasses.replace(sample, prompt=context + sample.prompt)
-                    for context, sample in zip(contexts, result.generation, strict=False)
-                ]
+            if result.kind != "text":
+                set_prompts(result, ["" for _ in examples], examples, fewshot, effective_chat(spec, task))
         except KubetuneError as error:
             raise EvalInputError(str(error)) from None
         tasks.append(result)
@@ -308,10 +323,8 @@ def benchmark_task(
     if bench.document is not None:
         result.documents = [bench.document(rows[i], where(source, i)) for i in indices]
         result.count_texts = [str(rows[i].get("page", result.documents[n])) for n, i in enumerate(indices)]
-        if spec.fewshot.num_fewshot:
-            raise EvalInputError(
-                f"spec.fewshot.numFewshot: task {task.name!r} ({bench.name}) is scored by perplexity"
-            )
+        if effective_fewshot(spec, task).num_fewshot:
+            raise EvalInputError(f"numFewshot: task {task.name!r} ({bench.name}) is scored by perplexity")
         return result
     if bench.question is not None:
         result.questions = [bench.question(rows[i], where(source, i)) for i in indices]
@@ -326,40 +339,74 @@ def benchmark_task(
         )
         result.answer = task.answer or AnswerSpec.model_validate(bench.answer)
     scored = [rows[i] for i in indices]
-    contexts = [""] * len(indices)
-    n = spec.fewshot.num_fewshot
+    fewshot = effective_fewshot(spec, task)
+    n = fewshot.num_fewshot
+    examples: list[list[Turn]] = [[] for _ in indices]
     if n:
-        pool_source = task.fewshot_uri or spec.fewshot.uri or source
+        pool_source = task.fewshot_uri or fewshot.uri or source
         if pool_source not in cache:
             cache[pool_source] = read_rows(pool_source, storage)
         pool_rows = cache[pool_source]
         if bench.question is not None:
-            texts = [
-                example_text(bench.question(r, where(pool_source, i)), "") for i, r in enumerate(pool_rows)
-            ]
+            turns = [example_turn(bench.question(r, where(pool_source, i))) for i, r in enumerate(pool_rows)]
         else:
             assert bench.example is not None
-            texts = ["".join(bench.example(r, where(pool_source, i))) for i, r in enumerate(pool_rows)]
+            turns = [
+                completion_turn(*bench.example(r, where(pool_source, i))) for i, r in enumerate(pool_rows)
+            ]
         pool_where = f"{pool_source} (few-shot examples of task {task.name!r})"
         if bench.sampler == "first_n":
-            examples = [text + spec.fewshot.delimiter for text in texts]
-            contexts = first_n_contexts(scored, pool_rows, examples, n=n, group=bench.group, where=pool_where)
+            examples = first_n_examples(scored, pool_rows, turns, n=n, group=bench.group, where=pool_where)
         else:
-            pool = FewshotPool(rows=pool_rows, texts=texts, where=pool_where)
-            contexts = fewshot_contexts(
-                scored, pool, n=n, seed=spec.fewshot.seed, delimiter=spec.fewshot.delimiter,
+            pool = FewshotPool(rows=pool_rows, turns=turns, where=pool_where)
+            examples = fewshot_examples(
+                scored, pool, n=n, seed=fewshot.seed,
                 same_split=pool_source == source or bench.draws_one_more,
             )  # fmt: skip
-    prefixes = [bench.description(row) + context for row, context in zip(scored, contexts, strict=True)]
+    systems = [bench.description(row) for row in scored]
+    set_prompts(result, systems, examples, fewshot, effective_chat(spec, task))
+    pool_name = "fewshotUri" if task.fewshot_uri else "fewshot.uri" if fewshot.uri else "the scored file"
+    result.shots = shots_label(fewshot, pool_name)
+    return result
+
+
+def effective_fewshot(spec: EvalJobSpec, task: EvalTaskSpec | None) -> FewshotSpec:
+    """spec.fewshot with the task's own numFewshot and seed, where it sets them."""
+    own = task.fewshot if task is not None else None
+    if own is None:
+        return spec.fewshot
+    update = {"num_fewshot": own.num_fewshot, "seed": own.seed}
+    return spec.fewshot.model_copy(update={k: v for k, v in update.items() if v is not None})
+
+
+def effective_chat(spec: EvalJobSpec, task: EvalTaskSpec | None) -> ChatTemplateSpec:
+    return task.chat_template if task is not None and task.chat_template is not None else spec.chat_template
+
+
+def set_prompts(
+    result: TaskSamples,
+    systems: Sequence[str],
+    examples: Sequence[Sequence[Turn]],
+    fewshot: FewshotSpec,
+    chat: ChatTemplateSpec,
+) -> None:
+    """Each sample's dialogue (description, examples, its own prompt) and plain-text prompt, in place."""
+    bare = [q.prompt for q in result.questions] or [s.prompt for s in result.generation]
+    result.dialogues = [
+        Dialogue(system, tuple(turns), prompt, fewshot.delimiter)
+        for system, turns, prompt in zip(systems, examples, bare, strict=True)
+    ]
     result.questions = [
-        ChoiceQuestion(prefix + q.prompt, q.choices, q.answer)
-        for prefix, q in zip(prefixes, result.questions, strict=False)
+        dataclasses.replace(q, prompt=d.text())
+        for d, q in zip(result.dialogues, result.questions, strict=False)
     ]
     result.generation = [
-        dataclasses.replace(s, prompt=prefix + s.prompt)
-        for prefix, s in zip(prefixes, result.generation, strict=False)
+        dataclasses.replace(s, prompt=d.text()) if s.messages is None else s
+        for d, s in zip(result.dialogues, result.generation, strict=False)
     ]
-    return result
+    result.shots = shots_label(fewshot)
+    if chat.apply:  # chat rows ('messages') get the chat template whatever the setting
+        result.chat = chat
 
 
 def generation_samples(
@@ -427,9 +474,12 @@ def apply_generation_settings(result: TaskSamples, spec: EvalJobSpec, task: Eval
         else spec.generation.max_new_tokens
     )
     result.answer = task.answer if task is not None else None
-    if any(sample.messages is not None for sample in result.generation) and spec.fewshot.num_fewshot:
+
+
+def refuse_chat_rows_with_fewshot(result: TaskSamples) -> None:
+    if any(sample.messages is not None for sample in result.generation):
         raise EvalInputError(
-            f"spec.fewshot.numFewshot: task {result.name!r} has chat rows ('messages'); few-shot prompting "
+            f"numFewshot: task {result.name!r} has chat rows ('messages'); few-shot prompting "
             "needs prompt/completion rows or task templates"
         )
 

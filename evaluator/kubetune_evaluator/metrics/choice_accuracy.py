@@ -23,16 +23,21 @@ class ChoiceQuestion:
     prompt: str  # the whole context scored, few-shot examples included
     choices: tuple[str, ...]
     answer: int  # index into choices
+    # Between the prompt and each choice: a space (lm-eval's target_delimiter); none after a chat
+    # template's generation prompt (lm-eval with apply_chat_template).
+    delimiter: str = TARGET_DELIMITER
 
 
-def continuation_of(choice: str) -> str:
+def continuation_of(choice: str, delimiter: str = TARGET_DELIMITER) -> str:
     """The text scored after the prompt: the delimiter, then the choice exactly as given."""
-    return TARGET_DELIMITER + choice
+    return delimiter + choice
 
 
-def accuracy_signature(shots: str = "0-shot") -> str:
+def accuracy_signature(shots: str = "0-shot", chat: str = "") -> str:
+    """`chat`: how the chat template was applied ('' when it was not: the signature says so)."""
+    prompting = f"{chat}|continuation:choice" if chat else "no-chat-template|continuation:' '+choice"
     return (
-        f"accuracy|loglikelihood as lm-eval hf|{shots}|continuation:' '+choice|truncation:left"
+        f"accuracy|loglikelihood as lm-eval hf|{shots}|{prompting}|truncation:left"
         "|acc_norm:logprob/len(choice chars)"
     )
 
@@ -77,14 +82,14 @@ def score_multiple_choice(
 def choice_pairs(tokenizer: Any, questions: Sequence[ChoiceQuestion]) -> list[TokenPair]:
     """The log-likelihood requests of the questions: every choice of each in turn."""
     return [
-        encode_pair(tokenizer, question.prompt, continuation_of(choice))
+        encode_pair(tokenizer, question.prompt, continuation_of(choice, question.delimiter))
         for question in questions
         for choice in question.choices
     ]
 
 
 def choice_scores(
-    questions: Sequence[ChoiceQuestion], flat: Sequence[float], shots: str = "0-shot"
+    questions: Sequence[ChoiceQuestion], flat: Sequence[float], shots: str = "0-shot", chat: str = ""
 ) -> tuple[MetricOutput, list[list[float]]]:
     """`accuracy` and `accuracyNorm` from every choice's log-likelihood (`choice_pairs` order)."""
     correct: list[float] = []
@@ -104,6 +109,6 @@ def choice_scores(
             "accuracy": ScoreSeries.from_mean(correct),
             "accuracyNorm": ScoreSeries.from_mean(correct_norm),
         },
-        signature=accuracy_signature(shots),
+        signature=accuracy_signature(shots, chat),
     )
     return output, per_question

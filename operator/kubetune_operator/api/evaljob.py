@@ -139,6 +139,34 @@ class AnswerSpec(ApiModel):
     )
 
 
+class TaskFewshotSpec(ApiModel):
+    """A task's own few-shot settings; what is not set here comes from `spec.fewshot`."""
+
+    num_fewshot: int | None = Field(
+        None, ge=0, le=64, description="Examples per question for this task (else spec.fewshot.numFewshot)."
+    )
+    seed: int | None = Field(None, ge=0, description="Seed of this task's draw (else spec.fewshot.seed).")
+
+
+class ChatTemplateSpec(ApiModel):
+    """Prompts rendered through the tokenizer's chat template, as lm-evaluation-harness's
+    `--apply_chat_template` (with `--fewshot_as_multiturn`) does."""
+
+    apply: bool = Field(
+        False,
+        description="Render each prompt with the model's chat template (add_generation_prompt): the "
+        "description (MMLU's subject line) as the system turn, each few-shot example as a user and an "
+        "assistant turn, the question as the last user turn; a multiple-choice continuation is then the "
+        "choice without the leading space. The tokenizer must have a chat template. Multiple-choice and "
+        "generation tasks; chat rows ('messages') always get the template, plain text (perplexity) never.",
+    )
+    fewshot_as_multiturn: bool = Field(
+        True,
+        description="Few-shot examples as alternating user/assistant turns (lm-eval simple_evaluate's "
+        "default); false: the examples and the question in one user turn.",
+    )
+
+
 Benchmark = Literal["mmlu", "arc", "hellaswag", "boolq", "gsm8k", "wikitext"]
 
 
@@ -193,6 +221,14 @@ class EvalTaskSpec(TaskSpec):
         None,
         description="Answer extraction and lm-evaluation-harness's exact_match rule (exact string equality "
         "after the listed removals) instead of the SQuAD normalisation.",
+    )
+    fewshot: TaskFewshotSpec | None = Field(
+        None,
+        description="This task's own numFewshot and seed (e.g. 5-shot MMLU next to 0-shot BoolQ in one "
+        "EvalJob); the pool and delimiter stay spec.fewshot's.",
+    )
+    chat_template: ChatTemplateSpec | None = Field(
+        None, description="This task's chat-template setting (else spec.chatTemplate)."
     )
 
     @model_validator(mode="after")
@@ -315,6 +351,11 @@ class EvalJobSpec(ApiModel):
     generation: GenerationSpec = Field(default_factory=GenerationSpec, description="Generation settings.")
     fewshot: FewshotSpec = Field(
         default_factory=FewshotSpec, description="Few-shot prompting (multiple-choice and generation tasks)."
+    )
+    chat_template: ChatTemplateSpec = Field(
+        default_factory=ChatTemplateSpec,
+        description="Whether prompts go through the model's chat template (each task can override it); "
+        "the accuracy and exact_match signatures say which.",
     )
     judge: JudgeSpec | None = Field(None, description="The judge endpoint; required with the judge metric.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")
