@@ -29,7 +29,7 @@ from kubetune_devtools.devstack.binaries import BinaryError, ensure_binaries
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_fingerprint
 from kubetune_devtools.devstack.probes import wait_for as _wait_for
-from kubetune_devtools.devstack.s3 import s3_client
+from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
 from kubetune_devtools.devstack.stack import LocalStack, down, is_up, up
 from kubetune_devtools.testing.operator_harness import OperatorProcess
 
@@ -122,6 +122,22 @@ def _release_kubetune_finalizers(k8s: KubeClients, namespace: str) -> None:
 def s3(stack: LocalStack) -> S3Client:
     """A boto3 S3 client for the stack's MinIO (path-style addressing)."""
     return s3_client(stack.s3_endpoint_url, stack.s3_credentials)
+
+
+@pytest.fixture
+def s3_prefix(
+    stack: LocalStack, s3: S3Client, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
+    """A fresh prefix `s3://<the requesting module's BUCKET>/<random>/`, the bucket created if missing; the
+    AWS_* variables of this process set as a pod's credentialsSecret sets them, the metrics port off (for
+    tests that run the trainer or evaluator in-process)."""
+    bucket = request.module.BUCKET
+    ensure_bucket(s3, bucket)
+    for key, value in stack.env().items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")
+    return f"s3://{bucket}/{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="module")

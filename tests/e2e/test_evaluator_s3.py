@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
-from kubetune_devtools.devstack.s3 import ensure_bucket
-from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows, write_rows
 from kubetune_evaluator.entrypoint import evaluate_manifest
 from kubetune_operator.data.storage import read_text, upload_dir
@@ -21,17 +18,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BUCKET = "evaluator-e2e"
-
-
-@pytest.fixture
-def s3_prefix(stack: LocalStack, s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh prefix; AWS_* variables set as the operator sets them from storage.credentialsSecret."""
-    ensure_bucket(s3, BUCKET)
-    for key, value in stack.env().items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "off")
-    return f"s3://{BUCKET}/{secrets.token_hex(4)}"
 
 
 def _lora_adapter(base: Path, target: Path) -> Path:

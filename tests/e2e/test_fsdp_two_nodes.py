@@ -5,7 +5,6 @@ shard file per node, uploaded by each node to MinIO) resumes from S3 on one proc
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,6 @@ import pytest
 from safetensors.torch import load_file
 
 from kubetune_devtools.devstack.kube_clients import KubeClients
-from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import (
@@ -82,14 +80,9 @@ def finished(objects: Objects, name: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def prefix(stack: LocalStack, s3: S3Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh prefix holding the tiny base model and 120 rows; AWS_* set for this process's S3 calls."""
-    ensure_bucket(s3, BUCKET)
-    for key, value in stack.env().items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "0")
-    prefix = f"s3://{BUCKET}/{secrets.token_hex(4)}"
+def prefix(s3_prefix: str, tmp_path: Path) -> str:
+    """A fresh prefix holding the tiny base model and 120 rows (AWS_* set for this process: s3_prefix)."""
+    prefix = s3_prefix
     upload_dir(build_tiny_model(tmp_path / "base", hidden_size=64), f"{prefix}/base/")
     rows = write_rows(tmp_path / "data" / "letters.jsonl", reverse_task_rows(120))
     upload_dir(rows.parent, f"{prefix}/data/")
@@ -97,18 +90,8 @@ def prefix(stack: LocalStack, s3: S3Client, tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.fixture
-def objects(k8s: KubeClients, namespace: str, stack: LocalStack, operator: OperatorProcess) -> Objects:
-    core: Any = k8s.core  # Any: the stubs want a V1Secret where the client takes a plain dict
-    core.create_namespaced_secret(
-        namespace,
-        {
-            "metadata": {"name": SECRET},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": stack.s3_access_key_id,
-                "AWS_SECRET_ACCESS_KEY": stack.s3_secret_access_key,
-            },
-        },
-    )
+def objects(k8s: KubeClients, namespace: str, s3_secret: str, operator: OperatorProcess) -> Objects:
+    assert s3_secret == SECRET  # the Secret job_spec names
     return Objects(k8s.api_client, namespace)
 
 

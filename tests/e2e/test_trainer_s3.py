@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from botocore.exceptions import ClientError
 
-from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.tiny_models import (
     build_tiny_model,
@@ -32,38 +30,27 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 BUCKET = "trainer-e2e"
 
 
-@pytest.fixture
-def s3_env(stack: LocalStack, s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh prefix in a bucket; AWS_* variables set as a pod's credentialsSecret would set them."""
-    ensure_bucket(s3, BUCKET)
-    for key, value in stack.env().items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "0")
-    return f"s3://{BUCKET}/{secrets.token_hex(4)}"
-
-
-def test_shards_on_s3_are_read_in_order_and_missing_objects_are_named(s3_env: str, tmp_path: Path) -> None:
+def test_shards_on_s3_are_read_in_order_and_missing_objects_are_named(s3_prefix: str, tmp_path: Path) -> None:
     rows = reverse_task_rows(30)
     write_rows(tmp_path / "shards" / "part-0.jsonl", rows[:10])
     write_rows(tmp_path / "shards" / "part-1.jsonl", rows[10:])
-    upload_dir(tmp_path / "shards", f"{s3_env}/data/")
-    assert read_rows(f"{s3_env}/data/") == rows
+    upload_dir(tmp_path / "shards", f"{s3_prefix}/data/")
+    assert read_rows(f"{s3_prefix}/data/") == rows
     with pytest.raises(DataError, match=r"missing\.jsonl: dataset not found"):
-        read_rows(f"{s3_env}/missing.jsonl")
+        read_rows(f"{s3_prefix}/missing.jsonl")
 
 
 def test_training_from_and_to_s3_with_checkpoints_and_result(
-    s3_env: str, stack: LocalStack, s3: S3Client, tmp_path: Path
+    s3_prefix: str, stack: LocalStack, s3: S3Client, tmp_path: Path
 ) -> None:
-    upload_dir(build_tiny_model(tmp_path / "model", hidden_size=64), f"{s3_env}/base/")
+    upload_dir(build_tiny_model(tmp_path / "model", hidden_size=64), f"{s3_prefix}/base/")
     upload_dir(
-        write_rows(tmp_path / "data" / "letters.jsonl", reverse_task_rows(120)).parent, f"{s3_env}/data/"
+        write_rows(tmp_path / "data" / "letters.jsonl", reverse_task_rows(120)).parent, f"{s3_prefix}/data/"
     )
     spec = letter_task_spec(
-        f"{s3_env}/base/",
-        f"{s3_env}/data/letters.jsonl",
-        f"{s3_env}/out/",
+        f"{s3_prefix}/base/",
+        f"{s3_prefix}/data/letters.jsonl",
+        f"{s3_prefix}/out/",
         prompt="Reverse: {{ word }}\n",
         completion="{{ reversed }}",
         maxSteps=6,
@@ -74,7 +61,7 @@ def test_training_from_and_to_s3_with_checkpoints_and_result(
     result = run_job(write_finetune_job(tmp_path / "job.yaml", "s3-job", spec))
     assert result is not None and result["metrics"]["steps"] == 6
 
-    prefix = s3_env.removeprefix(f"s3://{BUCKET}/")
+    prefix = s3_prefix.removeprefix(f"s3://{BUCKET}/")
     keys = {
         o["Key"].removeprefix(prefix + "/")
         for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
@@ -93,7 +80,9 @@ def test_training_from_and_to_s3_with_checkpoints_and_result(
     }
     stored = json.loads(s3.get_object(Bucket=BUCKET, Key=f"{prefix}/out/result.json")["Body"].read())
     assert stored["output"]["digest"] == result["output"]["digest"]
-    local = download_prefix(f"{s3_env}/out/", tmp_path / "downloaded", StorageOptions(stack.s3_endpoint_url))
+    local = download_prefix(
+        f"{s3_prefix}/out/", tmp_path / "downloaded", StorageOptions(stack.s3_endpoint_url)
+    )
     exported = [
         p.relative_to(local).as_posix()
         for p in local.rglob("*")
@@ -104,13 +93,13 @@ def test_training_from_and_to_s3_with_checkpoints_and_result(
 
 
 def test_download_stays_inside_its_folder_and_minio_refuses_climbing_keys(
-    s3_env: str, s3: S3Client, tmp_path: Path
+    s3_prefix: str, s3: S3Client, tmp_path: Path
 ) -> None:
-    prefix = s3_env.removeprefix(f"s3://{BUCKET}/")
+    prefix = s3_prefix.removeprefix(f"s3://{BUCKET}/")
     for key in ("model/config.json", "model/sub/weights.bin", "model/sub/"):  # the last: a folder marker
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{key}", Body=b"" if key.endswith("/") else b"x")
     target = tmp_path / "download"
-    download_prefix(f"{s3_env}/model/", target)
+    download_prefix(f"{s3_prefix}/model/", target)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
         "download/config.json",
         "download/sub/weights.bin",

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.tiny_models import (
     build_tiny_model,
@@ -29,14 +27,9 @@ BUCKET = "trainer-e2e"
 
 
 def test_a_restarted_pod_trains_from_the_cached_tokens_without_reading_a_row(
-    stack: LocalStack, s3: S3Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: LocalStack, s3: S3Client, s3_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ensure_bucket(s3, BUCKET)
-    for key, value in stack.env().items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("KUBETUNE_METRICS_PORT", "0")
-    base = f"s3://{BUCKET}/{secrets.token_hex(4)}"
+    base = s3_prefix
     upload_dir(build_tiny_model(tmp_path / "model", hidden_size=64), f"{base}/base/")
     rows = reverse_task_rows(200)
     write_rows(tmp_path / "data" / "part-0.jsonl", rows[:120])
