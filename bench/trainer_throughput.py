@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trl_comparison import kubetune_spec
+
 
 def make_rows(n: int, seed: int, min_tokens: int = 20, max_tokens: int = 400) -> list[dict[str, str]]:
     """Prompt/completion rows whose total token length is uniform in [min_tokens, max_tokens]."""
@@ -43,27 +45,10 @@ def run_kubetune(
     from kubetune_devtools.tiny_models import write_finetune_job
     from kubetune_trainer.entrypoint import run_job
 
-    spec = {
-        "model": {"uri": str(model_dir)},
-        "dataset": {
-            "uri": str(data),
-            "format": "prompt_completion",
-            "split": {"validation": 0.0, "test": 0.0},
-        },
-        "method": "full",
-        "hyperparameters": {
-            "epochs": args.epochs,
-            "learningRate": "1e-4",
-            "batchSize": args.batch_size,
-            "maxSeqLength": args.max_length,
-            "warmupRatio": 0.0,
-            "lrScheduler": "linear",
-            "packing": packing,
-            "seed": 1,
-        },
-        "output": {"uri": str(out)},
-        "checkpoint": {"everySteps": 100000},
-    }
+    spec = kubetune_spec(
+        model_dir, data, out, epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length,
+        packing=packing,
+    )  # fmt: skip
     result = run_job(write_finetune_job(out.parent / f"{out.name}.yaml", out.name, spec))
     assert result is not None
     m = result["metrics"]

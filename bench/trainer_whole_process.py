@@ -31,7 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from trl_comparison import kubetune_spec
 
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "theta", "zeta", "eta"]
 
@@ -73,30 +74,6 @@ trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing
 trainer.train()
 trainer.save_model(out)
 '''
-
-
-def kubetune_spec(model_dir: Path, data: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "model": {"uri": str(model_dir)},
-        "dataset": {
-            "uri": str(data),
-            "format": "prompt_completion",
-            "split": {"validation": 0.0, "test": 0.0},
-        },
-        "method": "full",
-        "hyperparameters": {
-            "epochs": args.epochs,
-            "learningRate": "1e-4",
-            "batchSize": args.batch_size,
-            "maxSeqLength": args.max_length,
-            "warmupRatio": 0.0,
-            "lrScheduler": "linear",
-            "packing": True,
-            "seed": 1,
-        },
-        "output": {"uri": str(out)},
-        "checkpoint": {"everySteps": 1000000},
-    }
 
 
 def timed(command: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
@@ -177,7 +154,15 @@ def main() -> int:
             job = write_finetune_job(
                 root / f"kt-{round_no}.yaml",
                 f"whole-{round_no}",
-                kubetune_spec(model_dir, data_file, out_kt, args),
+                kubetune_spec(
+                    model_dir,
+                    data_file,
+                    out_kt,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    max_length=args.max_length,
+                    packing=True,
+                ),
             )
             commands = {
                 "kubetune": [str(bin_dir / "kubetune"), "train", str(job)],
