@@ -4,8 +4,9 @@ lm_eval's gsm8k/gsm8k.yaml (5-shot from the train file, until 'Question:', 256 t
 wikitext/wikitext.yaml (its detokenizer, words and bytes of the page before detokenization) are included
 unchanged by tasks that point their dataset at local JSONL files of made-up rows; kubetune scores the same
 files as `{benchmark: gsm8k}` / `{benchmark: wikitext}` tasks on the same tiny model. GSM8K: the same
-generations (cut at the stops), extracted answers and exact_match; wikitext: every page's log-likelihood
-and the three perplexity aggregates within 1e-4 relative.
+generations (cut at the stops), extracted answers and exact_match, also through the tiny model's chat
+template (lm_eval's `apply_chat_template=True`: the same prompt texts); wikitext: every page's
+log-likelihood and the three perplexity aggregates within 1e-4 relative.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def _write(directory: Path, split: str, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _lm_eval(model_dir: Path, source: str, name: str, files: dict[str, Path], tmp_path: Path) -> Any:
+def _lm_eval(
+    model_dir: Path, source: str, name: str, files: dict[str, Path], tmp_path: Path, **options: Any
+) -> Any:
     task = {
         "include": str(lm_eval_tasks_root() / source),
         "task": name,
@@ -55,7 +58,7 @@ def _lm_eval(model_dir: Path, source: str, name: str, files: dict[str, Path], tm
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
     }
-    results = run_lm_eval(model_dir, {name: task}, tmp_path)
+    results = run_lm_eval(model_dir, {name: task}, tmp_path, **options)
     return results
 
 
@@ -72,13 +75,17 @@ def _kubetune(model_dir: Path, benchmark: str, test: Path, tmp_path: Path, **ext
 
 
 @pytest.mark.slow
-def test_gsm8k_benchmark_equals_lm_evals_gsm8k_yaml(varied_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat-template"])
+def test_gsm8k_benchmark_equals_lm_evals_gsm8k_yaml(
+    varied_model_dir: Path, tmp_path: Path, chat: bool
+) -> None:
     rng = random.Random(8)
     files = {
         "test": _write(tmp_path, "test", [_gsm8k_row(rng) for _ in range(12)]),
         "train": _write(tmp_path, "train", [_gsm8k_row(rng) for _ in range(8)]),
     }
-    results = _lm_eval(varied_model_dir, "gsm8k/gsm8k.yaml", "kt_gsm8k", files, tmp_path)
+    options = {"apply_chat_template": True, "fewshot_as_multiturn": True} if chat else {}
+    results = _lm_eval(varied_model_dir, "gsm8k/gsm8k.yaml", "kt_gsm8k", files, tmp_path, **options)
     samples = sorted(
         (s for s in results["samples"]["kt_gsm8k"] if s["filter"] == "strict-match"),
         key=lambda s: s["doc_id"],
@@ -91,12 +98,16 @@ def test_gsm8k_benchmark_equals_lm_evals_gsm8k_yaml(varied_model_dir: Path, tmp_
         metrics=["exact_match"],
         fewshot={"numFewshot": 5},
         task={"fewshotUri": str(files["train"])},
+        chatTemplate={"apply": chat},
     )
+    assert outcome.model.prompts["gsm8k"] == [s["arguments"][0][0] for s in samples]
+    assert all(("<|assistant|>" in p) is chat for p in outcome.model.prompts["gsm8k"])
     assert outcome.model.generations["gsm8k"] == [s["resps"][0][0] for s in samples]
     assert outcome.model.predictions["gsm8k"] == [s["filtered_resps"][0] for s in samples]
     ours = outcome.task_scores["gsm8k"]["exactMatch"]["model"]["value"]
     assert ours == pytest.approx(results["results"]["kt_gsm8k"]["exact_match,strict-match"], abs=1e-12)
     assert len({len(g) for g in outcome.model.generations["gsm8k"]}) > 1  # the stops cut some short
+    assert ("chat-template(fewshot multiturn)" in outcome.signatures["exact_match"]) is chat
 
 
 @pytest.mark.slow
