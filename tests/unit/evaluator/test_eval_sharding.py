@@ -60,7 +60,10 @@ def _assert_same(one: EvalOutcome, other: EvalOutcome) -> None:
 
 
 @pytest.mark.slow
-def test_mmlu_5_shot_on_2_and_3_shards_equals_one_pod(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat-template"])
+def test_mmlu_5_shot_on_2_and_3_shards_equals_one_pod(
+    tiny_model_dir: Path, tmp_path: Path, chat: bool
+) -> None:
     baseline = build_tiny_model(tmp_path / "baseline", seed=4)
     spec = EvalJobSpec.model_validate(
         {
@@ -70,6 +73,7 @@ def test_mmlu_5_shot_on_2_and_3_shards_equals_one_pod(tiny_model_dir: Path, tmp_
             "tasks": [{"name": "mmlu", "benchmark": "mmlu", "fewshotUri": str(DATA / "dev.jsonl")}],
             "metrics": ["accuracy"],
             "fewshot": {"numFewshot": 5},
+            "chatTemplate": {"apply": chat},
             # 30 questions in batches of 4: 8 batches, dealt 4/4 and 3/3/2.
             "generation": {"batchSize": 4},
             "thresholds": {"accuracy": 0.3, "maxRegression": 0.05},
@@ -78,7 +82,9 @@ def test_mmlu_5_shot_on_2_and_3_shards_equals_one_pod(tiny_model_dir: Path, tmp_
     )
     one = run_eval(spec)
     assert one.results["tasks"]["mmlu"]["samples"] == 30
-    for count in (2, 3):
+    # samples.jsonl shows the prompts the model scored (rank 0 keeps the chat-templated ones)
+    assert all(("<|assistant|>" in r["prompt"]) is chat for r in sample_records(one))
+    for count in (2, 3) if not chat else (2,):
         _assert_same(one, _sharded(spec, count))
 
 
