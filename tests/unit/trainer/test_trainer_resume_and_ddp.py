@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from kubetune_devtools.tiny_models import (
 )
 from kubetune_trainer.checkpoints import list_checkpoints
 from kubetune_trainer.entrypoint import run_job
-from kubetune_trainer.recipe import PreemptedError
+from kubetune_trainer.recipe import FineTuneRecipe, PreemptedError
 
 pytestmark = pytest.mark.slow
 
@@ -67,13 +65,17 @@ def test_a_run_stopped_by_sigterm_resumes_exactly(
     out = root / "stopped"
     job = write_finetune_job(root / "stopped.yaml", "stopped", spec_for(setup, out))
 
-    def preempt_after_first_checkpoint() -> None:
-        manifest = out / "checkpoints" / "step-8" / "manifest.json"
-        while not manifest.exists():
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)  # what the kubelet sends on preemption / suspend
+    # SIGTERM (what the kubelet sends on preemption / suspend) once step 10 is reported: after the periodic
+    # checkpoint of step 8, deterministically (a thread watching for that checkpoint raced the next step).
+    report_step, fired = FineTuneRecipe._report_step, []
 
-    threading.Thread(target=preempt_after_first_checkpoint, daemon=True).start()
+    def preempt_after_step_10(self: FineTuneRecipe, **kwargs: Any) -> None:
+        report_step(self, **kwargs)
+        if self.state.step == 10 and not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(FineTuneRecipe, "_report_step", preempt_after_step_10)
     with pytest.raises(PreemptedError):
         run_job(job)
     saved = [c for c in list_checkpoints(str(out)) if c.complete]
