@@ -73,7 +73,7 @@ def termination(pod: Any) -> dict[str, Any]:
 
 
 def test_operator_two_node_success_path_with_progress_conditions_events(objects: Objects) -> None:
-    objects.create(finetunejob("tune", json.dumps({"seconds": 4}), resources={"nodes": 2}))
+    objects.create(finetunejob("tune", json.dumps({"seconds": 4}), resources={"nodes": 2, "scratch": "2Gi"}))
     # The first test also waits for the operator to discover namespaces (seconds on a busy machine).
     running = wait_until(lambda: phase_is(objects, FTJ, "tune", "Running"), 90, "Running")
     progress = wait_until(lambda: objects.status(FTJ, "tune").get("progress", {}).get("step"), 15, "progress")
@@ -109,6 +109,11 @@ def test_operator_two_node_success_path_with_progress_conditions_events(objects:
     assert [p.spec.termination_grace_period_seconds for p in pods] == [300, 300]
     env = {e.name: e.value for e in pods[0].spec.containers[0].env}
     assert env["KUBETUNE_STORAGE_RETRY_SECONDS"] == "60"
+    # resources.scratch: the scratch emptyDir's size and as much ephemeral storage, scheduled on nodes
+    # that advertise it.
+    scratch = next(v for v in pods[0].spec.volumes if v.name == "scratch")
+    assert scratch.empty_dir.size_limit == "2Gi"
+    assert pods[0].spec.containers[0].resources.requests["ephemeral-storage"] == "2Gi"
 
 
 def test_operator_worker_failure_restarts_the_gang_once_then_succeeds(objects: Objects) -> None:

@@ -121,6 +121,13 @@ class ResourcesSpec(ApiModel):
     )
     cpu: Quantity | None = Field(None, description="CPU request and limit of each pod, e.g. `16` or `500m`.")
     memory: Quantity | None = Field(None, description="Memory request and limit of each pod, e.g. `128Gi`.")
+    scratch: Quantity | None = Field(
+        None,
+        description="Disk for each pod's scratch folder /tmp (the downloaded base model, checkpoint staging, "
+        "caches), e.g. `200Gi`: the emptyDir's sizeLimit and an ephemeral-storage request and limit, so the "
+        "scheduler places the pod where the disk is and an overflowing pod is evicted instead of filling the "
+        "node. Unset: no limit.",
+    )
 
 
 FINETUNE_GRACE_SECONDS = 300

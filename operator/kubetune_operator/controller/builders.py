@@ -165,6 +165,9 @@ def build_resources(resources: ResourcesSpec) -> dict[str, Any]:
         amounts["memory"] = resources.memory
     if resources.gpus_per_node:
         amounts[resources.gpu_resource] = str(resources.gpus_per_node)
+    if resources.scratch:
+        # The scratch emptyDir is the pod's only writable disk (read-only root): its size is the pod's.
+        amounts["ephemeral-storage"] = resources.scratch
     # Requests equal limits: GPUs must, and equal cpu/memory gives the pods Guaranteed QoS.
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
 
@@ -222,17 +225,19 @@ def security_context() -> tuple[dict[str, Any], dict[str, Any]]:
 SCRATCH_DIR = "/tmp"
 
 
-def scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def scratch_volumes(
+    size: str | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Volumes, mounts and env that make a read-only root filesystem workable for trainer and evaluator.
 
     Everything they write goes under /tmp (an emptyDir): the downloaded model and checkpoint staging
     (KUBETUNE_WORK_DIR defaults to $TMPDIR/kubetune), the evaluator's model download (tempfile), and, with
     HOME=/tmp, every cache under ~ (Hugging Face, torch/triton, accelerate, matplotlib via XDG_CACHE_HOME).
     /dev/shm is memory-backed: the container runtime's default is 64 MiB, too small for DataLoader workers
-    and NCCL.
+    and NCCL. `size`: resources.scratch, the emptyDir's sizeLimit.
     """
     volumes = [
-        {"name": "scratch", "emptyDir": {}},
+        {"name": "scratch", "emptyDir": {"sizeLimit": size} if size else {}},
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
     ]
     mounts = [
@@ -257,12 +262,13 @@ def _pod_template(
     settings: OperatorSettings,
     subdomain: str | None,
     scrape: bool,
+    scratch_size: str | None,
 ) -> dict[str, Any]:
     pod_security, container_security = security_context()
     pod_security["runAsUser"] = settings.run_as_user
     pod_security["runAsGroup"] = settings.run_as_user
     container["securityContext"] = container_security
-    scratch, scratch_mounts, scratch_env = scratch_volumes()
+    scratch, scratch_mounts, scratch_env = scratch_volumes(scratch_size)
     container["volumeMounts"] = [*container.get("volumeMounts", []), *scratch_mounts]
     container["env"] = [*container.get("env", []), *scratch_env]
     annotations = dict(overrides.annotations)
@@ -394,6 +400,7 @@ def build_worker_job(
         settings=settings,
         subdomain=service_name(owner.name),
         scrape=True,
+        scratch_size=resources.scratch,
     )
     return _job(
         owner,
@@ -463,6 +470,7 @@ def build_evaluator_job(
         settings=settings,
         subdomain=None,
         scrape=True,
+        scratch_size=spec.resources.scratch,
     )
     return _job(
         owner,

@@ -13,13 +13,14 @@ from kubetune_operator.controller.settings import OperatorSettings
 SETTINGS = OperatorSettings()
 
 
-def _worker() -> dict[str, Any]:
+def _worker(resources: dict[str, Any] | None = None) -> dict[str, Any]:
     spec = FineTuneJobSpec.model_validate(
         {
             "model": {"uri": "s3://models/base/"},
             "dataset": {"uri": "s3://data/reviews.jsonl"},
             "output": {"uri": "s3://models/tuned/x/"},
             "podTemplate": {"serviceAccountName": "someone-elses"},
+            "resources": resources or {},
         }
     )
     return build_worker_job(Owner("FineTuneJob", "ft", "team-a", "u1"), spec, 0, SETTINGS)
@@ -55,6 +56,23 @@ def test_pod_has_no_token_a_read_only_root_and_scratch_volumes(build: Any) -> No
     env = {e["name"]: e.get("value") for e in main["env"]}
     # Every cache the libraries keep under ~ or $XDG_CACHE_HOME lands on the scratch volume.
     assert env["HOME"] == "/tmp" and env["TMPDIR"] == "/tmp" and env["XDG_CACHE_HOME"].startswith("/tmp/")
+    # Unsized unless resources.scratch says: no ephemeral-storage request the user did not ask for.
+    assert volumes["scratch"]["emptyDir"] == {}
+    assert "ephemeral-storage" not in main.get("resources", {}).get("requests", {})
+
+
+def test_resources_scratch_sizes_the_scratch_volume_and_requests_that_much_disk() -> None:
+    pod = _worker({"scratch": "200Gi", "memory": "64Gi"})["spec"]["template"]["spec"]
+    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
+    assert scratch["emptyDir"] == {"sizeLimit": "200Gi"}
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == resources["limits"]["ephemeral-storage"] == "200Gi"
+    assert resources["requests"]["memory"] == "64Gi"
+
+
+def test_a_negative_scratch_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="scratch"):
+        _worker({"scratch": "-1Gi"})
 
 
 def test_judge_key_and_its_bound_endpoint_come_from_the_same_secret() -> None:
