@@ -338,6 +338,9 @@ class FineTuneRecipe:
         return [float(v) for v in self.accelerator.reduce(tensor, reduction="sum").tolist()]
 
     def _step_micro_batches(self, step: int) -> list[dict[str, torch.Tensor]]:
+        """The micro-batches of optimizer step `step` (none past the last step)."""
+        if step >= self.total_steps:
+            return []
         accum = self.hp.gradient_accumulation_steps
         return [self._micro_batch(step * accum + k) for k in range(accum)]
 
@@ -351,7 +354,7 @@ class FineTuneRecipe:
         # with the token count; the step's statistics). The next step's batches are collated while the GPU
         # still runs this step's backward pass and optimizer (measured on an H200: the loop cost ~23 ms per
         # step beyond a bare forward/backward/step; docs/trainer.md).
-        micro = self._step_micro_batches(self.state.step) if self.state.step < self.total_steps else []
+        micro = self._step_micro_batches(self.state.step)
         while self.state.step < self.total_steps:
             step_start = time.monotonic()
             local_tokens = sum(int((b["targets"] != -100).sum()) for b in micro)
@@ -379,7 +382,7 @@ class FineTuneRecipe:
             self.state.step += 1
 
             done = micro
-            micro = self._step_micro_batches(self.state.step) if self.state.step < self.total_steps else []
+            micro = self._step_micro_batches(self.state.step)
             loss_sum_all, real, positions, examples = self._reduce(
                 [
                     float(sum(int(b["real_tokens"]) for b in done)),

@@ -187,14 +187,17 @@ class Estimate:
     runtime: int = 0
     """The part of `overhead` that is no tensor (CUDA context and workspaces; on CPU the process's own)."""
     notes: tuple[str, ...] = field(default=())
-    gradients_replace_activations: bool = False
-    """GPU: backward allocates the gradients as it frees the activations, and the caching allocator reuses
-    that memory, so the peak is the larger of the backward's start (activations + overhead) and the
-    optimizer step (gradients + the persistent part of the overhead), measured phase by phase by
-    bench/gpu_memory_probe.py. On CPU the peak RSS behaves as if all were held at once (freed heap memory
-    is not returned: bench/memory_estimate_cpu.py), so the parts add up."""
     persistent: int = 0
     """The part of `overhead` held through the optimizer step too (runtime, DDP buckets)."""
+
+    @property
+    def gradients_replace_activations(self) -> bool:
+        """GPU: backward allocates the gradients as it frees the activations, and the caching allocator
+        reuses that memory, so the peak is the larger of the backward's start (activations + overhead) and
+        the optimizer step (gradients + the persistent part of the overhead), measured phase by phase by
+        bench/gpu_memory_probe.py. On CPU the peak RSS behaves as if all were held at once (freed heap
+        memory is not returned: bench/memory_estimate_cpu.py), so the parts add up."""
+        return self.setup.device == "gpu"
 
     @property
     def total(self) -> int:
@@ -363,7 +366,6 @@ def estimate(shape: ModelShape, setup: TrainingSetup) -> Estimate:
         overhead=math.ceil(overhead),
         runtime=GPU_RUNTIME_RESERVE if gpu else CPU_RUNTIME_RESERVE,
         notes=tuple(notes),
-        gradients_replace_activations=gpu,
         persistent=math.ceil(persistent),
     )
 
