@@ -4,7 +4,9 @@ Each lm_eval task YAML (arc/arc_easy.yaml, super_glue/boolq/default.yaml, hellas
 its utils.process_docs) is included unchanged by a task that only points its dataset at local JSONL files
 of made-up rows in the release's columns; kubetune scores the same files as a `{benchmark: ...}` task.
 Every choice's log-likelihood agrees within 1e-4 and acc (and acc_norm) are equal, 0-shot and 2-shot
-(examples drawn from the train file with lm-eval's default seed).
+(examples drawn from the train file with lm-eval's default seed), and 2-shot through the tiny model's chat
+template (lm-eval's `apply_chat_template=True`, with and without `fewshot_as_multiturn`): the very same
+prompt texts as well.
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ def _files(directory: Path, benchmark: str, scored_split: str) -> dict[str, Path
     return files
 
 
-def _lm_eval(model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: Path, shots: int) -> Any:
+def _lm_eval(
+    model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: Path, shots: int, **options: Any
+) -> Any:
+    """lm_eval's log-likelihoods and scores; `options` go to simple_evaluate (the chat template)."""
     source, _, _, metrics = CASES[benchmark]
     task = {
         "include": str(lm_eval_tasks_root() / source),
@@ -82,17 +87,22 @@ def _lm_eval(model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: 
         "dataset_name": None,
         "dataset_kwargs": {"data_files": {split: str(path) for split, path in files.items()}},
     }
-    results = run_lm_eval(model_dir, {f"kt_{benchmark}": task}, tmp_path, num_fewshot=shots)
+    results = run_lm_eval(model_dir, {f"kt_{benchmark}": task}, tmp_path, num_fewshot=shots, **options)
     samples = sorted(results["samples"][f"kt_{benchmark}"], key=lambda s: s["doc_id"])
     loglikelihoods = [[float(resp[0]) for resp in sample["filtered_resps"]] for sample in samples]
     scores = results["results"][f"kt_{benchmark}"]
-    return loglikelihoods, {OUR_NAMES[m]: scores[f"{m},none"] for m in metrics}
+    contexts = [sample["arguments"][0][0] for sample in samples]
+    return loglikelihoods, {OUR_NAMES[m]: scores[f"{m},none"] for m in metrics}, contexts
 
 
-def _kubetune(model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: Path, shots: int) -> Any:
+def _kubetune(
+    model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path: Path, shots: int, **extra: Any
+) -> Any:
+    """kubetune's log-likelihoods, scores and the prompts the model scored; `extra`: more spec fields."""
     scored_split, metrics = CASES[benchmark][1], CASES[benchmark][3]
     spec = EvalJobSpec.model_validate(
         {
+            **extra,
             "model": {"uri": str(model_dir)},
             "dataset": {"uri": str(files[scored_split])},
             "tasks": [{"name": benchmark, "benchmark": benchmark, "fewshotUri": str(files["train"])}],
@@ -104,9 +114,18 @@ def _kubetune(model_dir: Path, benchmark: str, files: dict[str, Path], tmp_path:
     )
     outcome = run_eval(spec)
     scores = outcome.task_scores[benchmark]
-    return outcome.model.choice_loglikelihoods[benchmark], {
-        OUR_NAMES[m]: scores[OUR_NAMES[m]]["model"]["value"] for m in metrics
-    }
+    return (
+        outcome.model.choice_loglikelihoods[benchmark],
+        {OUR_NAMES[m]: scores[OUR_NAMES[m]]["model"]["value"] for m in metrics},
+        outcome.model.prompts.get(benchmark),
+        outcome.signatures["accuracy"],
+    )
+
+
+def _assert_same_numbers(ours_ll: list[list[float]], theirs_ll: list[list[float]]) -> None:
+    assert len(ours_ll) == len(theirs_ll) == 24
+    for row, (mine, reference) in enumerate(zip(ours_ll, theirs_ll, strict=True)):
+        assert mine == pytest.approx(reference, abs=1e-4), f"row {row + 1}"
 
 
 @pytest.mark.slow
@@ -116,9 +135,40 @@ def test_benchmark_equals_lm_evals_own_yaml(
     tiny_model_dir: Path, tmp_path: Path, benchmark: str, shots: int
 ) -> None:
     files = _files(tmp_path, benchmark, CASES[benchmark][1])
-    theirs_ll, theirs = _lm_eval(tiny_model_dir, benchmark, files, tmp_path, shots)
-    ours_ll, ours = _kubetune(tiny_model_dir, benchmark, files, tmp_path, shots)
-    assert len(ours_ll) == len(theirs_ll) == 24
-    for row, (mine, reference) in enumerate(zip(ours_ll, theirs_ll, strict=True)):
-        assert mine == pytest.approx(reference, abs=1e-4), f"row {row + 1}"
+    theirs_ll, theirs, _ = _lm_eval(tiny_model_dir, benchmark, files, tmp_path, shots)
+    ours_ll, ours, _, signature = _kubetune(tiny_model_dir, benchmark, files, tmp_path, shots)
+    _assert_same_numbers(ours_ll, theirs_ll)
     assert ours == pytest.approx(theirs, abs=1e-12)
+    assert "no-chat-template" in signature
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("multiturn", [True, False])
+@pytest.mark.parametrize("benchmark", sorted(CASES))
+def test_benchmark_with_chat_template_equals_lm_eval_apply_chat_template(
+    tiny_model_dir: Path, tmp_path: Path, benchmark: str, multiturn: bool
+) -> None:
+    files = _files(tmp_path, benchmark, CASES[benchmark][1])
+    theirs_ll, theirs, contexts = _lm_eval(
+        tiny_model_dir,
+        benchmark,
+        files,
+        tmp_path,
+        2,
+        apply_chat_template=True,
+        fewshot_as_multiturn=multiturn,
+    )
+    chat = {"apply": True, "fewshotAsMultiturn": multiturn}
+    ours_ll, ours, prompts, signature = _kubetune(
+        tiny_model_dir, benchmark, files, tmp_path, 2, chatTemplate=chat
+    )
+    assert prompts == contexts  # the very same text, through the chat template
+    assert all(p.startswith("<|user|>") and p.endswith("<|assistant|>") for p in prompts)
+    assert all(p.count("<|user|>") == (3 if multiturn else 1) for p in prompts)
+    _assert_same_numbers(ours_ll, theirs_ll)
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert ("fewshot multiturn" if multiturn else "fewshot single turn") in signature
+    # The chat template changes the numbers: the same questions scored as plain text differ.
+    plain_ll, _, _, _ = _kubetune(tiny_model_dir, benchmark, files, tmp_path / "plain", 2)
+    flat = [(a, b) for q, p in zip(ours_ll, plain_ll, strict=True) for a, b in zip(q, p, strict=True)]
+    assert max(abs(a - b) for a, b in flat) > 1e-2
