@@ -24,6 +24,7 @@ from kubetune_devtools.devstack.node_agent.config import KUBELET_PORT
 from kubetune_devtools.devstack.pki import CA_NAME, ETCD_CA_NAME
 from kubetune_devtools.devstack.probes import client_ssl_context, http_ok
 from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import CHECKOUT_IMAGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node_agent_is_this_checkout")]
 
@@ -44,7 +45,7 @@ def phase_of(core: client.CoreV1Api, namespace: str, name: str) -> str | None:
 
 def finished_pod(core: client.CoreV1Api, namespace: str, name: str, line: str) -> client.V1Pod:
     command = ["python3", "-c", f"print({line!r})"]
-    container = client.V1Container(name="main", image="python:3.11", command=command)
+    container = client.V1Container(name="main", image=CHECKOUT_IMAGE, command=command)
     spec = client.V1PodSpec(restart_policy="Never", containers=[container])
     core.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=spec))
     deadline = time.monotonic() + 60
@@ -147,7 +148,7 @@ def test_kubectl_logs_follow_streams_until_the_container_exits(
 ) -> None:
     """The streaming path of the endpoint keeps working behind the client-certificate check."""
     script = "import time; print('first', flush=True); time.sleep(3); print('second', flush=True)"
-    container = client.V1Container(name="main", image="python:3.11", command=["python3", "-c", script])
+    container = client.V1Container(name="main", image=CHECKOUT_IMAGE, command=["python3", "-c", script])
     spec = client.V1PodSpec(restart_policy="Never", containers=[container])
     core.create_namespaced_pod(
         namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="talker"), spec=spec)

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from kubetune_devtools.testing.operator_harness import CHECKOUT_IMAGE
+
 # `core`, `batch`, `agent_dir` and the node-agent version check come from tests/e2e/conftest.py.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node_agent_is_this_checkout")]
 
@@ -71,7 +73,7 @@ def indexed_job(name: str, service: str) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "worker",
-                            "image": "kubetune/trainer:0.1.0",
+                            "image": CHECKOUT_IMAGE,
                             "command": ["python3", "-c", RENDEZVOUS],
                             "env": [
                                 {
@@ -156,7 +158,7 @@ def test_deleting_the_owner_garbage_collects_job_and_pods(
                     "containers": [
                         {
                             "name": "main",
-                            "image": "x",
+                            "image": CHECKOUT_IMAGE,
                             "command": ["python3", "-c", "import time; time.sleep(600)"],
                         }
                     ],

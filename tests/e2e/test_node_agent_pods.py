@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubetune_devtools.devstack.node_agent.config import AgentConfig
+from kubetune_devtools.testing.operator_harness import CHECKOUT_IMAGE
 
 # `core`, `batch`, `agent_dir` and the node-agent version check come from tests/e2e/conftest.py.
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node_agent_is_this_checkout")]
@@ -30,7 +31,7 @@ def unique(prefix: str) -> str:
 
 
 def python_pod(name: str, script: str, **spec: Any) -> Pod:
-    container = {"name": "main", "image": "python:3.11", "command": ["python3", "-c", script]}
+    container = {"name": "main", "image": CHECKOUT_IMAGE, "command": ["python3", "-c", script]}
     container.update(spec.pop("container", {}))
     return {
         "apiVersion": "v1",
@@ -306,7 +307,7 @@ def test_init_container_runs_first_and_non_root_user_reads_volumes(
         initContainers=[
             {
                 "name": "prepare",
-                "image": "x",
+                "image": CHECKOUT_IMAGE,
                 # /tmp is private to each container: this marker must not show up in the main container.
                 "command": [
                     "python3",

@@ -13,6 +13,7 @@ import pytest
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import (
+    CHECKOUT_IMAGE,
     Objects,
     OperatorProcess,
     evaljob,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.e2e
 NAMESPACE_GLOB = "t-test-policy-*"
 FTJ = "finetunejobs"
 POLICY = {
-    "allowedImageRepositories": ["kubetune/trainer", "kubetune/evaluator"],
+    "allowedImageRepositories": ["kubetune/trainer", "kubetune/evaluator", CHECKOUT_IMAGE],
     "allowedServiceAccounts": ["", "kubetune-workload"],
     "allowedPriorityClasses": [""],
     "allowedAnnotationKeys": [],
@@ -67,7 +68,7 @@ def test_policy_disallowed_image_fails_with_policy_violation_and_no_children(obj
     assert (done["phase"], failed["reason"]) == ("Failed", "PolicyViolation")
     assert failed["message"] == (
         'spec.image "evil.example.com/miner:1" is not from an allowed repository '
-        '(allowed: "kubetune/trainer", "kubetune/evaluator")'
+        f'(allowed: "kubetune/trainer", "kubetune/evaluator", "{CHECKOUT_IMAGE}")'
     )
     assert objects.jobs("miner") == [] and objects.pods("miner") == []
     configmaps = objects.core.list_namespaced_config_map(objects.namespace).items
@@ -92,7 +93,7 @@ def test_policy_allowed_image_and_service_account_run(objects: Objects) -> None:
         finetunejob(
             "allowed",
             json.dumps({"seconds": 1}),
-            image="kubetune/trainer:0.1.0",
+            image=f"{CHECKOUT_IMAGE}:1",
             podTemplate={"serviceAccountName": ""},
         )
     )

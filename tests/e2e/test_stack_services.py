@@ -18,6 +18,7 @@ from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.probes import wait_for
 from kubetune_devtools.devstack.s3 import ensure_bucket
 from kubetune_devtools.devstack.stack import LocalStack
+from kubetune_devtools.testing.operator_harness import CHECKOUT_IMAGE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -76,7 +77,7 @@ def test_prometheus_scrapes_an_annotated_pod_found_through_the_api_server(
             "containers": [
                 {
                     "name": "server",
-                    "image": "python:3.11",
+                    "image": CHECKOUT_IMAGE,
                     "command": [sys.executable, "-c", METRICS_SERVER],
                     "env": [
                         {"name": "METRIC", "value": metric},

@@ -46,6 +46,15 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* The trainer's or evaluator's image (list . "trainer"): workloadImages.<name>, or the Dockerfile's
+target of that name at the chart's appVersion (the tags `make images` builds). */}}
+{{- define "kubetune.workloadImage" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $image := index $root.Values.workloadImages $name -}}
+{{- default (printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag)) $image.image -}}
+{{- end -}}
+
 {{/* true when the operator watches a fixed list of namespaces (Roles instead of ClusterRoles). */}}
 {{- define "kubetune.namespaced" -}}
 {{- if .Values.watchNamespaces -}}true{{- end -}}

@@ -96,3 +96,29 @@ def ensure_binaries() -> Binaries:
         minio=minio / "minio",
         prometheus=prometheus / "prometheus",
     )
+
+
+IMAGE_TARGETS = ("operator", "trainer", "evaluator")
+
+
+@functools.cache
+def build_images(*targets: str) -> tuple[str, ...]:
+    """The project's images `kubetune/<target>:<version>` in this machine's containers-storage (where the
+    node agent finds a pod's image), built by hack/build-images.sh with podman on first use in a process:
+    cached layers make a warm build seconds, a cold one minutes (docs/deploy.md "Images")."""
+    wanted = targets or IMAGE_TARGETS
+    script = HACK_DIR / "build-images.sh"
+    if not script.exists():
+        raise BinaryError(f"{script} not found: the images are built from a kubetune checkout")
+    result = subprocess.run(
+        ["bash", str(script), "build", *wanted],
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        env={**os.environ, "KUBETUNE_IMAGE_TOOL": "podman"},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BinaryError(
+            f"hack/build-images.sh build {' '.join(wanted)} failed (exit code {result.returncode})"
+        )
+    return tuple(wanted)

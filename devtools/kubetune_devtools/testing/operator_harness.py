@@ -19,10 +19,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 import kubetune_operator.controller
+from kubetune_devtools.devstack.node_agent import images
 from kubetune_operator.api import GROUP, VERSION
 
 # The operator's own copy (it ships with the controller), not one next to this harness.
 PEERING_MANIFEST = Path(kubetune_operator.controller.__file__).parent / "manifests" / "kopf-peering.yaml"
+CHECKOUT_IMAGE = images.CHECKOUT_IMAGE
+"""The image whose pods the local stack runs in this checkout's environment (the fakes live only there)."""
 FAKE_TRAINER = "kubetune_devtools.testing.fake_trainer"
 FAKE_EVALUATOR = "kubetune_devtools.testing.fake_evaluator"
 T = TypeVar("T")
@@ -104,6 +107,10 @@ class OperatorProcess:
     launcher: str = "python"
     trainer_module: str = FAKE_TRAINER
     evaluator_module: str = FAKE_EVALUATOR
+    trainer_image: str = CHECKOUT_IMAGE
+    evaluator_image: str = CHECKOUT_IMAGE
+    """The images of jobs without spec.image: the checkout's environment (the fast mode), where the fakes
+    are; the demo and the deploy tests run the built images instead."""
     reconcile_interval: float = 1.0
     pending_timeout: float = 5.0
     policy: str = ""
@@ -123,6 +130,10 @@ class OperatorProcess:
             "operator",
             "--launcher",
             self.launcher,
+            "--trainer-image",
+            self.trainer_image,
+            "--evaluator-image",
+            self.evaluator_image,
             "--trainer-module",
             self.trainer_module,
             "--evaluator-module",

@@ -154,8 +154,12 @@ class FineTuneJobSpec(ApiModel):
     resources: FineTuneResourcesSpec = Field(
         default_factory=FineTuneResourcesSpec, description="Pods, processes, GPUs."
     )
-    image: str = Field(
-        DEFAULT_TRAINER_IMAGE, max_length=SHORT_STRING, min_length=1, description="Trainer container image."
+    image: str | None = Field(
+        None,
+        max_length=SHORT_STRING,
+        min_length=1,
+        description="Trainer container image. Unset: the operator's default (its --trainer-image, chart "
+        f"value workloadImages.trainer), {DEFAULT_TRAINER_IMAGE} unless the platform mirrors it.",
     )
     output: OutputSpec = Field(description="Where the tuned model goes.")
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Checkpointing.")

@@ -21,6 +21,20 @@ def operator_command(
         list[str] | None,
         typer.Option("--namespace", "-n", help="Watch only these namespaces (repeatable); default: all."),
     ] = None,
+    trainer_image: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_TRAINER_IMAGE",
+            help="Image of trainer pods whose FineTuneJob sets no spec.image.",
+        ),
+    ] = DEFAULTS.trainer_image,
+    evaluator_image: Annotated[
+        str,
+        typer.Option(
+            envvar="KUBETUNE_EVALUATOR_IMAGE",
+            help="Image of evaluator pods whose EvalJob sets no spec.image.",
+        ),
+    ] = DEFAULTS.evaluator_image,
     trainer_module: Annotated[
         str,
         typer.Option(
@@ -138,6 +152,8 @@ def operator_command(
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--network-policy-metrics-from") from error
     settings = OperatorSettings(
+        trainer_image=trainer_image,
+        evaluator_image=evaluator_image,
         trainer_module=trainer_module,
         evaluator_module=evaluator_module,
         launcher="python" if launcher == "python" else "accelerate",

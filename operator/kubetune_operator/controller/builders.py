@@ -378,7 +378,7 @@ def build_worker_job(
     ]
     container: dict[str, Any] = {
         "name": "trainer",
-        "image": spec.image,
+        "image": spec.image or settings.trainer_image,
         "command": build_launch_command(owner, spec, attempt, settings),
         "env": env,
         "ports": [
@@ -444,7 +444,7 @@ def build_evaluator_job(
         env.append({"name": "KUBETUNE_JUDGE_KEY_ENDPOINT", "valueFrom": {"secretKeyRef": secret_endpoint}})
     container: dict[str, Any] = {
         "name": "evaluator",
-        "image": spec.image,
+        "image": spec.image or settings.evaluator_image,
         "command": [
             settings.python_executable,
             "-m",

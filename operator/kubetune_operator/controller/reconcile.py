@@ -57,6 +57,8 @@ class KindPlan(Generic[SpecT, StatusT]):
     status_model: type[StatusT]
     pods: Callable[[SpecT], int]
     """How many pods the job runs (for the platform policy's GPU limit)."""
+    default_image: Callable[[OperatorSettings], str]
+    """The image of the kind's pods when spec.image is unset."""
     prepare: Callable[[Kube, Owner, SpecT, dict[str, Any], OperatorSettings], Attempts[StatusT] | Transition]
     """The attempts to run, or why not yet: a Failed transition ends the job, any other waits (Pending,
     with a Waiting condition)."""
@@ -106,7 +108,7 @@ def reconcile(
     refused = policy_failure(
         settings.policy,
         previous,
-        spec.image,
+        spec.image or plan.default_image(settings),
         spec.pod_template,
         pods=plan.pods(spec),
         gpus_per_pod=spec.resources.gpus_per_node,

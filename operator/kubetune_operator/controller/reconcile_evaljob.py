@@ -125,5 +125,6 @@ EVALJOB = KindPlan(
     spec_model=EvalJobSpec,
     status_model=EvalJobStatus,
     pods=lambda spec: spec.resources.nodes,
+    default_image=lambda settings: settings.evaluator_image,
     prepare=_prepare,
 )

@@ -100,5 +100,6 @@ FINETUNEJOB = KindPlan(
     spec_model=FineTuneJobSpec,
     status_model=FineTuneJobStatus,
     pods=lambda spec: spec.resources.nodes,
+    default_image=lambda settings: settings.trainer_image,
     prepare=_prepare,
 )

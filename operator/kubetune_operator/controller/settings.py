@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kubetune_operator.api.evaljob import DEFAULT_EVALUATOR_IMAGE
+from kubetune_operator.api.finetunejob import DEFAULT_TRAINER_IMAGE
 from kubetune_operator.controller.policies.platform import PlatformPolicy
 
 Launcher = Literal["accelerate", "python"]
@@ -28,6 +30,9 @@ def parse_peers(text: str) -> tuple[dict[str, Any], ...]:
 class OperatorSettings:
     """Everything the builders and policies need that is not in the FineTuneJob/EvalJob itself."""
 
+    trainer_image: str = DEFAULT_TRAINER_IMAGE
+    """The image of trainer pods of FineTuneJobs that leave spec.image unset (a platform's mirror)."""
+    evaluator_image: str = DEFAULT_EVALUATOR_IMAGE
     trainer_module: str = "kubetune_trainer"
     """Python module started in trainer pods (after `accelerate launch`); tests use a stand-in."""
     evaluator_module: str = "kubetune_evaluator"

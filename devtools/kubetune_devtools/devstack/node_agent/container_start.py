@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import os
 
-from kubetune_devtools.devstack.node_agent import hosts, nodes, sandbox, status
+from kubetune_devtools.devstack.node_agent import hosts, images, nodes, sandbox, status
 from kubetune_devtools.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
+from kubetune_devtools.devstack.node_agent.images import ImageConfig
 from kubetune_devtools.devstack.node_agent.orphans import record_process
-from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime, utcnow
+from kubetune_devtools.devstack.node_agent.pod_runtime import MAX_BACKOFF_SECONDS, PodRuntime, utcnow
 from kubetune_devtools.devstack.node_agent.process import (
     SYSTEM_PATH,
     build_launch_spec,
@@ -58,6 +59,14 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
     container = runtime.container_spec(record.name)
     paths = runtime.paths
     hostname = hosts.pod_hostname(runtime.pod)
+    image: ImageConfig | None = None
+    if not images.runs_checkout(record.image):
+        try:
+            image = state.images.resolve(record.image)
+        except images.ImageNotPresentError as error:
+            image_pull_failed(state, runtime, record, str(error), now)
+            return
+        runtime.backoff.pop(pull_backoff_key(record.name), None)
     try:
         env = resolve_env(
             sandbox.pod_with_addresses(runtime),
@@ -66,15 +75,15 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
             service_env(state),
             nodes.node_resources(state.config),
         )
-        argv = container_argv(container, env)
+        argv = container_argv(container, env, image)
         volume_mounts = container_mounts(container, runtime.volume_dirs or {})
-    except ContainerConfigError as error:
+        user = user_of(runtime.pod, container, images.image_user(image) if image else None)
+    except (ContainerConfigError, ValueError) as error:
         if record.message != str(error):  # one Event per distinct problem, not per retry
             state.post_event(runtime, "Failed", f"Error: {error}", warning=True, container=record.name)
         record.state, record.reason, record.message = "waiting", status.CONFIG_ERROR, str(error)
         runtime.next_start[record.name] = now + CONFIG_RETRY_SECONDS
         return
-    user = user_of(runtime.pod, container)
     uid, gid, _ = user
     container_dir = paths.container_dir(record.name)
     container_dir.mkdir(parents=True, exist_ok=True)
@@ -83,22 +92,30 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
         own_file.write_bytes(b"")
         if uid is not None:
             os.chown(own_file, uid, gid if gid is not None else -1)
-    mounts = sandbox.sandbox_mounts(state, runtime, container, volume_mounts)
-    image_env = {
-        "PATH": f"{state.config.python_bin_dir}:{SYSTEM_PATH}",
-        "HOME": sandbox.POD_HOME,
-        "HOSTNAME": hostname,
-    }
+    mounts = sandbox.sandbox_mounts(state, runtime, container, volume_mounts, checkout=image is None)
+    if image is None:
+        base_env = {
+            "PATH": f"{state.config.python_bin_dir}:{SYSTEM_PATH}",
+            "HOME": sandbox.POD_HOME,
+            "HOSTNAME": hostname,
+        }
+        # Without workingDir, the images' WORKDIR (Dockerfile): the pod's own HOME, not the host's /.
+        working_dir = container.get("workingDir") or sandbox.IMAGE_WORKDIR
+    else:
+        base_env = {"PATH": SYSTEM_PATH, "HOME": images.home_of(image, uid or 0)}
+        base_env.update(images.image_env(image))
+        base_env["HOSTNAME"] = hostname
+        working_dir = container.get("workingDir") or image.working_dir or "/"
     spec = build_launch_spec(
         argv=argv,
-        env={**image_env, **env},
+        env={**base_env, **env},
         mounts=mounts,
         hostname=hostname,
-        # Without workingDir, the images' WORKDIR (Dockerfile): the pod's own HOME, not the host's /.
-        working_dir=container.get("workingDir") or sandbox.IMAGE_WORKDIR,
+        working_dir=working_dir,
         user=user,
         start_error_path=paths.start_error(record.name),
         cgroup=sandbox.memory_cgroup(state, runtime, container),
+        rootfs=sandbox.container_root(paths, container, image) if image else None,
     )
     if record.last_terminated is not None and paths.log(record.name).exists():
         paths.log(record.name).replace(paths.previous_log(record.name))  # for `kubectl logs --previous`
@@ -113,6 +130,40 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
     log.info(
         "pod %s/%s container %s started (pid %d)", runtime.namespace, runtime.name, record.name, process.pid
     )
+
+
+def pull_backoff_key(container: str) -> str:
+    """The image-pull back-off is the kubelet's own, apart from the restart back-off."""
+    return f"pull:{container}"
+
+
+def image_pull_failed(
+    state: AgentState, runtime: PodRuntime, record: ContainerRecord, message: str, now: float
+) -> None:
+    """ErrImagePull on the first failure, then ImagePullBackOff while it is retried with the kubelet's
+    doubling back-off (an image built or loaded meanwhile is found at the next try)."""
+    key = pull_backoff_key(record.name)
+    delay = runtime.backoff.get(key, state.config.restart_backoff_seconds)
+    runtime.backoff[key] = min(delay * 2, MAX_BACKOFF_SECONDS)
+    runtime.next_start[record.name] = now + delay
+    first = record.reason not in (status.ERR_IMAGE_PULL, status.IMAGE_PULL_BACK_OFF)
+    if first:
+        state.post_event(
+            runtime, "Failed", f"Failed to pull image: {message}", warning=True, container=record.name
+        )
+        state.post_event(runtime, "Failed", "Error: ErrImagePull", warning=True, container=record.name)
+        record.reason = status.ERR_IMAGE_PULL
+    else:
+        if record.reason != status.IMAGE_PULL_BACK_OFF:
+            state.post_event(
+                runtime,
+                "BackOff",
+                f'Back-off pulling image "{record.image}"',
+                warning=True,
+                container=record.name,
+            )
+        record.reason = status.IMAGE_PULL_BACK_OFF
+    record.state, record.message = "waiting", message
 
 
 def service_env(state: AgentState) -> dict[str, str]:

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from kubernetes.utils.quantity import parse_quantity as _untyped_parse_quantity
 
+from kubetune_devtools.devstack.node_agent import images
 from kubetune_devtools.devstack.node_agent.expansion import expand
+from kubetune_devtools.devstack.node_agent.images import ImageConfig
 
 
 def parse_quantity(text: str) -> Decimal:
@@ -161,13 +163,22 @@ def resolve_env(
     return resolved
 
 
-def container_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
-    """command + args with `$(VAR)` expanded from the container's resolved environment."""
-    argv = [expand(part, env) for part in [*(container.get("command") or []), *(container.get("args") or [])]]
-    if not container.get("command"):
-        # Images are not pulled, so there is no ENTRYPOINT to fall back to.
+def container_argv(
+    container: Mapping[str, Any], env: Mapping[str, str], image: ImageConfig | None = None
+) -> list[str]:
+    """command + args with `$(VAR)` expanded from the container's resolved environment, over the
+    image's ENTRYPOINT and CMD (Kubernetes' rule); without an image (the checkout's environment) the
+    container must state its command."""
+    command = [expand(part, env) for part in container.get("command") or []]
+    args = [expand(part, env) for part in container.get("args") or []]
+    if image is not None:
+        argv = images.container_argv(image, command, args)
+        if not argv:
+            raise ContainerConfigError(f"container {container['name']!r}: no command specified")
+        return argv
+    if not command:
         raise ContainerConfigError(
-            f"container {container['name']!r} has no command; the node agent does not pull images "
-            "to read their entrypoint"
+            f"container {container['name']!r} has no command; the image {images.CHECKOUT_IMAGE} (the "
+            "checkout's environment) has no ENTRYPOINT to fall back to"
         )
-    return argv
+    return [*command, *args]

@@ -12,15 +12,13 @@ from kubetune_devtools.devstack.node_agent import status
 from kubetune_devtools.devstack.node_agent.container_start import start_due
 from kubetune_devtools.devstack.node_agent.memory_limits import MemoryCgroups
 from kubetune_devtools.devstack.node_agent.orphans import PID_FILE
-from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime, utcnow
+from kubetune_devtools.devstack.node_agent.pod_runtime import MAX_BACKOFF_SECONDS, PodRuntime, utcnow
 from kubetune_devtools.devstack.node_agent.process import signal_group, termination_message
 from kubetune_devtools.devstack.node_agent.state import AgentState
 from kubetune_devtools.devstack.node_agent.status import ContainerRecord, Terminated
 from kubetune_devtools.devstack.node_agent.status_publisher import publish_status
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF_SECONDS = 300.0
 
 
 def step(state: AgentState, runtime: PodRuntime) -> None:

@@ -13,6 +13,7 @@ from kubetune_devtools.devstack.node_agent.process import PodPaths
 from kubetune_devtools.devstack.node_agent.status import ContainerRecord, Terminated
 
 DEFAULT_GRACE_SECONDS = 30
+MAX_BACKOFF_SECONDS = 300.0  # the kubelet's cap of the restart and image-pull back-offs
 
 
 def utcnow() -> datetime:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetune_devtools.devstack.node_agent.env import ContainerConfigError
 from kubetune_devtools.devstack.node_agent.volumes import BindMount
 
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -71,22 +72,35 @@ class PodPaths:
         self.hosts.unlink(missing_ok=True)
 
 
-# The USER of the project's images (Dockerfile): what a pod runs as when it only says runAsNonRoot.
+# The USER of the project's images (Dockerfile): what a pod of the checkout's environment (images.py) runs
+# as when it only says runAsNonRoot.
 IMAGE_NON_ROOT_USER = 1000
 
 
-def user_of(pod: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[int | None, int | None, list[int]]:
-    """runAsUser, runAsGroup (container settings win over the pod's) and supplemental groups + fsGroup.
+def user_of(
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    image_user: tuple[int, int | None] | None = None,
+) -> tuple[int | None, int | None, list[int]]:
+    """runAsUser, runAsGroup (container settings win over the pod's, both over the image's USER) and
+    supplemental groups + fsGroup.
 
-    Images are not pulled, so their USER is unknown: a container that must not run as root
-    (`runAsNonRoot`) without a `runAsUser` runs as the project images' user, 1000:1000.
+    The checkout's environment has no USER (`image_user` None): a container that must not run as root
+    (`runAsNonRoot`) without a `runAsUser` runs as the project images' user, 1000:1000. A container that
+    would run as root under runAsNonRoot is refused, as the kubelet refuses it.
     """
     pod_context = pod["spec"].get("securityContext") or {}
     own = container.get("securityContext") or {}
     uid = own.get("runAsUser", pod_context.get("runAsUser"))
     gid = own.get("runAsGroup", pod_context.get("runAsGroup"))
-    if uid is None and own.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+    non_root = own.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
+    if uid is None and image_user is not None:
+        uid, image_gid = image_user
+        gid = image_gid if gid is None else gid
+    elif uid is None and non_root:
         uid = IMAGE_NON_ROOT_USER
+    if non_root and uid is not None and int(uid) == 0:
+        raise ContainerConfigError("container has runAsNonRoot and image will run as root")
     groups = [int(g) for g in pod_context.get("supplementalGroups") or []]
     if pod_context.get("fsGroup") is not None:
         groups.append(int(pod_context["fsGroup"]))
@@ -105,6 +119,7 @@ def build_launch_spec(
     user: tuple[int | None, int | None, list[int]],
     start_error_path: Path,
     cgroup: Path | None = None,
+    rootfs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What launcher.py needs to become the container."""
     uid, gid, groups = user
@@ -119,6 +134,7 @@ def build_launch_spec(
         "groups": groups,
         "start_error_path": str(start_error_path),
         "cgroup": str(cgroup) if cgroup else None,
+        "rootfs": dict(rootfs) if rootfs else None,
     }
 
 

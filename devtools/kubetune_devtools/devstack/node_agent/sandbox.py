@@ -9,6 +9,7 @@ from typing import Any
 
 from kubetune_devtools.devstack.node_agent import dns, nodes
 from kubetune_devtools.devstack.node_agent.env import parse_quantity
+from kubetune_devtools.devstack.node_agent.images import ImageConfig
 from kubetune_devtools.devstack.node_agent.pod_files import write_in_place, write_volume
 from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime
 from kubetune_devtools.devstack.node_agent.process import DEFAULT_TERMINATION_MESSAGE_PATH, PodPaths
@@ -55,31 +56,54 @@ def pod_with_addresses(runtime: PodRuntime) -> dict[str, Any]:
 
 
 def sandbox_mounts(
-    state: AgentState, runtime: PodRuntime, container: dict[str, Any], volume_mounts: list[BindMount]
+    state: AgentState,
+    runtime: PodRuntime,
+    container: dict[str, Any],
+    volume_mounts: list[BindMount],
+    *,
+    checkout: bool,
 ) -> list[BindMount]:
-    """The container's volume mounts plus the pod's hosts file, HOME, its termination-message file, a
-    fresh /tmp unless a volume is mounted there, and the project's environment where a mount covers it."""
+    """The container's volume mounts plus the pod's hosts file, its termination-message file and a fresh
+    /tmp unless a volume is mounted there; in the checkout's environment (images.py) also the pod's own
+    HOME and the project's environment where a mount covers it."""
     paths, name = runtime.paths, container["name"]
     mounts = [
         *volume_mounts,
         BindMount(str(paths.hosts), "/etc/hosts", read_only=False),
-        BindMount(str(paths.home), POD_HOME, read_only=False),
         BindMount(
             str(paths.termination_log(name)),
             container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH,
             read_only=False,
         ),
     ]
+    if checkout:
+        mounts.append(BindMount(str(paths.home), POD_HOME, read_only=False))
     if not any(m.target.rstrip("/") == "/tmp" for m in mounts):
         mounts.append(BindMount(str(fresh_tmp(paths, name)), "/tmp", read_only=False))
-    # The project's environment is the image: where a volume (the container's own /tmp, an emptyDir
-    # at /tmp) covers it, e.g. a CI checkout under /tmp, it is mounted back on top.
-    mounts += [
-        BindMount(str(path), str(path), read_only=False)
-        for path in state.config.image_paths
-        if any(path.is_relative_to(m.target) for m in mounts)
-    ]
+    if checkout:
+        # The project's environment is the "image": where a volume (the container's own /tmp, an
+        # emptyDir at /tmp) covers it, e.g. a CI checkout under /tmp, it is mounted back on top.
+        mounts += [
+            BindMount(str(path), str(path), read_only=False)
+            for path in state.config.image_paths
+            if any(path.is_relative_to(m.target) for m in mounts)
+        ]
     return mounts
+
+
+def container_root(paths: PodPaths, container: dict[str, Any], image: ImageConfig) -> dict[str, Any]:
+    """The container's root file system for the launcher: the image's layers under a fresh writable
+    layer of its own (a restarted container starts from the image again, as on a kubelet)."""
+    layer = paths.container_dir(container["name"]) / "layer"
+    shutil.rmtree(layer, ignore_errors=True)
+    read_only = bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem"))
+    return {
+        "lower": str(image.rootfs),
+        "upper": str(layer / "upper"),
+        "work": str(layer / "work"),
+        "merged": str(layer / "root"),
+        "read_only": read_only,
+    }
 
 
 def fresh_tmp(paths: PodPaths, container: str) -> Path:
