@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.fewshot import Turn, join_examples
+
+if TYPE_CHECKING:
+    from kubetune_operator.api.evaljob import ChatTemplateSpec
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,21 @@ def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
         return apply([m for m in messages if m["role"] != "system"])
 
 
-def chat_label(multiturn: bool) -> str:
-    """The signature's words for prompts rendered through the chat template."""
-    return "chat-template(fewshot multiturn)" if multiturn else "chat-template(fewshot single turn)"
+def uses_chat_template(setting: ChatTemplateSpec | None, tokenizer: Any) -> bool:
+    """Whether this model's prompts go through its chat template: always with `apply: true` (render_chat
+    refuses a tokenizer without one), with `auto` when the tokenizer has one, never without a setting."""
+    if setting is None:
+        return False
+    if setting.apply == "auto":
+        return bool(getattr(tokenizer, "chat_template", None))
+    return True
+
+
+def chat_label(multiturn: bool, *, applied: bool = True, auto: bool = False) -> str:
+    """The signature's words for how the prompts were rendered: through the chat template (with `auto`
+    saying it was chosen because the tokenizer has one), plain text chosen by `auto` because it has none,
+    or '' for plain text as set."""
+    if not applied:
+        return "no-chat-template(auto: the tokenizer has none)" if auto else ""
+    turns = "fewshot multiturn" if multiturn else "fewshot single turn"
+    return f"chat-template(auto, {turns})" if auto else f"chat-template({turns})"

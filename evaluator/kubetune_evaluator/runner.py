@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubetune_evaluator.answers import extract_answer, lm_eval_exact_match
-from kubetune_evaluator.chat_prompts import chat_messages, render_chat
+from kubetune_evaluator.chat_prompts import chat_messages, render_chat, uses_chat_template
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.generation import owned_generations
 from kubetune_evaluator.judge.binding import judge_api_key
@@ -59,6 +59,8 @@ class SystemRun:
     choice_loglikelihoods: dict[str, list[list[float]]] = field(default_factory=dict)
     document_loglikelihoods: dict[str, list[float]] = field(default_factory=dict)
     outputs: dict[str, dict[str, MetricOutput]] = field(default_factory=dict)
+    # How this model's prompts of each task were rendered (the signatures' words; '' for plain text as set).
+    chat: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,14 +132,14 @@ def _chat_prompt(tokenizer: Any, messages: Any) -> str:
     return text
 
 
-def generation_prompts(tokenizer: Any, task: TaskSamples) -> list[str]:
-    """Each sample's prompt for this model: chat rows and (with chatTemplate.apply) every prompt through
-    the model's chat template, else the plain text."""
+def generation_prompts(tokenizer: Any, task: TaskSamples, templated: bool) -> list[str]:
+    """Each sample's prompt for this model: chat rows and (`templated`: chatTemplate.apply resolved for
+    this model) every prompt through the model's chat template, else the plain text."""
     prompts = []
     for sample, dialogue in zip(task.generation, task.dialogues, strict=True):
         if sample.messages is not None:
             prompts.append(_chat_prompt(tokenizer, sample.messages))
-        elif task.chat is not None:
+        elif templated and task.chat is not None:
             messages = chat_messages(dialogue, multiturn=task.chat.fewshot_as_multiturn)
             prompts.append(render_chat(tokenizer, messages))
         else:
@@ -145,10 +147,11 @@ def generation_prompts(tokenizer: Any, task: TaskSamples) -> list[str]:
     return prompts
 
 
-def model_questions(tokenizer: Any, task: TaskSamples) -> list[ChoiceQuestion]:
-    """The questions as this model scores them: with chatTemplate.apply, the prompt through its chat
-    template and each choice right after the generation prompt (no space), as lm-eval does."""
-    if task.chat is None:
+def model_questions(tokenizer: Any, task: TaskSamples, templated: bool) -> list[ChoiceQuestion]:
+    """The questions as this model scores them: `templated` (chatTemplate.apply resolved for this model),
+    the prompt through its chat template and each choice right after the generation prompt (no space), as
+    lm-eval does."""
+    if not templated or task.chat is None:
         return task.questions
     multiturn = task.chat.fewshot_as_multiturn
     return [
@@ -177,6 +180,9 @@ class SystemRequests:
     loglikelihoods: dict[str, dict[int, float]] = field(default_factory=dict)
     # Text tasks: the document of every window (all windows, whoever computed them).
     window_documents: dict[str, list[int]] = field(default_factory=dict)
+    # Choice and generation tasks with a chatTemplate setting: whether this model's prompts went through
+    # its chat template (`auto` decides per model, by its tokenizer).
+    chat: dict[str, bool] = field(default_factory=dict)
 
 
 def compute_requests(
@@ -192,8 +198,11 @@ def compute_requests(
     run = SystemRequests(role=role, uri=loaded.uri, digest=loaded.digest, adapter=loaded.adapter)
     batch_size = spec.generation.batch_size
     for task in tasks:
+        templated = uses_chat_template(task.chat, loaded.tokenizer)
+        if task.chat is not None:
+            run.chat[task.name] = templated
         if task.kind == "generation":
-            prompts = generation_prompts(loaded.tokenizer, task)
+            prompts = generation_prompts(loaded.tokenizer, task, templated)
             progress.stage(f"{role}: generating {task.name}", len(prompts))
             generations = owned_generations(
                 loaded.model,
@@ -224,8 +233,8 @@ def compute_requests(
             )
         elif "accuracy" in spec.metrics:
             progress.stage(f"{role}: multiple choice {task.name}", len(task.questions))
-            questions = model_questions(loaded.tokenizer, task)
-            if task.chat is not None and shard.rank == 0:  # samples.jsonl shows the model's own prompts
+            questions = model_questions(loaded.tokenizer, task, templated)
+            if templated and shard.rank == 0:  # samples.jsonl shows the model's own prompts
                 run.prompts[task.name] = {i: q.prompt for i, q in enumerate(questions)}
             pairs = choice_pairs(loaded.tokenizer, questions)
             run.loglikelihoods[task.name] = owned_pair_loglikelihoods(
@@ -266,6 +275,8 @@ def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[Tas
     run = SystemRun(role=requests.role, uri=requests.uri, digest=requests.digest, adapter=requests.adapter)
     for task in tasks:
         where = f"{requests.role}: task {task.name}"
+        templated = requests.chat.get(task.name, False)
+        run.chat[task.name] = task.chat_label(templated)
         if task.kind == "generation":
             count = len(task.generation)
             run.prompts[task.name] = _complete(requests.prompts.get(task.name, {}), count, where)
@@ -284,7 +295,9 @@ def assemble_system(spec: EvalJobSpec, requests: SystemRequests, tasks: list[Tas
         elif "accuracy" in spec.metrics:
             count = sum(len(question.choices) for question in task.questions)
             flat = _complete(requests.loglikelihoods.get(task.name, {}), count, where)
-            output, loglik = choice_scores(task.questions, flat, shots=task.shots, chat=task.chat_label)
+            output, loglik = choice_scores(
+                task.questions, flat, shots=task.shots, chat=run.chat[task.name], templated=templated
+            )
             if task.name in requests.prompts:
                 run.prompts[task.name] = _complete(requests.prompts[task.name], len(task.questions), where)
             run.outputs.setdefault(task.name, {})["accuracy"] = output
@@ -305,6 +318,9 @@ def merge_requests(parts: Sequence[SystemRequests]) -> SystemRequests:
         for name, windows in part.window_documents.items():
             if merged.window_documents.setdefault(name, windows) != windows:
                 raise ValueError(f"task {name}: shards cut the documents into different windows")
+        for name, templated in part.chat.items():
+            if merged.chat.setdefault(name, templated) != templated:
+                raise ValueError(f"task {name}: shards differ on the chat template")
         for mine, theirs in (
             (merged.prompts, part.prompts),
             (merged.generations, part.generations),
@@ -380,10 +396,14 @@ def collect_scores(
     by_task: dict[str, dict[str, str]] = {}
     for task in tasks:
         entries: dict[str, dict[str, Any]] = {}
+        chat = model.chat.get(task.name, "")
+        base_chat = baseline.chat.get(task.name, "") if baseline else chat
         for metric, output in model.outputs.get(task.name, {}).items():
             signature = output.signature
-            if task.chat_label and metric != "accuracy":  # accuracy's own signature says it
-                signature += f"|{task.chat_label}"
+            if chat and metric != "accuracy":  # accuracy's own signature says it
+                signature += f"|{chat}"
+            if base_chat != chat:  # `auto` chose differently for the baseline's tokenizer
+                signature += f"|baseline:{base_chat or 'no-chat-template'}"
             by_task.setdefault(metric, {})[task.name] = signature
             base_output = baseline.outputs.get(task.name, {}).get(metric) if baseline else None
             for name, series in output.scores.items():

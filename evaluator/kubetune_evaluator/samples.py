@@ -71,15 +71,18 @@ class TaskSamples:
     # the page before detokenization, as lm-eval does).
     count_texts: list[str] = field(default_factory=list)
     # Choice and generation tasks: each sample's prompt in parts (description, examples, question), which
-    # the runner renders through the model's chat template when `chat` applies.
+    # the runner renders through the model's chat template when `chat` applies to that model.
     dialogues: list[Dialogue] = field(default_factory=list)
-    chat: ChatTemplateSpec | None = None  # None: plain-text prompts
+    chat: ChatTemplateSpec | None = None  # apply true or auto; None: plain-text prompts
     shots: str = "0-shot"  # the few-shot part of the signature
 
-    @property
-    def chat_label(self) -> str:
-        """'' for plain-text prompts, else how the chat template was applied (for the signatures)."""
-        return chat_label(self.chat.fewshot_as_multiturn) if self.chat is not None else ""
+    def chat_label(self, applied: bool) -> str:
+        """How one model's prompts were rendered, for the signatures ('' for plain text as set);
+        `applied`: whether they went through its chat template (see chat_prompts.uses_chat_template)."""
+        if self.chat is None:
+            return ""
+        auto = self.chat.apply == "auto"
+        return chat_label(self.chat.fewshot_as_multiturn, applied=applied, auto=auto)
 
     def __len__(self) -> int:
         if self.kind == "text":
@@ -405,7 +408,7 @@ def set_prompts(
         for d, s in zip(result.dialogues, result.generation, strict=False)
     ]
     result.shots = shots_label(fewshot)
-    if chat.apply:  # chat rows ('messages') get the chat template whatever the setting
+    if chat.apply is not False:  # chat rows ('messages') get the chat template whatever the setting
         result.chat = chat
 
 

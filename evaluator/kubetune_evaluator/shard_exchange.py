@@ -102,6 +102,7 @@ def decode_shard(text: str, identity: ShardIdentity, shard: Shard) -> list[Syste
             generations=_by_index(system["generations"]),
             loglikelihoods=_by_index(system["loglikelihoods"]),
             window_documents={task: list(owners) for task, owners in system["window_documents"].items()},
+            chat=dict(system["chat"]),
         )
         for system in document["systems"]
     ]

@@ -33,9 +33,12 @@ def continuation_of(choice: str, delimiter: str = TARGET_DELIMITER) -> str:
     return delimiter + choice
 
 
-def accuracy_signature(shots: str = "0-shot", chat: str = "") -> str:
-    """`chat`: how the chat template was applied ('' when it was not: the signature says so)."""
-    prompting = f"{chat}|continuation:choice" if chat else "no-chat-template|continuation:' '+choice"
+def accuracy_signature(shots: str = "0-shot", chat: str = "", *, templated: bool | None = None) -> str:
+    """`chat`: how the prompts were rendered ('' for plain text as set: the signature says so);
+    `templated`: whether they went through the chat template (default: `chat` is not '')."""
+    templated = bool(chat) if templated is None else templated
+    continuation = "continuation:choice" if templated else "continuation:' '+choice"
+    prompting = f"{chat or 'no-chat-template'}|{continuation}"
     return (
         f"accuracy|loglikelihood as lm-eval hf|{shots}|{prompting}|truncation:left"
         "|acc_norm:logprob/len(choice chars)"
@@ -89,9 +92,15 @@ def choice_pairs(tokenizer: Any, questions: Sequence[ChoiceQuestion]) -> list[To
 
 
 def choice_scores(
-    questions: Sequence[ChoiceQuestion], flat: Sequence[float], shots: str = "0-shot", chat: str = ""
+    questions: Sequence[ChoiceQuestion],
+    flat: Sequence[float],
+    shots: str = "0-shot",
+    chat: str = "",
+    *,
+    templated: bool | None = None,
 ) -> tuple[MetricOutput, list[list[float]]]:
-    """`accuracy` and `accuracyNorm` from every choice's log-likelihood (`choice_pairs` order)."""
+    """`accuracy` and `accuracyNorm` from every choice's log-likelihood (`choice_pairs` order); `chat` and
+    `templated` as for `accuracy_signature`."""
     correct: list[float] = []
     correct_norm: list[float] = []
     per_question: list[list[float]] = []
@@ -109,6 +118,6 @@ def choice_scores(
             "accuracy": ScoreSeries.from_mean(correct),
             "accuracyNorm": ScoreSeries.from_mean(correct_norm),
         },
-        signature=accuracy_signature(shots, chat),
+        signature=accuracy_signature(shots, chat, templated=templated),
     )
     return output, per_question

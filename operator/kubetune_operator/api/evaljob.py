@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, WithJsonSchema, model_validator
 
 from kubetune_operator.api.base import SHORT_STRING, ApiModel, Name, Uri
 from kubetune_operator.api.common import (
@@ -148,17 +148,28 @@ class TaskFewshotSpec(ApiModel):
     seed: int | None = Field(None, ge=0, description="Seed of this task's draw (else spec.fewshot.seed).")
 
 
+ChatTemplateApply = Annotated[
+    StrictBool | Literal["auto"],
+    # A structural schema cannot type a field as boolean-or-string (only int-or-string), so the CRD leaves
+    # it untyped and lists the three values: the API server still refuses any other.
+    WithJsonSchema({"enum": [True, False, "auto"], "x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
 class ChatTemplateSpec(ApiModel):
     """Prompts rendered through the tokenizer's chat template, as lm-evaluation-harness's
     `--apply_chat_template` (with `--fewshot_as_multiturn`) does."""
 
-    apply: bool = Field(
+    apply: ChatTemplateApply = Field(
         False,
-        description="Render each prompt with the model's chat template (add_generation_prompt): the "
-        "description (MMLU's subject line) as the system turn, each few-shot example as a user and an "
-        "assistant turn, the question as the last user turn; a multiple-choice continuation is then the "
-        "choice without the leading space. The tokenizer must have a chat template. Multiple-choice and "
-        "generation tasks; chat rows ('messages') always get the template, plain text (perplexity) never.",
+        description="true, false or auto. true: render each prompt with the model's chat template "
+        "(add_generation_prompt): the description (MMLU's subject line) as the system turn, each few-shot "
+        "example as a user and an assistant turn, the question as the last user turn; a multiple-choice "
+        "continuation is then the choice without the leading space; the tokenizer must have a chat template. "
+        "auto: as true for a model whose tokenizer has a chat template, as false for one without (decided "
+        "per model: the baseline by its own tokenizer; the signatures say what each got). false (lm-eval's "
+        "default): plain-text prompts. Multiple-choice and generation tasks; chat rows ('messages') always "
+        "get the template, plain text (perplexity) never.",
     )
     fewshot_as_multiturn: bool = Field(
         True,
@@ -368,12 +379,11 @@ class EvalJobSpec(ApiModel):
         "computes its share of the batches, the first merges them and scores once, with exactly the "
         "numbers of one process (docs/evaluator.md).",
     )
-    image: str | None = Field(
-        None,
+    image: str = Field(
+        DEFAULT_EVALUATOR_IMAGE,
         max_length=SHORT_STRING,
         min_length=1,
-        description="Evaluator container image. Unset: the operator's default (its --evaluator-image, chart "
-        f"value workloadImages.evaluator), {DEFAULT_EVALUATOR_IMAGE} unless the platform mirrors it.",
+        description="Evaluator container image.",
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, TTL, suspend.")
     pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Pod overrides.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubetune_operator.api.crd import generate_crds
@@ -10,6 +11,9 @@ from kubetune_operator.api.crd import generate_crds
 def _type_of(schema: dict[str, Any]) -> str:
     if schema.get("x-kubernetes-int-or-string"):
         return "int or string"
+    if "type" not in schema and "enum" in schema:  # an untyped field of a few values (chatTemplate.apply)
+        names = {bool: "boolean", str: "string", int: "integer"}
+        return " or ".join(dict.fromkeys(names[type(value)] for value in schema["enum"]))
     type_ = str(schema.get("type", "object"))
     if type_ == "array":
         return f"[]{_type_of(schema.get('items', {}))}"
@@ -21,7 +25,8 @@ def _type_of(schema: dict[str, Any]) -> str:
 def _constraints(schema: dict[str, Any]) -> str:
     parts = []
     if "enum" in schema:
-        parts.append("one of " + ", ".join(f"`{value}`" for value in schema["enum"]))
+        values = (value if isinstance(value, str) else json.dumps(value) for value in schema["enum"])
+        parts.append("one of " + ", ".join(f"`{value}`" for value in values))
     for keyword, label in (("minimum", ">="), ("maximum", "<=")):
         if keyword in schema:
             exclusive = schema.get(f"exclusive{keyword.capitalize()}")

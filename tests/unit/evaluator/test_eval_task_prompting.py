@@ -151,13 +151,13 @@ def test_the_chat_setting_reaches_the_tasks_and_the_signatures(tmp_path: Path) -
         [_user_task("plain"), _user_task("chat", chatTemplate={"apply": True, "fewshotAsMultiturn": False})],
     )
     plain, chat = build_task_samples(spec)
-    assert (plain.chat, plain.chat_label) == (None, "")
-    assert chat.chat_label == "chat-template(fewshot single turn)"
+    assert (plain.chat, plain.chat_label(False)) == (None, "")
+    assert chat.chat_label(True) == "chat-template(fewshot single turn)"
     job_wide = build_task_samples(_spec(tmp_path, [_user_task("t")], chatTemplate={"apply": True}))[0]
-    assert job_wide.chat_label == "chat-template(fewshot multiturn)"
+    assert job_wide.chat_label(True) == "chat-template(fewshot multiturn)"
     assert "no-chat-template|continuation:' '+choice" in accuracy_signature("0-shot")
     assert "chat-template(fewshot multiturn)|continuation:choice" in accuracy_signature(
-        "0-shot", chat.chat_label.replace("single turn", "multiturn")
+        "0-shot", chat.chat_label(True).replace("single turn", "multiturn")
     )
     assert joined_signature({"a": "s1", "b": "s1"}) == "s1"
     assert joined_signature({"a": "s1", "b": "s2"}) == "a=s1 ; b=s2"
