@@ -379,11 +379,12 @@ class EvalJobSpec(ApiModel):
         "computes its share of the batches, the first merges them and scores once, with exactly the "
         "numbers of one process (docs/evaluator.md).",
     )
-    image: str = Field(
-        DEFAULT_EVALUATOR_IMAGE,
+    image: str | None = Field(
+        None,
         max_length=SHORT_STRING,
         min_length=1,
-        description="Evaluator container image.",
+        description="Evaluator container image. Unset: the operator's default (its --evaluator-image, chart "
+        f"value workloadImages.evaluator), {DEFAULT_EVALUATOR_IMAGE} unless the platform mirrors it.",
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, TTL, suspend.")
     pod_template: PodTemplate = Field(default_factory=PodTemplate, description="Pod overrides.")
