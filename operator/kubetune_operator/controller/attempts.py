@@ -4,6 +4,8 @@ deadline. Orchestrates the pure modules through the `Kube` layer; every step is 
 Crash safety: the attempt number lives in the child Job's name (`<name>-r<n>`), and a restart creates
 attempt n+1 *before* deleting attempt n. Whatever point the operator dies at, the next reconcile finds
 the highest attempt in the cluster and continues from it: never two live Jobs, never a lost restart.
+The count of restarts that spent no budget (disruptions) travels the same way, as an annotation of the
+attempt's Job (`kubetune.io/free-restarts`), created with it in one request.
 
 Identity: only children whose ownerReference carries this job's UID count (ownership.py). A name taken by
 a deleted job of the same kind and name is freed and created again; a name taken by anything else fails
@@ -23,7 +25,13 @@ from kubetune_operator.api.common import Phase
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
 from kubetune_operator.controller.kube import Kube, KubeError
-from kubetune_operator.controller.names import LABEL_ATTEMPT, attempt_of, child_labels, label_selector
+from kubetune_operator.controller.names import (
+    ANNOTATION_FREE_RESTARTS,
+    LABEL_ATTEMPT,
+    attempt_of,
+    child_labels,
+    label_selector,
+)
 from kubetune_operator.controller.observe import AttemptState, observe_attempt
 from kubetune_operator.controller.ownership import Claim, claim, describe_owners, owned_by
 from kubetune_operator.controller.policies.deadline import deadline_exceeded
@@ -58,6 +66,20 @@ class AttemptOutcome:
     children_created: bool
     state: AttemptState | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def free_restarts(job: dict[str, Any]) -> int:
+    """How many of the gang restarts before this attempt did not spend maxRestarts (disruptions)."""
+    annotations = job.get("metadata", {}).get("annotations") or {}
+    try:
+        return max(0, int(annotations.get(ANNOTATION_FREE_RESTARTS, 0)))
+    except ValueError:
+        return 0
+
+
+def with_free_restarts(job: dict[str, Any], count: int) -> None:
+    if count:
+        job["metadata"].setdefault("annotations", {})[ANNOTATION_FREE_RESTARTS] = str(count)
 
 
 def _create(kube: Kube, obj: dict[str, Any]) -> bool | Transition:
@@ -202,13 +224,16 @@ def run_attempts(
     if state.phase == "Suspended":
         return _suspended(workload, attempt, state)
     if state.phase == "Failed" and state.failure is not None:
-        decision = decide_restart(state.failure, attempt, workload.run_policy.max_restarts)
+        free = free_restarts(current)
+        decision = decide_restart(state.failure, attempt, workload.run_policy.max_restarts, free)
         if not decision.restart:
             return AttemptOutcome(
                 Transition("Failed", decision.reason, decision.message), attempt, True, state
             )
         # Create the next attempt first, then remove this one (see the module docstring).
-        blocked = _create_all(kube, owner, workload.children(attempt + 1)[-1:])
+        next_job = workload.children(attempt + 1)[-1]
+        with_free_restarts(next_job, free + (0 if state.failure.spends_budget else 1))
+        blocked = _create_all(kube, owner, [next_job])
         if blocked is not None:
             return AttemptOutcome(blocked, attempt, True, state)
         kube.delete("Job", owner.namespace, current["metadata"]["name"])

@@ -24,6 +24,7 @@ from kubetune_operator.controller.names import (
     ANNOTATION_COMPLETION_INDEX,
     CONFIG_DIR,
     CONFIG_FILE,
+    DISRUPTION_CONDITION,
     KIND_EVAL,
     KIND_FINETUNE,
     LABEL_ATTEMPT,
@@ -344,6 +345,18 @@ def _job(
             "parallelism": nodes,
             # Restarts belong to the operator and take the whole gang: one failed pod fails the Job.
             "backoffLimit": 0,
+            # A pod that Kubernetes disrupts (eviction, preemption, drain) fails the Job with reason
+            # PodFailurePolicy, which outlives the pod and tells the operator to restart the gang without
+            # spending maxRestarts (observe.py); the Job also waits until the pod stops, i.e. after its
+            # SIGTERM checkpoint.
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onPodConditions": [{"type": DISRUPTION_CONDITION, "status": "True"}],
+                    }
+                ]
+            },
             # Kueue admits a queued Job by unsuspending it; it must therefore start suspended.
             "suspend": suspend or bool(queue_name),
             "template": template,

@@ -9,12 +9,21 @@ from typing import Any
 from kubetune_operator.api.contract import Report, read_message
 from kubetune_operator.api.timestamps import parse_rfc3339
 from kubetune_operator.controller import reasons
-from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX
+from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX, DISRUPTION_CONDITION
 
 IMAGE_PULL_WAITING = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 NODE_LOST_POD_REASONS = frozenset(
     {"NodeLost", "Evicted", "Terminated", "NodeShutdown", "DeletionByTaintManager"}
 )
+# DISRUPTION_CONDITION comes from the Eviction API (kubectl drain, the cluster autoscaler), scheduler
+# preemption, a NoExecute taint, PodGC of a lost node and the kubelet (node pressure, graceful node
+# shutdown). Child Jobs fail on it by their podFailurePolicy, with this reason (builders._job).
+JOB_FAILED_BY_POD_FAILURE_POLICY = "PodFailurePolicy"
+# A kubelet eviction for the pod's own usage over its limits (ephemeral storage, an emptyDir's sizeLimit)
+# comes again with the same spec, so it spends the budget like any failure. The kubelet's messages:
+# "Pod ephemeral local storage usage exceeds the total limit of containers ...", "Usage of EmptyDir volume
+# ... exceeds the limit ...", "Container ... exceeded its local ephemeral storage limit ...".
+OWN_LIMIT_EVICTION_WORDS = ("exceeds the total limit", "exceeds the limit", "exceeded its local")
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,32 @@ class WorkerFailure:
     reason: str
     message: str
     retriable: bool
+    spends_budget: bool = True
+    """False for disruptions: the gang restarts without spending runPolicy.maxRestarts."""
+
+
+def disruption_condition(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == DISRUPTION_CONDITION and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def disruption_of(pod: dict[str, Any]) -> WorkerFailure | None:
+    """A pod that Kubernetes stopped from outside (evicted, preempted, its node drained or gone): retried
+    without spending the budget, since nothing in the job caused it; None for any other pod."""
+    found = disruption_condition(pod)
+    if found is None:
+        return None
+    status = pod.get("status", {})
+    where = f"worker {rank_of(pod)} (pod {pod.get('metadata', {}).get('name')})"
+    detail = f"{found.get('reason', '')}: {found.get('message', '')}".strip(": ")
+    own_limit = status.get("reason") == "Evicted" and any(
+        words in str(status.get("message", "")) for words in OWN_LIMIT_EVICTION_WORDS
+    )
+    if own_limit:
+        return WorkerFailure(reasons.NODE_LOST, f"{where} was evicted: {status.get('message')}", True)
+    return WorkerFailure(reasons.DISRUPTED, f"{where} was disrupted ({detail})", True, spends_budget=False)
 
 
 def rank_of(pod: dict[str, Any]) -> str:

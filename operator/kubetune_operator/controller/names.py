@@ -22,6 +22,10 @@ LABEL_KIND: Final = "kubetune.io/kind"
 LABEL_ATTEMPT: Final = "kubetune.io/attempt"
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 ANNOTATION_COMPLETION_INDEX: Final = "batch.kubernetes.io/job-completion-index"
+# The pod condition Kubernetes adds before it stops a pod from outside (eviction, preemption, drain).
+DISRUPTION_CONDITION: Final = "DisruptionTarget"
+# On an attempt's Job: how many gang restarts before it were disruptions, which spend no maxRestarts.
+ANNOTATION_FREE_RESTARTS: Final = "kubetune.io/free-restarts"
 
 KIND_FINETUNE: Final = "FineTuneJob"
 KIND_EVAL: Final = "EvalJob"

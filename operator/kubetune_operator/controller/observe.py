@@ -7,9 +7,17 @@ from datetime import datetime
 from typing import Any, Literal
 
 from kubetune_operator.controller import reasons
-from kubetune_operator.controller.failures import WorkerFailure, classify_pod, rank_of, termination_report
+from kubetune_operator.controller.failures import (
+    JOB_FAILED_BY_POD_FAILURE_POLICY,
+    WorkerFailure,
+    classify_pod,
+    disruption_of,
+    rank_of,
+    termination_report,
+)
 
 AttemptPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
+TERMINAL_POD_PHASES = frozenset({"Failed", "Succeeded"})
 
 
 @dataclass(frozen=True)
@@ -50,15 +58,31 @@ def observe_attempt(
         return AttemptState("Suspended", reasons.SUSPENDED_BY_USER, "child Job is suspended")
     # A pod being deleted (suspend, restart, eviction) is judged by the Job controller, not here.
     failures = [f for pod in live_pods if (f := classify_pod(pod, now, pending_timeout_seconds)) is not None]
-    if failures:
-        # A non-retriable failure anywhere in the gang decides; otherwise the first worker that failed.
-        failure = next((f for f in failures if not f.retriable), failures[0])
-        return AttemptState("Failed", failure.reason, failure.message, failure=failure)
     failed = _job_condition(job, "Failed") or _job_condition(job, "FailureTarget")
+    # A non-retriable failure anywhere in the gang decides.
+    final = next((f for f in failures if not f.retriable), None)
+    if final is not None:
+        return AttemptState("Failed", final.reason, final.message, failure=final)
+    disrupted = [(pod, f) for pod in pods if (f := disruption_of(pod)) is not None]
+    if disrupted:
+        # Evicted, preempted, drained: it outranks its peers' errors (they lost a peer). The restart waits
+        # until the pod has stopped, i.e. saved its SIGTERM checkpoint, which is also when its Job fails.
+        failure = disrupted[0][1]
+        if failed or all(pod.get("status", {}).get("phase") in TERMINAL_POD_PHASES for pod, _ in disrupted):
+            return AttemptState("Failed", failure.reason, failure.message, failure=failure)
+        message = f"{failure.message}; waiting for it to stop"
+        return AttemptState("Running", reasons.DISRUPTED, message)
+    if failures:
+        failure = failures[0]  # the first worker that failed
+        return AttemptState("Failed", failure.reason, failure.message, failure=failure)
     if failed:
         message = f"child Job failed: {failed.get('reason', '')}: {failed.get('message', '')}"
-        failure = WorkerFailure(reasons.ERROR, message, True)
-        return AttemptState("Failed", reasons.ERROR, message, failure=failure)
+        if failed.get("reason") == JOB_FAILED_BY_POD_FAILURE_POLICY:
+            # Its only rule: a pod with the DisruptionTarget condition, gone by now (builders._job).
+            failure = WorkerFailure(reasons.DISRUPTED, message, True, spends_budget=False)
+        else:
+            failure = WorkerFailure(reasons.ERROR, message, True)
+        return AttemptState("Failed", failure.reason, message, failure=failure)
     running = [pod for pod in live_pods if pod.get("status", {}).get("phase") == "Running"]
     finished = [pod for pod in live_pods if pod.get("status", {}).get("phase") == "Succeeded"]
     # Workers that already succeeded still count: the Job is marked Complete a moment after the last one.

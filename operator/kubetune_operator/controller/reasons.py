@@ -27,6 +27,7 @@ IMAGE_PULL_BACK_OFF: Final = "ImagePullBackOff"
 DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 PENDING_TIMEOUT: Final = "PendingTimeout"
 NODE_LOST: Final = "NodeLost"
+DISRUPTED: Final = "Disrupted"
 INVALID_SPEC: Final = Reason.INVALID_SPEC.value
 MISSING_SECRET: Final = "MissingSecret"
 STORAGE_UNREACHABLE: Final = Reason.STORAGE_UNREACHABLE.value

@@ -21,7 +21,12 @@ from kubetune_operator.controller.builders import (
     build_worker_job,
 )
 from kubetune_operator.controller.kube import KubeError
-from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX, LABEL_ATTEMPT, attempt_of
+from kubetune_operator.controller.names import (
+    ANNOTATION_COMPLETION_INDEX,
+    ANNOTATION_FREE_RESTARTS,
+    LABEL_ATTEMPT,
+    attempt_of,
+)
 from kubetune_operator.controller.settings import OperatorSettings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,14 +48,16 @@ class OperatorCrashError(Exception):
 
 class MemoryApi:
     """Just enough of the API server, Job controller and garbage collector for run_attempts. Attempt 0's
-    pod fails with exit code 3 (a retriable error); later attempts complete."""
+    pod fails with exit code 3 (a retriable error); later attempts complete. `outcomes` changes that per
+    attempt: "error", "evicted" (stopped through the Eviction API) or "complete"."""
 
-    def __init__(self) -> None:
+    def __init__(self, outcomes: dict[int, str] | None = None) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.uids = itertools.count()
         self.calls = 0
         self.crash_at: set[int] = set()
         self.jobs_ever: list[str] = []
+        self.outcomes = outcomes or {0: "error"}
 
     def _call(self) -> None:
         self.calls += 1
@@ -70,9 +77,11 @@ class MemoryApi:
     def _run_pods(self, job: dict[str, Any]) -> None:
         template = job["spec"]["template"]
         attempt = int(template["metadata"]["labels"][LABEL_ATTEMPT])
-        failed = attempt == 0
-        terminated = {"exitCode": 3 if failed else 0, "reason": "Error" if failed else "Completed"}
-        pod = {
+        outcome = self.outcomes.get(attempt, "complete")
+        failed = outcome != "complete"
+        exit_code = {"error": 3, "evicted": 143}.get(outcome, 0)
+        terminated = {"exitCode": exit_code, "reason": "Error" if failed else "Completed"}
+        pod: dict[str, Any] = {
             "kind": "Pod",
             "metadata": {
                 "name": f"{job['metadata']['name']}-0-x",
@@ -85,6 +94,13 @@ class MemoryApi:
                 "containerStatuses": [{"state": {"terminated": terminated}}],
             },
         }
+        if outcome == "evicted":
+            pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+            disruption = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}
+            pod["status"]["conditions"] = [{**disruption, "message": "Eviction API: evicting"}]
+            # The Job's podFailurePolicy fails it once the pod stopped (builders._job).
+            failed_by = {"type": "Failed", "status": "True", "reason": "PodFailurePolicy", "message": "x"}
+            job["status"] = {"conditions": [failed_by]}
         self.add(pod)
         if not failed:
             job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
@@ -157,12 +173,12 @@ WORKLOAD = Workload(
 )
 
 
-def reconcile_until_done(api: MemoryApi) -> dict[str, Any]:
+def reconcile_until_done(api: MemoryApi, workload: Workload = WORKLOAD) -> dict[str, Any]:
     """Reconcile until the job is finished; status is only written by a reconcile that returned."""
     status: dict[str, Any] = {}
     for _ in range(60):
         try:
-            outcome = run_attempts(api, WORKLOAD, status, SETTINGS, NOW)  # type: ignore[arg-type]
+            outcome = run_attempts(api, workload, status, SETTINGS, NOW)  # type: ignore[arg-type]
         except OperatorCrashError:
             continue
         finally:
@@ -170,6 +186,8 @@ def reconcile_until_done(api: MemoryApi) -> dict[str, Any]:
             live = api.live_attempts()
             assert len(live) == len(set(live)) and len(live) <= 2, live
         status = {"restarts": outcome.attempt, "phase": outcome.transition.phase}
+        if outcome.transition.phase == "Failed":
+            status["message"] = outcome.transition.message
         if outcome.transition.phase in ("Succeeded", "Failed"):
             return status
     raise AssertionError("never finished")
@@ -243,3 +261,36 @@ def test_without_rbac_to_delete_a_namesakes_leftover_the_job_waits_for_the_garba
     assert api.jobs_ever == []
     del api.objects[("ConfigMap", "tune-config")]  # the garbage collector, its owner being gone
     assert reconcile_until_done(api) == {"restarts": 1, "phase": "Succeeded"}
+
+
+NO_BUDGET = Workload(
+    owner=OWNER,
+    nodes=1,
+    run_policy=RunPolicy.model_validate({"maxRestarts": 0}),
+    credentials_secret=None,
+    children=WORKLOAD.children,
+)
+
+
+@pytest.mark.parametrize("first_crash", range(1, CRASH_FREE_CALLS + 1))
+def test_an_eviction_restarts_the_gang_without_spending_max_restarts_whenever_the_operator_dies(
+    first_crash: int,
+) -> None:
+    api = MemoryApi({0: "evicted"})
+    api.crash_at = {first_crash}
+    assert reconcile_until_done(api, NO_BUDGET) == {"restarts": 1, "phase": "Succeeded"}
+    assert api.jobs_ever == ["tune-r0", "tune-r1"]
+    # The count of free restarts was created with the attempt's Job, in the same request.
+    job = api.objects[("Job", "tune-r1")]
+    assert job["metadata"]["annotations"][ANNOTATION_FREE_RESTARTS] == "1"
+
+
+def test_an_error_after_an_eviction_still_finds_max_restarts_zero_unspent_then_spent() -> None:
+    api = MemoryApi({0: "evicted", 1: "error"})
+    status = reconcile_until_done(api, NO_BUDGET)
+    assert status["phase"] == "Failed" and status["restarts"] == 1
+    assert "restart budget exhausted (0/0 restarts)" in status["message"]
+    one_budget = Workload(OWNER, 1, RunPolicy.model_validate({"maxRestarts": 1}), None, WORKLOAD.children)
+    api = MemoryApi({0: "evicted", 1: "error"})
+    assert reconcile_until_done(api, one_budget) == {"restarts": 2, "phase": "Succeeded"}
+    assert api.objects[("Job", "tune-r2")]["metadata"]["annotations"][ANNOTATION_FREE_RESTARTS] == "1"

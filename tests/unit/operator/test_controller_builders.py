@@ -63,6 +63,11 @@ def test_worker_job_is_an_indexed_gang_without_job_level_retries() -> None:
     assert spec["suspend"] is False
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert job["metadata"]["labels"][LABEL_KIND] == "FineTuneJob"
+    # A disrupted pod (evicted, preempted) fails the Job with reason PodFailurePolicy, the operator's cue
+    # for a restart that spends no maxRestarts; the pods' restartPolicy Never is what that rule requires.
+    rule = {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert spec["podFailurePolicy"] == {"rules": [rule]}
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_accelerate_command_carries_gang_geometry_and_rendezvous_address() -> None:

@@ -136,3 +136,54 @@ def test_gang_that_finished_before_the_job_is_marked_complete_is_still_running()
     pods = [pod(0, "Succeeded"), pod(1, "Succeeded")]
     assert observe_attempt(job(), pods, 2, NOW, 300).phase == "Running"
     assert observe_attempt(job(), [pod(0, "Succeeded"), pod(1, "Pending")], 2, NOW, 300).phase == "Pending"
+
+
+def evicted(rank: int, phase: str, reason: str = "EvictionByEvictionAPI", **status: Any) -> dict[str, Any]:
+    """A pod stopped through the Eviction API (or another disruption): the API server marks it with the
+    DisruptionTarget condition, then deletes it."""
+    condition = {"type": "DisruptionTarget", "status": "True", "reason": reason, "message": "Eviction API"}
+    disrupted = pod(rank, phase, conditions=[condition], **status)
+    disrupted["metadata"]["deletionTimestamp"] = "2026-01-01T00:09:00Z"
+    return disrupted
+
+
+def test_an_evicted_worker_restarts_the_gang_without_spending_the_budget_once_it_stopped() -> None:
+    # Still saving its SIGTERM checkpoint: no restart yet, even though its peer failed for want of it.
+    stopping = evicted(0, "Running")
+    peer = pod(1, "Failed", containerStatuses=terminated(1))
+    waiting = observe_attempt(job(), [stopping, peer], 2, NOW, 300)
+    assert waiting.phase == "Running" and waiting.reason == reasons.DISRUPTED
+    assert "EvictionByEvictionAPI" in waiting.message
+    stopped = evicted(0, "Failed", containerStatuses=terminated(143))
+    state = observe_attempt(job(), [stopped, peer], 2, NOW, 300)
+    assert state.phase == "Failed" and state.failure is not None
+    assert state.failure.reason == reasons.DISRUPTED and "j-r0-0" in state.failure.message
+    assert state.failure.retriable and not state.failure.spends_budget
+    # A preempted pod is a disruption too; a worker's own non-retriable failure still decides.
+    preempted = evicted(0, "Failed", reason="PreemptionByScheduler")
+    failure = observe_attempt(job(), [preempted], 1, NOW, 300).failure
+    assert failure is not None and not failure.spends_budget
+    message = contract.encode_failure(contract.Reason.INVALID_SPEC, "row 3: 'word' is undefined")
+    bad = pod(1, "Failed", containerStatuses=terminated(2, message=message))
+    assert observe_attempt(job(), [stopped, bad], 2, NOW, 300).reason == reasons.INVALID_SPEC
+
+
+def test_a_job_failed_by_its_disruption_rule_is_a_disruption_after_the_pod_is_gone() -> None:
+    gone = job()
+    gone["status"]["conditions"] = [
+        {"type": "Failed", "status": "True", "reason": "PodFailurePolicy", "message": "Pod ns/j-r0-0 has ..."}
+    ]
+    state = observe_attempt(gone, [], 1, NOW, 300)
+    assert state.phase == "Failed" and state.failure is not None
+    assert state.failure.reason == reasons.DISRUPTED and not state.failure.spends_budget
+    other = observe_attempt(job("Failed"), [], 1, NOW, 300).failure
+    assert other is not None and other.reason == reasons.ERROR and other.spends_budget
+
+
+def test_an_eviction_for_the_pods_own_storage_use_spends_the_budget() -> None:
+    message = "Pod ephemeral local storage usage exceeds the total limit of containers 10Gi. "
+    own = evicted(0, "Failed", reason="TerminationByKubelet")
+    own["status"].update({"reason": "Evicted", "message": message})
+    failure = observe_attempt(job(), [own], 1, NOW, 300).failure
+    assert failure is not None and failure.reason == reasons.NODE_LOST and failure.spends_budget
+    assert "exceeds the total limit" in failure.message

@@ -68,3 +68,14 @@ def test_attempt_names_round_trip_and_reject_foreign_jobs() -> None:
     assert attempt_of(child_job_name("my-job", 3), "my-job") == 3
     assert attempt_of("my-job-r1", "my") is None
     assert attempt_of("other-r1", "my-job") is None
+
+
+def test_a_disruption_restarts_without_spending_the_budget() -> None:
+    evicted = WorkerFailure(reasons.DISRUPTED, "worker 0 was disrupted (EvictionByEvictionAPI)", True, False)
+    first = decide_restart(evicted, 0, 0)
+    assert first.restart and first.reason == reasons.DISRUPTED and "(0/0 spent)" in first.message
+    # After two free restarts, attempt 3's error still finds the whole budget of 1, then exhausts it.
+    assert decide_restart(ERROR, 2, 1, free_restarts=2).restart
+    assert "1/1" in decide_restart(ERROR, 2, 1, free_restarts=2).message
+    last = decide_restart(ERROR, 3, 1, free_restarts=2)
+    assert not last.restart and "exhausted (1/1" in last.message
