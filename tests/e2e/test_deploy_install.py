@@ -1,11 +1,13 @@
 """`helm install` into the local stack, then a FineTuneJob and an EvalJob run end to end through the
-installed operator (its pod runs on the node agent with the chart's ServiceAccount, i.e. only the chart's
-RBAC) in namespaces that enforce the `restricted` Pod Security Standard.
+installed operator (its pods run inside the operator image the chart names, built by `make images`, on the
+node agent with the chart's ServiceAccount, i.e. only the chart's RBAC) in namespaces that enforce the
+`restricted` Pod Security Standard.
 
 The release is namespaced (it watches only this module's job namespace), so it never touches other tests'
 jobs. It runs the chart's default two replicas with Kopf peering: one works, one stands by and takes over.
-Pods run the operator's fake trainer/evaluator (its documented test workload, KUBETUNE_TRAINER_MODULE /
-KUBETUNE_EVALUATOR_MODULE), seconds instead of minutes.
+Job pods run the operator's fake trainer/evaluator (its documented test workload, KUBETUNE_TRAINER_MODULE /
+KUBETUNE_EVALUATOR_MODULE) in the checkout's environment (image kubetune.dev/checkout, chart values
+workloadImages), seconds instead of minutes; the demo runs the real trainer and evaluator images.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_devtools.devstack.binaries import client_tool
+from kubetune_devtools.devstack.binaries import build_images, client_tool
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import (
+    CHECKOUT_IMAGE,
     FAKE_EVALUATOR,
     FAKE_TRAINER,
     evaljob,
@@ -60,6 +63,8 @@ def http_get(url: str) -> tuple[int, str]:
 def installed(
     stack: LocalStack, k8s: KubeClients, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Installed]:
+    # The operator's pods run inside the operator image the chart names, as on a cluster.
+    build_images("operator")
     suffix = secrets.token_hex(3)
     release = f"kt-{suffix}"
     system, jobs = f"t-deploy-sys-{suffix}", f"t-deploy-jobs-{suffix}"
@@ -68,8 +73,14 @@ def installed(
     metrics_port, health_port = free_port(), free_port()
     values = {
         "watchNamespaces": [jobs],
-        # The chart's default policy, plus a GPU limit (none by default).
-        "policy": {"maxGpusPerJob": 8},
+        # The chart's default policy plus the fast mode's image (the fakes below), and a GPU limit.
+        "policy": {
+            "maxGpusPerJob": 8,
+            "allowedImageRepositories": ["kubetune/trainer", "kubetune/evaluator", CHECKOUT_IMAGE],
+        },
+        # The fake workloads live only in the checkout's environment (the node agent's fast mode); the
+        # real trainer and evaluator images run in the demo (tests/e2e/test_demo.py).
+        "workloadImages": {"trainer": {"image": CHECKOUT_IMAGE}, "evaluator": {"image": CHECKOUT_IMAGE}},
         "operator": {
             "metricsPort": metrics_port,
             "healthPort": health_port,
@@ -280,7 +291,7 @@ def test_admission_policy_refuses_jobs_outside_the_platform_policy_at_create(
     assert policy in output, output
     assert (
         'spec.image "evil.example.com/miner:1" is not from an allowed repository '
-        '(allowed: "kubetune/trainer", "kubetune/evaluator")'
+        f'(allowed: "kubetune/trainer", "kubetune/evaluator", "{CHECKOUT_IMAGE}")'
     ) in output
     code, output = kubectl_create(stack, installed.jobs, miner)
     assert code != 0 and "is not from an allowed repository" in output

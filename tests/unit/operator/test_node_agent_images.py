@@ -9,6 +9,7 @@ import pytest
 from kubetune_devtools.devstack.node_agent import images
 from kubetune_devtools.devstack.node_agent.env import ContainerConfigError, container_argv
 from kubetune_devtools.devstack.node_agent.images import ImageConfig
+from kubetune_devtools.devstack.node_agent.launcher import path_in_root
 from kubetune_devtools.devstack.node_agent.process import user_of
 
 TRAINER = ImageConfig(
@@ -98,3 +99,20 @@ def test_the_pod_wins_over_the_image_user_and_run_as_non_root_refuses_a_root_ima
         user_of(pod(runAsNonRoot=True), {}, (0, 0))
     # The checkout's environment has no USER: runAsNonRoot alone runs as the images' user.
     assert user_of(pod(runAsNonRoot=True), {}) == (1000, 1000, [])
+
+
+def test_mount_targets_follow_the_images_symlinks_inside_its_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "var").mkdir()
+    (root / "var" / "run").symlink_to("/run")  # Debian's: absolute, so it must not leave the root
+    (root / "etc").mkdir()
+    (root / "etc" / "alt").symlink_to("../run")
+    (root / "loop").symlink_to("loop")
+    secrets = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert path_in_root(str(root), secrets) == root / "run/secrets/kubernetes.io/serviceaccount"
+    assert path_in_root(str(root), "/etc/alt/x") == root / "run" / "x"
+    assert path_in_root(str(root), "/../../etc/hosts") == root / "etc" / "hosts"  # `..` stops at the root
+    assert path_in_root("/", "/var/run/x") == Path("/var/run/x")
+    with pytest.raises(OSError, match="too many symbolic links"):
+        path_in_root(str(root), "/loop/x")

@@ -74,6 +74,40 @@ def _ensure_target(source_is_dir: bool, target: Path) -> None:
         target.touch()
 
 
+MAX_SYMLINKS = 40  # as the kernel's path walk (ELOOP beyond)
+
+
+def path_in_root(root: str, path: str) -> Path:
+    """`path` as the container sees it, resolved on this machine under `root`: a symbolic link in the
+    image (Debian's /var/run -> /run) is followed inside the root, never out to this machine's file
+    system, as runtimes resolve mount targets (runc's securejoin). Missing components are kept."""
+    if root == "/":
+        return Path(path)
+    parts = list(Path(path.lstrip("/")).parts)
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = Path(root, *resolved, part)
+        if candidate.is_symlink():
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, f"too many symbolic links in {path}")
+            link = os.readlink(candidate)
+            if link.startswith("/"):
+                resolved = []
+            parts = list(Path(link.lstrip("/")).parts) + parts
+            continue
+        resolved.append(part)
+    return Path(root, *resolved)
+
+
 def bind_mounts(mounts: list[dict[str, Any]], root: str = "/") -> None:
     # Shallow targets first, so a mount nested in another volume lands inside it, not under it.
     ordered = sorted(mounts, key=lambda m: len(Path(m["target"]).parts))
@@ -82,7 +116,7 @@ def bind_mounts(mounts: list[dict[str, Any]], root: str = "/") -> None:
     sources = [os.open(m["source"], os.O_PATH) for m in ordered]
     try:
         for mount, source in zip(ordered, sources, strict=True):
-            target = Path(root, mount["target"].lstrip("/"))
+            target = path_in_root(root, mount["target"])
             _ensure_target(stat.S_ISDIR(os.fstat(source).st_mode), target)
             _mount(f"/proc/self/fd/{source}", str(target), MS_BIND | MS_REC)
             if mount.get("read_only"):
@@ -150,7 +184,7 @@ def become_container(spec: dict[str, Any]) -> None:
         root = mount_image_root(rootfs)
         bind_mounts(spec["mounts"], root)
         # Made in the container's writable layer before the root may turn read-only, as runtimes do.
-        Path(root, spec["working_dir"].lstrip("/")).mkdir(parents=True, exist_ok=True)
+        path_in_root(root, spec["working_dir"]).mkdir(parents=True, exist_ok=True)
         pivot_into(root, bool(rootfs.get("read_only")))
     else:
         bind_mounts(spec["mounts"])
