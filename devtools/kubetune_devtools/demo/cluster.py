@@ -14,7 +14,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from kubetune_devtools.demo.plan import SECRET_NAME, DemoPlan
-from kubetune_devtools.devstack.binaries import REPO_ROOT, BinaryError, client_tool
+from kubetune_devtools.devstack.binaries import REPO_ROOT, BinaryError, build_images, client_tool
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
 
@@ -31,6 +31,14 @@ def helm_binary() -> str:
     """The project's pinned Helm (hack/tools/helm), built on first use; never the one on PATH."""
     try:
         return str(client_tool("helm"))
+    except BinaryError as error:
+        raise DemoClusterError(str(error)) from error
+
+
+def ensure_images() -> tuple[str, ...]:
+    """The operator, trainer and evaluator images in the local image store (built, or cached layers)."""
+    try:
+        return build_images()
     except BinaryError as error:
         raise DemoClusterError(str(error)) from error
 

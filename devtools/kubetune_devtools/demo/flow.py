@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from kubetune_devtools.demo import assets, cluster, local_node
+from kubetune_devtools.demo import assets, cluster
 from kubetune_devtools.demo.comparison import (
     MethodOutcome,
     comparison_table,
@@ -226,11 +226,13 @@ def _run_on_stack(
 ) -> DemoOutcome:
     for namespace in (plan.system_namespace, plan.namespace):
         cluster.ensure_namespace(k8s, namespace)
+    # The pods run inside the images the chart names, byte for byte what a cluster would run.
+    images_started = time.monotonic()
+    built = ", ".join(cluster.ensure_images())
+    say(f"images: {built} (`make images`, {time.monotonic() - images_started:.0f} s)")
     say(f"operator: {cluster.install_operator(stack, plan)} (ready)")
     _prepare_inputs(stack, plan, options, say)
     cluster.apply_secret(k8s, stack, plan)
-    if local_node.ensure_pods_can_write():
-        say(f"{local_node.shared_work_dir()}: made writable for the pods (see demo/local_node.py)")
     say(f"secret/{plan.namespace}/demo-s3: S3 credentials for the pods")
 
     jobs = [

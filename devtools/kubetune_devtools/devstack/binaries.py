@@ -110,15 +110,18 @@ def build_images(*targets: str) -> tuple[str, ...]:
     script = HACK_DIR / "build-images.sh"
     if not script.exists():
         raise BinaryError(f"{script} not found: the images are built from a kubetune checkout")
+    # The build's own output (hundreds of lines) is shown only when it fails.
     result = subprocess.run(
         ["bash", str(script), "build", *wanted],
-        stdout=sys.stderr,
-        stderr=sys.stderr,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "KUBETUNE_IMAGE_TOOL": "podman"},
         check=False,
     )
     if result.returncode != 0:
         raise BinaryError(
-            f"hack/build-images.sh build {' '.join(wanted)} failed (exit code {result.returncode})"
+            f"hack/build-images.sh build {' '.join(wanted)} failed (exit code {result.returncode}):\n"
+            + result.stdout[-4000:]
         )
     return tuple(wanted)

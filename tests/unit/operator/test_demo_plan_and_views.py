@@ -3,8 +3,6 @@ the `--compare` option."""
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +11,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from kubetune_devtools.cli.demo import parse_methods
-from kubetune_devtools.demo.local_node import ensure_pods_can_write
 from kubetune_devtools.demo.plan import RECIPES, DemoPlan, evaljob_manifest, finetunejob_manifest, with_size
 from kubetune_devtools.demo.progress_view import eval_line, finetune_line, finished, run_seconds
 from kubetune_devtools.demo.results_table import DemoGateError, check_gate, results_table, score_rows
@@ -127,14 +124,6 @@ def test_gate_needs_the_delta_ci_above_zero() -> None:
         check_gate(score_rows(_results(0.15, 0.1)), TUNED_TASK, "rougeL")
     with pytest.raises(DemoGateError, match="no exactMatch score"):
         check_gate(score_rows(_results(0.8, 0.1)), TUNED_TASK, "exactMatch")
-
-
-def test_shared_work_dir_is_opened_up_once(tmp_path: Path) -> None:
-    work = tmp_path / "kubetune"
-    work.mkdir(mode=0o755)
-    assert ensure_pods_can_write(work) is True
-    assert stat.S_IMODE(work.stat().st_mode) == 0o1777
-    assert ensure_pods_can_write(work) is False
 
 
 def test_demo_cli_rejects_an_unknown_model_without_a_traceback() -> None:

@@ -96,4 +96,6 @@ class NodeAgent:
         for _, process in running:
             signal_group(process.pid, signal.SIGKILL)
             process.wait()
+        # Every container of an image is gone: its read-only mount can go too (podman counts mounts).
+        self.state.images.unmount_all()
         log.info("node agent stopped (%d containers stopped)", len(running))
