@@ -80,8 +80,10 @@ crds: setup
 	$(BIN)/python hack/sync-chart-crds.py
 	$(BIN)/python hack/gen_api_docs.py > docs/api.md
 
-# Fine-tunes and evaluates end to end on the local stack (docs/demo.md); starts the stack when needed.
+# Fine-tunes and evaluates end to end on the local stack (docs/demo.md); starts the stack when needed and
+# builds the images its pods run in (podman, from Debian; cached layers make a warm build seconds).
 demo: $(RUNTIME_STAMP)
+	bash hack/install-system-packages.sh images
 	$(BIN)/kubetune demo
 
 clean:
