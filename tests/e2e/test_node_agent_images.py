@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,13 @@ def test_image_pod_runs_inside_its_image_as_the_image_user_and_cannot_see_the_ch
         120,
         "the pod to run",
     )
+    image_id = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", operator_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert pod["status"]["containerStatuses"][0]["imageID"] == image_id
     directory = pod_dir(agent_dir, pod)
     log = directory / "main.log"
     wait_until(

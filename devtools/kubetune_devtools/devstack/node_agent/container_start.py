@@ -67,6 +67,7 @@ def start_container(state: AgentState, runtime: PodRuntime, record: ContainerRec
             image_pull_failed(state, runtime, record, str(error), now)
             return
         runtime.backoff.pop(pull_backoff_key(record.name), None)
+        record.image_id = image.image_id
     try:
         env = resolve_env(
             sandbox.pod_with_addresses(runtime),

@@ -103,6 +103,7 @@ def records_after_restart(
         old = before.get(spec["name"])
         if old is not None:
             record.restart_count = int(old.get("restartCount", 0))
+            record.image_id = str(old.get("imageID") or "")
             state = old.get("state") or {}
             if "terminated" in state:
                 done = state["terminated"]

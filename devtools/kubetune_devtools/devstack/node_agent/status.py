@@ -64,6 +64,8 @@ class ContainerRecord:
     terminated: Terminated | None = None
     last_terminated: Terminated | None = None
     restart_count: int = 0
+    image_id: str = ""
+    """The local store's ID of the image the container runs (empty in the fast mode), as `imageID`."""
 
     @property
     def succeeded(self) -> bool:
@@ -81,7 +83,7 @@ class ContainerRecord:
         out: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
-            "imageID": "",
+            "imageID": self.image_id,
             "ready": self.state == "running",
             "started": self.state == "running",
             "restartCount": self.restart_count,
