@@ -162,8 +162,11 @@ def container_pid(agent_dir: Path, namespace: str, pod: Any) -> int:
     records = list(pod_dir.glob("containers/*/pid.json"))
     assert len(records) == 1, records
     pid = int(json.loads(records[0].read_text())["pid"])
-    # The recorded pid is the pod's own process (pids are recycled): its environment has the pod's IP.
-    assert f"POD_IP={pod.status.pod_ip}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    # The agent's launcher sets the container up in that process, then execs the container's command in
+    # it: once the environment has the pod's IP it is the trainer (and not a recycled pid).
+    expected = f"POD_IP={pod.status.pod_ip}".encode()
+    environ = Path(f"/proc/{pid}/environ")
+    wait_until(lambda: expected in environ.read_bytes().split(b"\0"), 60, f"pid {pid} to exec the trainer")
     return pid
 
 
