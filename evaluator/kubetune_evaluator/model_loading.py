@@ -22,11 +22,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kubetune_evaluator.errors import EvalInputError
 from kubetune_evaluator.shard import LOCAL_RANK_ENV
-from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.digest import check_model_digest
 from kubetune_operator.data.errors import UnsafeObjectKeyError
 from kubetune_operator.data.storage import download_prefix, is_s3
-
-NOT_MODEL_FILES = ("result.json", "split", "checkpoints")
 
 
 @dataclass
@@ -51,18 +49,6 @@ def fetch_model_dir(uri: str, storage: Any = None) -> Path:
         raise EvalInputError(f"model {uri}: {error}") from None
 
 
-def model_digest(directory: Path) -> str:
-    """The trainer's directory digest, so it equals the FineTuneJob's status.output.digest."""
-    # The trainer digests its export staging directory; the output prefix also holds what it writes
-    # beside the model (result.json, the split manifest, checkpoints), which the digest leaves out.
-    beside_model = tuple(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.is_file() and p.relative_to(directory).parts[0] in NOT_MODEL_FILES
-    )
-    return directory_digest(directory, exclude=beside_model)
-
-
 def is_adapter_dir(directory: Path) -> bool:
     return (directory / "adapter_config.json").is_file()
 
@@ -73,19 +59,31 @@ def adapter_base(directory: Path) -> str | None:
     return str(base) if base else None
 
 
-def load_model(uri: str, *, base_uri: str | None = None, storage: Any = None) -> LoadedModel:
-    """Model + tokenizer in eval mode on CPU/GPU (float32 on CPU)."""
+def load_model(
+    uri: str,
+    *,
+    digest: str | None = None,
+    base_uri: str | None = None,
+    base_digest: str | None = None,
+    storage: Any = None,
+    field: str = "spec.model",
+) -> LoadedModel:
+    """Model + tokenizer in eval mode on CPU/GPU (float32 on CPU). `digest` pins the files under `uri`
+    (`field` names where it was set), `base_digest` those under `base_uri` (the baseline, an adapter's
+    base): checked before any weights are read (DigestMismatch)."""
     directory = fetch_model_dir(uri, storage)
     cuda = torch.cuda.is_available()
     # Several evaluator processes in one pod (processesPerNode) take one GPU each, by local rank.
     device = f"cuda:{int(os.environ.get(LOCAL_RANK_ENV) or 0) % torch.cuda.device_count()}" if cuda else "cpu"
     dtype = torch.bfloat16 if cuda else torch.float32
-    digest = model_digest(directory)
+    found = check_model_digest(directory, digest, f"{field}.digest ({uri})")
     if is_adapter_dir(directory):
         base = base_uri or adapter_base(directory)
         if base is None:
             raise EvalInputError(f"model {uri}: LoRA adapter without a base model; set spec.baseline.uri")
         base_dir = fetch_model_dir(base, storage)
+        # The base named by the adapter itself is pinned only through the adapter's own digest.
+        check_model_digest(base_dir, base_digest if base_uri else None, f"spec.baseline.digest ({base})")
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
         model = PeftModel.from_pretrained(model, directory).merge_and_unload()
         tokenizer_dir = directory if (directory / "tokenizer_config.json").is_file() else base_dir
@@ -100,4 +98,4 @@ def load_model(uri: str, *, base_uri: str | None = None, storage: Any = None) ->
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     model.to(device)  # type: ignore[arg-type]
     model.eval()  # type: ignore[no-untyped-call]
-    return LoadedModel(model=model, tokenizer=tokenizer, uri=uri, digest=digest, adapter=adapter)
+    return LoadedModel(model=model, tokenizer=tokenizer, uri=uri, digest=found, adapter=adapter)

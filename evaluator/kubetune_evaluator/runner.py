@@ -32,6 +32,7 @@ from kubetune_evaluator.results import overall_scores, score_entry, status_resul
 from kubetune_evaluator.samples import TaskSamples, build_task_samples, check_metrics_fit_tasks
 from kubetune_evaluator.shard import WHOLE, Shard
 from kubetune_evaluator.verdict import decide_verdict
+from kubetune_operator.data.digest import check_model_digest
 from kubetune_operator.data.errors import KubetuneError
 from kubetune_operator.data.pipeline import storage_options
 from kubetune_operator.data.split import read_split_manifest, split_manifest_uri
@@ -88,16 +89,6 @@ def model_uri_of(spec: EvalJobSpec) -> str:
             "for a local run give spec.model.uri"
         )
     return spec.model.uri
-
-
-def check_model_digest(spec: EvalJobSpec, found: str) -> None:
-    """Refuse a model whose files are not the ones recorded (spec.model.digest, from the FineTuneJob)."""
-    expected = spec.model.digest
-    if expected and found != expected:
-        raise EvalInputError(
-            f"model {spec.model.uri}: its files have digest {found}, not the recorded {expected} "
-            "(changed since the FineTuneJob wrote them); nothing was scored"
-        )
 
 
 def find_split_manifest(spec: EvalJobSpec, storage: StorageOptions) -> dict[str, Any] | None:
@@ -346,6 +337,8 @@ def score_text_metrics(
     encoder_dir = None
     if "bertscore" in spec.metrics and spec.bertscore_model is not None:
         encoder_dir = fetch_model_dir(spec.bertscore_model.uri, storage)
+        pinned = spec.bertscore_model.digest
+        check_model_digest(encoder_dir, pinned, f"spec.bertscoreModel.digest ({spec.bertscore_model.uri})")
     for task in (t for t in tasks if t.kind == "generation"):
         references = _references(task)
         for run in runs:
@@ -444,12 +437,20 @@ def compute_shard(
     if planned is not None:
         planned(tasks)
     baseline_uri = spec.baseline.uri if spec.baseline else None
-    loaded = load(model_uri_of(spec), base_uri=baseline_uri, storage=storage)
-    check_model_digest(spec, loaded.digest)
+    baseline_digest = spec.baseline.digest if spec.baseline else None
+    # The loader checks spec.model.digest (for a fineTuneJobRef: the FineTuneJob's recorded digest, passed
+    # by the operator) and the baseline's before it reads any weights.
+    loaded = load(
+        model_uri_of(spec),
+        digest=spec.model.digest,
+        base_uri=baseline_uri,
+        base_digest=baseline_digest,
+        storage=storage,
+    )
     requests = [compute_requests(spec, "model", loaded, tasks, progress, shard=shard)]
     _release(loaded)
     if baseline_uri is not None:
-        loaded_base = load(baseline_uri, storage=storage)
+        loaded_base = load(baseline_uri, digest=baseline_digest, storage=storage, field="spec.baseline")
         requests.append(compute_requests(spec, "baseline", loaded_base, tasks, progress, shard=shard))
         _release(loaded_base)
     return tasks, requests

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from transformers import get_scheduler
 
 from kubetune_operator.api import contract
-from kubetune_operator.data.digest import directory_digest
+from kubetune_operator.data.digest import check_model_digest, directory_digest
 from kubetune_operator.data.pipeline import storage_options
 from kubetune_operator.data.split import split_manifest_uri
 from kubetune_operator.data.storage import (
@@ -43,6 +43,7 @@ from kubetune_operator.data.storage import (
     delete_prefix,
     download_prefix,
     exists,
+    is_s3,
     join_uri,
     read_text,
     upload_dir,
@@ -118,6 +119,8 @@ class FineTuneRecipe:
         self.progress_bar = progress_bar
         self.state = RunState()
         self._stop_requested = False
+        self._model_checked = False  # spec.model.digest verified on this node (_fetch_model)
+        self._saved_step = -1  # the step of the checkpoint this process last saved (every rank)
         # Throughput of this process's run (after a resume, only the steps trained since).
         self._tokens_this_run = self._real_this_run = self._positions_this_run = 0.0
 
@@ -255,17 +258,32 @@ class FineTuneRecipe:
         return model
 
     def _fetch_model(self, *, weights: bool) -> Path:
-        """The base model's directory: without `weights`, only its config and tokenizer files (S3)."""
-        uri = self.spec.model.uri
+        """The base model's directory: without `weights`, only its config and tokenizer files (S3).
+
+        A pinned model (spec.model.digest) is fetched whole the first time and its digest checked before
+        any of its files is read (config and tokenizer included: the tokens cached under output.uri come
+        from them); DigestMismatch otherwise."""
+        uri, pinned = self.spec.model.uri, self.spec.model.digest
+        weights = weights or pinned is not None
         target = self.work_dir / "base-model"
-        marker = target / (".complete" if weights else ".complete-config")
-        fetched = marker.exists() or (target / ".complete").exists()
-        if self.accelerator.is_local_main_process and not fetched:
-            download_prefix(uri, target, self.options, skip_suffixes=() if weights else MODEL_WEIGHT_SUFFIXES)
-            if target.is_dir():
-                marker.touch()
+        # Markers beside the folder, not in it: the folder holds exactly the model's files (its digest).
+        marker = self.work_dir / ("base-model.complete" if weights else "base-model.complete-config")
+        fetched = marker.exists() or (self.work_dir / "base-model.complete").exists()
+        if self.accelerator.is_local_main_process:
+            if not fetched:
+                # Files left by an earlier download (of a prefix that changed since) would join the digest.
+                shutil.rmtree(target, ignore_errors=True)
+                skip = () if weights else MODEL_WEIGHT_SUFFIXES
+                download_prefix(uri, target, self.options, skip_suffixes=skip)
+                if target.is_dir():
+                    marker.touch()
+            if pinned is not None and not self._model_checked:
+                # One process per node checks; the others wait at the barrier below before reading.
+                directory = download_prefix(uri, target, self.options) if not is_s3(uri) else target
+                check_model_digest(directory, pinned, f"spec.model.digest ({uri})")
+            self._model_checked = True
         self.accelerator.wait_for_everyone()
-        return download_prefix(uri, target, self.options) if not uri.startswith("s3://") else target
+        return download_prefix(uri, target, self.options) if not is_s3(uri) else target
 
     def _param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]]:
         # No weight decay on norms and biases (1-D tensors), as in the usual transformer recipes.
@@ -283,7 +301,8 @@ class FineTuneRecipe:
         if latest is None:
             return
         # Whose checkpoint it is, before anything of it is downloaded or loaded.
-        saved = checkpoints.read_checkpoint_state(latest, self.options)
+        manifest = checkpoints.read_manifest(latest, self.options)
+        saved = manifest["state"]
         if output_owner.claim_output(saved.get("job"), self.identity, latest.uri) == "redo":
             # The job was re-created under its name with another training spec: start over.
             log.info("checkpoints of a previous job of this name with another spec: training from scratch")
@@ -293,11 +312,15 @@ class FineTuneRecipe:
             self.accelerator.wait_for_everyone()
             return
         local = self.work_dir / f"resume-step-{latest.step}"
-        if self.accelerator.is_local_main_process and self.output.startswith("s3://"):
-            shutil.rmtree(local, ignore_errors=True)
-            checkpoints.fetch_checkpoint(latest, local, self.options)
-        self.accelerator.wait_for_everyone()
         source = local if self.output.startswith("s3://") else Path(latest.uri)
+        if self.accelerator.is_local_main_process:
+            if self.output.startswith("s3://"):
+                shutil.rmtree(local, ignore_errors=True)
+                checkpoints.fetch_checkpoint(latest, local, self.options)
+            # Before any rank reads a file of it (the others wait at the barrier): DigestMismatch.
+            if checkpoints.verify_checkpoint(source, manifest, latest.uri) is None:
+                log.warning("checkpoint without file digests (an older trainer's): not verified")
+        self.accelerator.wait_for_everyone()
         # Never accelerate.load_state: it unpickles, and a pickle in checkpoints/ would run code here.
         if self.strategy == "fsdp":
             sharded_state.load_sharded(source, self.model, self.optimizer, self.scheduler, self.rank)
@@ -306,9 +329,12 @@ class FineTuneRecipe:
                 source, self.accelerator.unwrap_model(self.model), self.optimizer, self.scheduler, self.rank
             )
         self.state.step, self.state.tokens = int(saved["step"]), int(saved.get("tokens", 0))
+        self._saved_step = latest.step  # a SIGTERM before the next step leaves this checkpoint as it is
         self.state.examples = int(saved.get("examples", 0))
         self.state.history = [list(point) for point in saved.get("history", [])]
         self.state.last_checkpoint = {"uri": latest.uri, "step": latest.step}
+        if manifest.get("digest"):
+            self.state.last_checkpoint["digest"] = manifest["digest"]
         log.info("resumed from checkpoint", extra={"checkpoint": latest.uri, "step": self.state.step})
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
@@ -538,9 +564,15 @@ class FineTuneRecipe:
     # ----------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> None:
         step = self.state.step
+        if step == self._saved_step:
+            # A SIGTERM right after the periodic save of this step: it is sealed already. Saving it again
+            # would rewrite files under a manifest that vouches for them (every rank decides alike).
+            return
         local = self.work_dir / "checkpoint" / f"step-{step}"
         if self.accelerator.is_local_main_process:
             shutil.rmtree(local, ignore_errors=True)
+        if self.accelerator.is_main_process:
+            checkpoints.clear_incomplete(self.output, step, self.options)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process and self.strategy == "ddp":
             train_state.save_model_and_optimizer(
@@ -552,12 +584,14 @@ class FineTuneRecipe:
         else:
             train_state.save_rng(local, self.rank)
         self.accelerator.wait_for_everyone()
+        uploaded: dict[str, str] = {}
         if self.accelerator.is_local_main_process:
-            checkpoints.upload_checkpoint(local, self.output, step, self.options)
+            uploaded = checkpoints.upload_checkpoint(local, self.output, step, self.options)
             shutil.rmtree(local, ignore_errors=True)
-        self.accelerator.wait_for_everyone()
+        # Every node's file digests to rank 0 for the manifest (also the barrier after the uploads).
+        digests = {name: sha for part in gather_object([uploaded]) for name, sha in part.items()}
         if self.accelerator.is_main_process:
-            uri = checkpoints.seal_checkpoint(
+            uri, digest = checkpoints.seal_checkpoint(
                 self.output,
                 step,
                 {
@@ -568,13 +602,15 @@ class FineTuneRecipe:
                     "job": self.identity,
                 },
                 self.options,
+                digests=digests,
             )
             removed = checkpoints.prune_checkpoints(self.output, self.spec.checkpoint.keep, self.options)
-            self.state.last_checkpoint = {"uri": uri, "step": step}
+            self.state.last_checkpoint = {"uri": uri, "step": step, "digest": digest}
             self.metrics.inc(self.metrics.checkpoints)
             self.server.update(last_checkpoint=self.state.last_checkpoint)
             log.info("checkpoint saved", extra={"uri": uri, "step": step, "pruned": removed})
         self.accelerator.wait_for_everyone()
+        self._saved_step = step
 
     # ---------------------------------------------------------------------------------------- export
     def export(self, metrics: dict[str, Any]) -> dict[str, Any] | None:

@@ -39,6 +39,8 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 # Label values and the name part of label/annotation keys (apimachinery/pkg/util/validation).
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 QUALIFIED_NAME_PART_PATTERN = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+"""A content digest as kubetune_operator.data.digest writes it (and a FineTuneJob's status.output.digest)."""
 
 
 class ApiModel(BaseModel):
@@ -114,6 +116,13 @@ Uri = Annotated[
     Field(json_schema_extra={"pattern": URI_PATTERN}),
 ]
 Name = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=SHORT_STRING)]
+Digest = Annotated[
+    str,
+    StringConstraints(max_length=71),
+    AfterValidator(_matches(DIGEST_PATTERN, "a digest sha256:<64 lowercase hex digits>")),
+    Field(json_schema_extra={"pattern": DIGEST_PATTERN}),
+]
+"""`sha256:<64 hex>`: the digest a model's files must have."""
 
 
 def qualified_name_problem(key: str) -> str | None:

@@ -11,6 +11,7 @@ from kubetune_operator.api.base import (
     TEMPLATE_LENGTH,
     AnnotationMap,
     ApiModel,
+    Digest,
     ExtendedResourceName,
     LabelMap,
     Name,
@@ -241,7 +242,22 @@ class ObjectReference(ApiModel):
     name: Name = Field(description="Name of the object.")
 
 
+MODEL_DIGEST_DESCRIPTION = (
+    "Pins the model: the sha256 digest its files must have (`sha256:<64 hex>`, the form of a FineTuneJob's "
+    "status.output.digest; `kubetune digest URI` prints it). The pod computes it over the downloaded "
+    "files (leaving out result.json, split/ and checkpoints/, which a FineTuneJob writes beside its "
+    "model) before it loads any weights, and fails with DigestMismatch when they differ. Unset: not checked."
+)
+
+
 class ModelSource(ApiModel):
     """A model in Hugging Face layout (config.json, tokenizer files, safetensors)."""
+
+    uri: Uri = Field(description="s3://bucket/prefix/ or a local directory.")
+    digest: Digest | None = Field(None, description=MODEL_DIGEST_DESCRIPTION)
+
+
+class Location(ApiModel):
+    """Where a job writes its files."""
 
     uri: Uri = Field(description="s3://bucket/prefix/ or a local directory.")

@@ -57,6 +57,9 @@ class Reason(StrEnum):
     """`output.uri` holds another job's output."""
     INSUFFICIENT_MEMORY = "InsufficientMemory"
     """The memory estimate per device exceeds the device's memory; the message names what would fit."""
+    DIGEST_MISMATCH = "DigestMismatch"
+    """Files read from storage are not the ones pinned (a model's `digest`) or recorded (a checkpoint's
+    manifest): changed or swapped since; the message names both digests. Nothing of them was loaded."""
 
 
 class WorkloadError(Exception):
@@ -83,6 +86,10 @@ class OutputInUseError(WorkloadError):
 
 class InsufficientMemoryError(WorkloadError):
     reason = Reason.INSUFFICIENT_MEMORY
+
+
+class DigestMismatchError(WorkloadError):
+    reason = Reason.DIGEST_MISMATCH
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, WithJsonSchema, model_validator
 
-from kubetune_operator.api.base import SHORT_STRING, ApiModel, Name, Uri
+from kubetune_operator.api.base import SHORT_STRING, ApiModel, Digest, Name, Uri
 from kubetune_operator.api.common import (
+    MODEL_DIGEST_DESCRIPTION,
     DatasetFormat,
     JobStatus,
+    Location,
     ModelSource,
     ObjectReference,
     PodTemplate,
@@ -37,11 +39,10 @@ class EvalModelSource(ApiModel):
     fine_tune_job_ref: ObjectReference | None = Field(
         None, description="Use the output of this FineTuneJob once it has succeeded."
     )
-    digest: str | None = Field(
+    digest: Digest | None = Field(
         None,
-        pattern=r"^sha256:[0-9a-f]{64}$",
-        description="The digest the model's files must have (a FineTuneJob's status.output.digest); with "
-        "fineTuneJobRef the operator takes it from that FineTuneJob. The evaluator refuses other files.",
+        description=MODEL_DIGEST_DESCRIPTION + " With fineTuneJobRef the operator takes the digest from that "
+        "FineTuneJob's status.output.digest; a digest set here must then equal it.",
     )
 
     @model_validator(mode="after")
@@ -370,7 +371,7 @@ class EvalJobSpec(ApiModel):
     )
     judge: JudgeSpec | None = Field(None, description="The judge endpoint; required with the judge metric.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Pass/fail thresholds.")
-    output: ModelSource = Field(description="Where samples.jsonl, results.json and report.html go.")
+    output: Location = Field(description="Where samples.jsonl, results.json and report.html go.")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="S3 endpoint and credentials.")
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec,

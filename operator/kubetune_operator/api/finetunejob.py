@@ -227,6 +227,11 @@ class CheckpointRef(ApiModel):
 
     uri: str = Field(description="Where the checkpoint lies.")
     step: int = Field(ge=0, description="Optimiser step it was taken at.")
+    digest: str | None = Field(
+        None,
+        description="Digest over its files' sha256 (recorded in its manifest.json with each file's; resume "
+        "checks the downloaded files against them and fails with DigestMismatch when they differ).",
+    )
 
 
 class OutputRef(ApiModel):

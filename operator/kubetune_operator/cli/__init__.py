@@ -1,7 +1,7 @@
 """The `kubetune` command line.
 
-What lives here: one module per verb (`crds`, `operator`, `train`, `eval`, `score`), each a thin layer
-over the package that does the work (the API, the controller, the trainer, the evaluator). Each verb
+What lives here: one module per verb (`crds`, `digest`, `operator`, `train`, `eval`, `score`), each a thin
+layer over the package that does the work (the API, the controller, the trainer, the evaluator). Each verb
 imports its heavy dependencies (kopf, torch, rich) inside the command, marked `# deferred:`, so
 `kubetune crds` stays fast and the operator image never needs torch.
 
@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from kubetune_operator.cli import crds, eval, operator, score, train
+from kubetune_operator.cli import crds, digest, eval, operator, score, train
 
 PLUGIN_GROUP = "kubetune.cli"
 
@@ -30,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("crds")(crds.crds_command)
+app.command("digest")(digest.digest_command)
 app.command("eval")(eval.eval_command)
 app.command("score")(score.score_command)
 app.command("operator")(operator.operator_command)

@@ -175,5 +175,8 @@ def checkpoint_status(payload: dict[str, Any]) -> CheckpointRef | None:
         and isinstance(checkpoint.get("uri"), str)
         and isinstance(checkpoint.get("step"), int)
     ):
-        return CheckpointRef(uri=checkpoint["uri"], step=checkpoint["step"])
+        digest = checkpoint.get("digest")
+        return CheckpointRef(
+            uri=checkpoint["uri"], step=checkpoint["step"], digest=digest if isinstance(digest, str) else None
+        )
     return None

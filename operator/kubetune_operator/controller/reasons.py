@@ -34,6 +34,7 @@ STORAGE_UNREACHABLE: Final = Reason.STORAGE_UNREACHABLE.value
 OUT_OF_MEMORY: Final = Reason.OUT_OF_MEMORY.value
 OUTPUT_IN_USE: Final = Reason.OUTPUT_IN_USE.value
 INSUFFICIENT_MEMORY: Final = Reason.INSUFFICIENT_MEMORY.value
+DIGEST_MISMATCH: Final = Reason.DIGEST_MISMATCH.value
 CHILD_CONFLICT: Final = "ChildConflict"
 CHILD_REJECTED: Final = "ChildRejected"
 RESTARTS_EXHAUSTED: Final = "RestartsExhausted"

@@ -58,8 +58,15 @@ def resolve_model(
         )
     output = status.get("output") or {}
     uri = output.get("uri") or finetunejob["spec"]["output"]["uri"]
-    digest = output.get("digest")
-    return str(uri), str(digest) if digest else None, None
+    recorded = str(output["digest"]) if output.get("digest") else None
+    pinned = spec.model.digest
+    if pinned and recorded and pinned != recorded:
+        message = (
+            f"spec.model.digest {pinned} is not the digest FineTuneJob {ref} recorded for its output "
+            f"({recorded}); nothing to evaluate"
+        )
+        return None, None, Transition("Failed", reasons.DIGEST_MISMATCH, message)
+    return str(uri), pinned or recorded, None
 
 
 def report_result(status: EvalJobStatus, result: dict[str, Any] | None) -> None:

@@ -19,9 +19,9 @@ def fake_checkpoint(out: Path, step: int, sealed: bool) -> None:
     staging = out.parent / f"staging-{step}"
     staging.mkdir(parents=True)
     (staging / "model.bin").write_bytes(b"w" * step)
-    checkpoints.upload_checkpoint(staging, str(out), step)
+    digests = checkpoints.upload_checkpoint(staging, str(out), step)
     if sealed:
-        checkpoints.seal_checkpoint(str(out), step, {"step": step, "tokens": 10 * step})
+        checkpoints.seal_checkpoint(str(out), step, {"step": step, "tokens": 10 * step}, digests=digests)
 
 
 def test_a_checkpoint_without_manifest_does_not_exist_and_pruning_keeps_the_newest(tmp_path: Path) -> None:
@@ -33,6 +33,7 @@ def test_a_checkpoint_without_manifest_does_not_exist_and_pruning_keeps_the_newe
     assert checkpoints.read_checkpoint_state(latest) == {"step": 30, "tokens": 300}
     manifest = json.loads((out / "checkpoints/step-30/manifest.json").read_text())
     assert manifest["files"] == ["model.bin"]
+    assert manifest["sha256"] == {"model.bin": hashlib.sha256(b"w" * 30).hexdigest()}
     assert checkpoints.prune_checkpoints(str(out), keep=2) == [10]
     assert [c.step for c in checkpoints.list_checkpoints(str(out))] == [20, 30, 40]
     fake_checkpoint(out, 50, True)
