@@ -12,6 +12,8 @@ from kubetune_operator.controller import reasons
 from kubetune_operator.controller.names import ANNOTATION_COMPLETION_INDEX, DISRUPTION_CONDITION
 
 IMAGE_PULL_WAITING = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+# Waiting reasons no retry can fix (a malformed reference, an image a node must not pull): fail at once.
+PERMANENT_IMAGE_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 NODE_LOST_POD_REASONS = frozenset(
     {"NodeLost", "Evicted", "Terminated", "NodeShutdown", "DeletionByTaintManager"}
 )
@@ -116,6 +118,11 @@ def _failed_pod(pod: dict[str, Any], where: str) -> WorkerFailure:
     return WorkerFailure(reasons.ERROR, f"{where} exited with code {exit_code}{tail}", True)
 
 
+def _age_seconds(pod: dict[str, Any], now: datetime) -> float | None:
+    created = parse_rfc3339(pod.get("metadata", {}).get("creationTimestamp"))
+    return None if created is None else (now - created).total_seconds()
+
+
 def classify_pod(pod: dict[str, Any], now: datetime, pending_timeout_seconds: float) -> WorkerFailure | None:
     """A failure for a pod that failed or cannot start, None for a healthy (or still hopeful) pod."""
     where = f"worker {rank_of(pod)} (pod {pod.get('metadata', {}).get('name')})"
@@ -125,10 +132,14 @@ def classify_pod(pod: dict[str, Any], now: datetime, pending_timeout_seconds: fl
         return _failed_pod(pod, where)
     if phase != "Pending":
         return None
+    # A registry that hiccups or a Secret that syncs late (GitOps applies it beside the job) heals by itself:
+    # the kubelet retries both, so they fail the job only once the pod has waited for the pending timeout.
+    waited = _age_seconds(pod, now)
+    settled = waited is None or waited > pending_timeout_seconds
     for reason, message in _waiting_reasons(pod):
-        if reason in IMAGE_PULL_WAITING:
+        if reason in IMAGE_PULL_WAITING and (settled or reason in PERMANENT_IMAGE_WAITING):
             return WorkerFailure(reasons.IMAGE_PULL_BACK_OFF, f"{where}: {reason}: {message}", False)
-        if reason == "CreateContainerConfigError":
+        if reason == "CreateContainerConfigError" and settled:
             # A Secret (or one of its keys) that the pod references does not exist: restarts cannot help.
             return WorkerFailure(reasons.MISSING_SECRET, f"{where}: {message}", False)
     for condition in status.get("conditions") or []:

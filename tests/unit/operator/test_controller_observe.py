@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubetune_operator.api import contract
@@ -82,19 +82,30 @@ def test_oom_and_node_lost_are_retriable() -> None:
     assert lost is not None and (lost.reason, lost.retriable) == (reasons.NODE_LOST, True)
 
 
-def test_image_pull_and_missing_secret_are_not_retriable() -> None:
-    waiting = [
-        {"name": "t", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}
-    ]
-    failure = classify_pod(pod(0, "Pending", containerStatuses=waiting), NOW, 300)
-    assert failure is not None and (failure.reason, failure.retriable) == (reasons.IMAGE_PULL_BACK_OFF, False)
-    config = [
-        {
-            "name": "t",
-            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}},
-        }
-    ]
-    failure = classify_pod(pod(0, "Pending", containerStatuses=config), NOW, 300)
+def _waiting(reason: str, message: str, age_seconds: float) -> dict[str, Any]:
+    waiting = [{"name": "t", "state": {"waiting": {"reason": reason, "message": message}}}]
+    created = (NOW - timedelta(seconds=age_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    waiting_pod = pod(0, "Pending", containerStatuses=waiting)
+    waiting_pod["metadata"]["creationTimestamp"] = created
+    return waiting_pod
+
+
+def test_image_pull_and_missing_secret_fail_without_retry_once_the_pending_timeout_passed() -> None:
+    for reason in ("ImagePullBackOff", "ErrImagePull"):
+        # Within the window a registry hiccup may heal: the pod is still hopeful.
+        assert classify_pod(_waiting(reason, "no such image", 299), NOW, 300) is None
+        failure = classify_pod(_waiting(reason, "no such image", 301), NOW, 300)
+        assert failure is not None and (failure.reason, failure.retriable) == (
+            reasons.IMAGE_PULL_BACK_OFF,
+            False,
+        )
+        assert reason in failure.message and "no such image" in failure.message
+    # A malformed reference never heals: at once.
+    invalid = classify_pod(_waiting("InvalidImageName", "bad ref", 1), NOW, 300)
+    assert invalid is not None and invalid.reason == reasons.IMAGE_PULL_BACK_OFF
+    # A Secret that syncs late (GitOps) gets the same window.
+    assert classify_pod(_waiting("CreateContainerConfigError", 'secret "s" not found', 10), NOW, 300) is None
+    failure = classify_pod(_waiting("CreateContainerConfigError", 'secret "s" not found', 400), NOW, 300)
     assert failure is not None and failure.reason == reasons.MISSING_SECRET and "secret" in failure.message
 
 
