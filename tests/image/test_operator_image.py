@@ -111,3 +111,24 @@ def test_operator_image_installs_exactly_the_locked_operator_extra(operator_imag
 
 def test_operator_image_stays_within_its_committed_size(operator_image: Image) -> None:
     assert_within_size_limit("operator", operator_image)
+
+
+def test_operator_image_still_serves_the_operator_after_its_trim(
+    operator_image: Image, tmp_path: Path
+) -> None:
+    # The Dockerfile deletes kubernetes.aio and botocore's models of every service but S3: the operator's
+    # handlers, the sync Kubernetes client and an S3 client (the memory preflight's) must still load.
+    probe = (
+        "import importlib.util\n"
+        "import boto3, kubernetes.client, kubernetes.watch\n"
+        "import kubetune_operator.controller.handlers, kubetune_operator.controller.memory_preflight\n"
+        "s3 = boto3.client('s3', region_name='us-east-1', endpoint_url='http://127.0.0.1:9',\n"
+        "                  aws_access_key_id='a', aws_secret_access_key='b')\n"
+        "print(s3.meta.service_model.service_name, 'GetObject' in s3.meta.service_model.operation_names)\n"
+        "print(importlib.util.find_spec('kubernetes.aio'))\n"
+    )
+    result = run_in_image(operator_image, ["python", "-c", probe], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["s3", "True", "None"]
+    data = _site_packages(operator_image) / "botocore" / "data"
+    assert sorted(path.name for path in data.iterdir() if path.is_dir()) == ["s3"]
