@@ -190,11 +190,11 @@ def test_fsdp_one_process_sigterm_resume_and_strategy_switch_refused(
 
         seal = checkpoints.seal_checkpoint
 
-        def seal_then_stop(*args: Any, **kwargs: Any) -> str:
-            uri = seal(*args, **kwargs)
+        def seal_then_stop(*args: Any, **kwargs: Any) -> tuple[str, str]:
+            sealed = seal(*args, **kwargs)
             if manifest.exists():
                 os.kill(os.getpid(), signal.SIGTERM)
-            return uri
+            return sealed
 
         patch.setattr(checkpoints, "seal_checkpoint", seal_then_stop)
         with pytest.raises(PreemptedError):

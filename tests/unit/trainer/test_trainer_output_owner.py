@@ -80,9 +80,9 @@ def test_another_jobs_checkpoints_are_refused_before_anything_is_written(tmp_pat
     staging = tmp_path / "staging"
     staging.mkdir()
     (staging / "model.safetensors").write_bytes(b"w")
-    checkpoints.upload_checkpoint(staging, str(out), 10)
+    digests = checkpoints.upload_checkpoint(staging, str(out), 10)
     other = job_identity(job(out, name="first", uid="uid-0"))
-    checkpoints.seal_checkpoint(str(out), 10, {"step": 10, "job": other})
+    checkpoints.seal_checkpoint(str(out), 10, {"step": 10, "job": other}, digests=digests)
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     with pytest.raises(OutputInUseError, match="checkpoints/step-10"):
         finished_result(job(out))
