@@ -31,7 +31,7 @@ from kubetune_devtools.devstack.node_agent.version import CODE_ANNOTATION, code_
 from kubetune_devtools.devstack.probes import wait_for as _wait_for
 from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
 from kubetune_devtools.devstack.stack import LocalStack, down, is_up, up
-from kubetune_devtools.testing.operator_harness import OperatorProcess
+from kubetune_devtools.testing.operator_harness import OperatorProcess, built_workload_images
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -144,9 +144,10 @@ def s3_prefix(
 def real_operator(
     stack: LocalStack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
-    """A `kubetune operator` process whose pods run the REAL trainer and evaluator (no fakes), watching the
-    namespaces of the requesting module's tests: the module's NAMESPACE_GLOB (`namespace` names each test's
-    namespace after the test). The tail of its log is printed afterwards, for a failure's report."""
+    """A `kubetune operator` process whose pods run the REAL trainer and evaluator (no fakes) inside the
+    project's images (built first, cached layers), watching the namespaces of the requesting module's
+    tests: the module's NAMESPACE_GLOB (`namespace` names each test's namespace after the test). The tail of
+    its log is printed afterwards, for a failure's report."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(
         stack.kubeconfig,
@@ -155,6 +156,7 @@ def real_operator(
         trainer_module="kubetune_trainer",
         evaluator_module="kubetune_evaluator",
         pending_timeout=120,
+        **built_workload_images(),
     ).start()
     yield process
     process.stop()

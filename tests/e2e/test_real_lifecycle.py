@@ -23,7 +23,13 @@ from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.probes import http_ok
 from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
 from kubetune_devtools.devstack.stack import LocalStack
-from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, free_port, wait_until
+from kubetune_devtools.testing.operator_harness import (
+    Objects,
+    OperatorProcess,
+    built_workload_images,
+    free_port,
+    wait_until,
+)
 from kubetune_devtools.tiny_models import build_tiny_model, letter_task_spec, reverse_task_rows
 
 if TYPE_CHECKING:
@@ -53,6 +59,7 @@ def real_operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -
         trainer_module="kubetune_trainer",
         evaluator_module="kubetune_evaluator",
         pending_timeout=120,
+        **built_workload_images(),
     )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("KUBETUNE_POD_STORAGE_RETRY_SECONDS", str(STORAGE_RETRY_SECONDS))

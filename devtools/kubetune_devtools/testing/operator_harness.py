@@ -3,6 +3,7 @@ subprocess (so tests can kill it), build FineTuneJob/EvalJob manifests, poll unt
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import socket
@@ -12,13 +13,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 import kubetune_operator.controller
+from kubetune_devtools.devstack.binaries import build_images
 from kubetune_devtools.devstack.node_agent import images
 from kubetune_operator.api import GROUP, VERSION
 
@@ -27,6 +29,24 @@ PEERING_MANIFEST = Path(kubetune_operator.controller.__file__).parent / "manifes
 CHECKOUT_IMAGE = images.CHECKOUT_IMAGE
 """The image whose pods the local stack runs in this checkout's environment (the fakes live only there)."""
 FAKE_TRAINER = "kubetune_devtools.testing.fake_trainer"
+
+
+class WorkloadImages(TypedDict):
+    trainer_image: str
+    evaluator_image: str
+
+
+def built_workload_images() -> WorkloadImages:
+    """`trainer_image`/`evaluator_image` for an OperatorProcess whose pods run the REAL trainer and
+    evaluator inside the project's images, as a cluster runs them (built first: cached layers)."""
+    build_images("trainer", "evaluator")
+    version = importlib.metadata.version("kubetune")
+    return {
+        "trainer_image": f"kubetune/trainer:{version}",
+        "evaluator_image": f"kubetune/evaluator:{version}",
+    }
+
+
 FAKE_EVALUATOR = "kubetune_devtools.testing.fake_evaluator"
 T = TypeVar("T")
 
