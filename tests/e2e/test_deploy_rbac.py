@@ -222,3 +222,26 @@ def test_secret_access_is_gone_when_switched_off(stack: LocalStack, releases: Re
     finally:
         helm(stack, "upgrade", "rbac-n", str(CHART), "-n", releases.namespaced_ns, "--reuse-values",
              "--set", "rbac.secretExistenceCheck=namespaced")  # fmt: skip
+
+
+# What enforces the platform policy (docs/deploy.md "Trust model"): the chart's ValidatingAdmissionPolicy and
+# its binding, and the operator's Deployment whose environment carries KUBETUNE_POLICY.
+POLICY_HOLDERS = [
+    ("update", "validatingadmissionpolicies.admissionregistration.k8s.io"),
+    ("delete", "validatingadmissionpolicies.admissionregistration.k8s.io"),
+    ("patch", "validatingadmissionpolicybindings.admissionregistration.k8s.io"),
+    ("create", "validatingadmissionpolicybindings.admissionregistration.k8s.io"),
+    ("patch", "deployments.apps"),
+    ("update", "deployments.apps"),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource"), POLICY_HOLDERS)
+def test_no_identity_the_chart_creates_may_change_the_platform_policy(
+    stack: LocalStack, releases: Releases, verb: str, resource: str
+) -> None:
+    # Neither operator (cluster-wide or namespaced) nor a job's pods can loosen the policy that binds them:
+    # not in their own namespace, not where the jobs run, not cluster-wide.
+    for subject in (releases.cluster_sa, releases.namespaced_sa, releases.workload_sa):
+        for namespace in (releases.cluster_ns, releases.namespaced_ns, releases.watched, None):
+            assert not can_i(stack, subject, verb, resource, namespace), (subject, verb, resource, namespace)
