@@ -146,7 +146,8 @@ class RunPolicy(ApiModel):
         3,
         ge=0,
         le=MAX_RESTARTS,
-        description="Gang restarts allowed after a worker failure before the job fails.",
+        description="Gang restarts allowed after a worker failure before the job fails. Disruptions (reason "
+        "Disrupted: eviction, preemption, a node drain) restart the gang without counting against it.",
     )
     active_deadline_seconds: int | None = Field(
         None, ge=1, description="Wall-clock limit from start; past it the job fails with DeadlineExceeded."
