@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -128,6 +129,11 @@ class LocalImageStore:
 
     def resolve(self, image: str) -> ImageConfig:
         """The image's config and root filesystem; ImageNotPresentError when the store does not have it."""
+        if shutil.which("podman") is None:
+            raise ImageNotPresentError(
+                f'image "{image}": podman is not installed, so the local image store cannot be read '
+                "(`make tools`, or `bash hack/install-system-packages.sh images`)"
+            )
         inspect = self._podman("image", "inspect", image)
         if inspect.returncode != 0:
             raise ImageNotPresentError(
