@@ -133,6 +133,8 @@ class OperatorProcess:
     are; the demo and the deploy tests run the built images instead."""
     reconcile_interval: float = 1.0
     pending_timeout: float = 5.0
+    restart_backoff: float = 1.0
+    """The first gang restart's back-off (the operator's 10 s would slow every test that restarts a gang)."""
     policy: str = ""
     """KUBETUNE_POLICY JSON (controller/policies/platform.py); empty: everything allowed."""
     peering: str | None = None
@@ -162,6 +164,8 @@ class OperatorProcess:
             str(self.reconcile_interval),
             "--pending-timeout",
             str(self.pending_timeout),
+            "--restart-backoff",
+            str(self.restart_backoff),
             "--metrics-port",
             str(self.metrics_port),
             "--health-port",

@@ -71,6 +71,14 @@ def operator_command(
             help="Seconds pods may stay unscheduled when the job sets no runPolicy.pendingTimeoutSeconds.",
         ),
     ] = DEFAULTS.pending_timeout_seconds,
+    restart_backoff: Annotated[
+        float,
+        typer.Option(
+            envvar="KUBETUNE_RESTART_BACKOFF",
+            help="Seconds before the first gang restart after a worker failure; doubled after each "
+            "restart, up to 300 (disruptions restart at once); 0: no back-off.",
+        ),
+    ] = DEFAULTS.restart_backoff_seconds,
     pod_storage_retry_seconds: Annotated[
         float,
         typer.Option(
@@ -143,6 +151,8 @@ def operator_command(
         raise typer.BadParameter("must be accelerate or python", param_hint="--launcher")
     if not 0 <= pod_storage_retry_seconds < math.inf:  # NaN and inf too: the pods would fail or never stop
         raise typer.BadParameter("must be a finite number >= 0", param_hint="--pod-storage-retry-seconds")
+    if not 0 <= restart_backoff < math.inf:
+        raise typer.BadParameter("must be a finite number >= 0", param_hint="--restart-backoff")
     try:
         platform_policy = PlatformPolicy.from_json(policy)  # a typo must stop the operator, not allow all
     except ValidationError as error:
@@ -162,6 +172,7 @@ def operator_command(
         progress_port=progress_port,
         reconcile_interval_seconds=reconcile_interval,
         pending_timeout_seconds=pending_timeout,
+        restart_backoff_seconds=restart_backoff,
         pod_storage_retry_seconds=pod_storage_retry_seconds,
         policy=platform_policy,
         network_policy=network_policy,

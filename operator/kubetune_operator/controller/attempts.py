@@ -7,6 +7,9 @@ the highest attempt in the cluster and continues from it: never two live Jobs, n
 The count of restarts that spent no budget (disruptions) travels the same way, as an annotation of the
 attempt's Job (`kubetune.io/free-restarts`), created with it in one request.
 
+Back-off: after a failure that spends maxRestarts, the failed attempt's Job stays until the back-off has
+passed (policies/restart.py), and only then is the next one created: the wait needs no state of its own.
+
 Identity: only children whose ownerReference carries this job's UID count (ownership.py). A name taken by
 a deleted job of the same kind and name is freed and created again; a name taken by anything else fails
 the job with ChildConflict. A child the API server refuses (400/422: invalid, 403: quota, admission,
@@ -17,13 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubetune_operator.api import RunPolicy
 from kubetune_operator.api.common import Phase
+from kubetune_operator.api.timestamps import rfc3339
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
+from kubetune_operator.controller.failures import WorkerFailure
 from kubetune_operator.controller.kube import Kube, KubeError
 from kubetune_operator.controller.names import (
     ANNOTATION_FREE_RESTARTS,
@@ -41,7 +46,12 @@ from kubetune_operator.controller.policies.pending import (
     pending_since,
     pending_timeout_message,
 )
-from kubetune_operator.controller.policies.restart import decide_restart
+from kubetune_operator.controller.policies.restart import (
+    MAX_RESTART_BACKOFF_SECONDS,
+    decide_restart,
+    failed_at,
+    restart_backoff_seconds,
+)
 from kubetune_operator.controller.policies.suspend import desired_job_suspend
 from kubetune_operator.controller.settings import OperatorSettings
 from kubetune_operator.controller.status import Transition
@@ -230,6 +240,11 @@ def run_attempts(
             return AttemptOutcome(
                 Transition("Failed", decision.reason, decision.message), attempt, True, state
             )
+        waiting = _backing_off(
+            workload, current, pods, state.failure, spent=attempt - free, settings=settings, now=now
+        )
+        if waiting is not None:
+            return AttemptOutcome(waiting, attempt, True, state)
         # Create the next attempt first, then remove this one (see the module docstring).
         next_job = workload.children(attempt + 1)[-1]
         with_free_restarts(next_job, free + (0 if state.failure.spends_budget else 1))
@@ -243,6 +258,35 @@ def run_attempts(
     if state.phase == "Pending" and attempt > 0 and previous.get("phase") == "Restarting":
         return AttemptOutcome(Transition("Restarting", state.reason, state.message), attempt, True, state)
     return AttemptOutcome(Transition(state.phase, state.reason, state.message), attempt, True, state)
+
+
+def _backing_off(
+    workload: Workload,
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    failure: WorkerFailure,
+    *,
+    spent: int,
+    settings: OperatorSettings,
+    now: datetime,
+) -> Transition | None:
+    """Restarting while the back-off after a budget-spending failure runs (counted from when the cluster
+    recorded the failure, so an operator restart does not start it again); None once the gang may restart.
+    The failed Job stays meanwhile: the Job controller has stopped its surviving pods, and it keeps the
+    attempt's number in the cluster (the module docstring's crash safety)."""
+    if not failure.spends_budget:
+        return None  # evicted, preempted, drained: nothing in the job failed, the new pods go elsewhere
+    delay = restart_backoff_seconds(spent, settings.restart_backoff_seconds)
+    since = failed_at(job, pods)
+    if delay <= 0 or since is None or (now - since).total_seconds() >= delay:
+        return None
+    max_restarts = workload.run_policy.max_restarts
+    message = (
+        f"back-off {delay:g}s (doubling after each restart, up to {MAX_RESTART_BACKOFF_SECONDS:g}s): the "
+        f"next gang ({spent + 1}/{max_restarts} of maxRestarts) starts at "
+        f"{rfc3339(since + timedelta(seconds=delay))}, after: {failure.message}"
+    )
+    return Transition("Restarting", failure.reason, message)
 
 
 def _pending_timed_out(

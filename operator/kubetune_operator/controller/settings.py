@@ -49,6 +49,10 @@ class OperatorSettings:
     pending_timeout_seconds: float = 300.0
     """For jobs without runPolicy.pendingTimeoutSeconds: how long pods may stay unscheduled before the job
     fails with Unschedulable (other causes: PendingTimeout after at least 600 s)."""
+    restart_backoff_seconds: float = 10.0
+    """The wait before the first gang restart after a worker failure; doubled after each restart, up to
+    policies.restart.MAX_RESTART_BACKOFF_SECONDS (the kubelet's CrashLoopBackOff). Disruptions restart at
+    once. 0: no back-off (tests)."""
     run_as_user: int = 1000
     pod_storage_retry_seconds: float = 60.0
     """KUBETUNE_STORAGE_RETRY_SECONDS of every trainer/evaluator container (chart value
