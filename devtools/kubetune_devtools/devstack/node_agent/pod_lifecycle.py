@@ -115,8 +115,11 @@ def _oom_killed(runtime: PodRuntime, name: str, signum: int | None) -> bool:
         killed = MemoryCgroups.oom_killed(group)
         MemoryCgroups.remove(group)
         return killed
-    # Without a cgroup: a SIGKILL the agent did not send is most likely the kernel's OOM killer.
-    return signum == signal.SIGKILL and name not in runtime.killed_by_agent
+    # Without a cgroup: a SIGKILL the agent did not send to a container with a memory limit (which the
+    # agent could not enforce here) is most likely the kernel's OOM killer; any other SIGKILL (a user's
+    # `kill -9`, a test's) is an Error with exit code 137, as a kubelet reports it.
+    limits = (runtime.container_spec(name).get("resources") or {}).get("limits") or {}
+    return signum == signal.SIGKILL and name not in runtime.killed_by_agent and "memory" in limits
 
 
 def after_exit(state: AgentState, runtime: PodRuntime, record: ContainerRecord, is_init: bool) -> None:
