@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune_evaluator.loglikelihood import TokenPair, encode_pair, pair_loglikelihoods
+from kubetune_evaluator.loglikelihood import TokenPair, encode_pairs, pair_loglikelihoods
 from kubetune_evaluator.metrics.series import MetricOutput, ScoreSeries
 
 TARGET_DELIMITER = " "
@@ -84,11 +84,14 @@ def score_multiple_choice(
 
 def choice_pairs(tokenizer: Any, questions: Sequence[ChoiceQuestion]) -> list[TokenPair]:
     """The log-likelihood requests of the questions: every choice of each in turn."""
-    return [
-        encode_pair(tokenizer, question.prompt, continuation_of(choice, question.delimiter))
-        for question in questions
-        for choice in question.choices
-    ]
+    return encode_pairs(
+        tokenizer,
+        [
+            (question.prompt, continuation_of(choice, question.delimiter))
+            for question in questions
+            for choice in question.choices
+        ],
+    )
 
 
 def choice_scores(

@@ -9,8 +9,12 @@ import pytest
 import torch
 
 from kubetune_devtools.tiny_models import build_tiny_model
+from kubetune_evaluator import loglikelihood
 from kubetune_evaluator.loglikelihood import (
+    MIN_SHARED_PREFIX,
+    batch_order,
     encode_pair,
+    encode_pairs,
     length_order,
     pair_loglikelihoods,
     resolve_max_length,
@@ -211,3 +215,97 @@ def test_logits_only_at_the_answer_positions_give_the_same_loglikelihoods(
     answers_only = pair_loglikelihoods(Spying(True), tokenizer, pairs, batch_size=4)
     assert answers_only == pytest.approx(every_position, abs=1e-5)
     assert kept and max(kept) < min(len(p[0]) for p in pairs)  # fewer positions than any input
+
+
+def test_inputs_sharing_a_long_prefix_are_batched_together_each_run_longest_first() -> None:
+    shots = tuple(range(100, 100 + MIN_SHARED_PREFIX))  # a few-shot prefix of exactly the threshold
+    other = tuple(range(200, 200 + MIN_SHARED_PREFIX - 1))  # one token short of it
+    inputs = [
+        (*shots, 1),
+        (
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+            9,
+        ),
+        (*shots, 2, 2, 2),
+        (*other, 1),
+        (*other, 2, 2),
+        (*shots, 3, 3),
+    ]
+    # The few-shot run (its longest: 35 tokens) first, longest first inside; the rest longest first.
+    assert batch_order(inputs) == [2, 5, 0, 1, 4, 3]
+
+
+@pytest.mark.slow
+def test_a_shared_prefix_computed_once_gives_the_same_loglikelihoods(
+    tiny_model: tuple[object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few-shot examples shared by every question: one pass over them (a KV cache copied to each row)."""
+    model, tokenizer = tiny_model
+    widths: list[tuple[int, int]] = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.device = model.device  # type: ignore[attr-defined]
+            self.config = model.config  # type: ignore[attr-defined]
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            cache: object = None,
+            use_cache: bool = False,
+            logits_to_keep: object = 0,
+        ) -> object:
+            widths.append(tuple(input_ids.shape))  # type: ignore[arg-type]
+            return model(  # type: ignore[operator]
+                input_ids=input_ids, cache=cache, use_cache=use_cache, logits_to_keep=logits_to_keep
+            )
+
+    examples = "".join(
+        mmlu_prompt(f"Copy {w}", ["a", "b", "c", "d"]) + " A\n\n" for w in ("x y", "z", "w v u")
+    )
+    prompts = [examples + mmlu_prompt(f"Copy {'q ' * n}", ["a", "bb", "c c", "d"]) for n in range(1, 6)]
+    pairs = encode_pairs(tokenizer, [(p, f" {c}") for p in prompts for c in ("A", "bb", "c c d")])
+    shared = pair_loglikelihoods(Recording(), tokenizer, pairs, batch_size=4)
+    prefix = len(encode_pair(tokenizer, examples + "Copy", " q")[0])
+    assert widths[0][0] == 1 and widths[0][1] >= prefix - 1  # the examples, once
+    assert all(rows > 1 and width < 40 for rows, width in widths[1:])  # then only what follows them
+    monkeypatch.setattr(loglikelihood, "MIN_SHARED_PREFIX", 10**9)
+    widths.clear()
+    whole = pair_loglikelihoods(Recording(), tokenizer, pairs, batch_size=4)
+    assert all(width > prefix for _, width in widths)  # without sharing every row holds the examples
+    assert shared == pytest.approx(whole, abs=1e-5)
+    for pair, value in zip(pairs[:3], shared, strict=False):
+        assert value == pytest.approx(_direct_tokens_loglikelihood(model, *pair), abs=1e-4)
