@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,18 @@ def finetunejob(
     }
 
 
+def local_image_id(image: str) -> str:
+    """The local store's ID of an image (what the node agent reports as a container's imageID)."""
+    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}", image]
+    return subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def ran_in(objects: Objects, name: str, kind: str) -> set[str]:
+    """The image IDs the pods of job `name` of `kind` (kubetune.io/kind label) ran."""
+    pods = [p for p in objects.pods(name) if (p.metadata.labels or {}).get("kubetune.io/kind") == kind]
+    return {status.image_id for pod in pods for status in pod.status.container_statuses or []}
+
+
 def finished(objects: Objects, plural: str, name: str) -> dict[str, Any] | None:
     status = objects.status(plural, name)
     return status if status.get("phase") in ("Succeeded", "Failed") else None
@@ -107,7 +120,13 @@ def digest_on_s3(s3: S3Client, uri: str, tmp_path: Path) -> str:
 
 
 def test_real_trainer_success_reports_the_digest_and_final_progress(
-    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str, tmp_path: Path
+    objects: Objects,
+    stack: LocalStack,
+    s3: S3Client,
+    *,
+    bucket_prefix: str,
+    tmp_path: Path,
+    real_operator: OperatorProcess,
 ) -> None:
     output = f"{bucket_prefix}/out/{objects.namespace}/"
     objects.create(
@@ -122,6 +141,8 @@ def test_real_trainer_success_reports_the_digest_and_final_progress(
     assert progress["trainLoss"] > 0 and done["restarts"] == 0
     # What Argo CD shows for the real object (the chart's health check, docs/deploy.md).
     assert argocd_health(objects.get(FTJ, "tune") or {})[0] == "Healthy"
+    # The trainer ran inside the trainer image (docs/node-agent.md "Images"), not the checkout.
+    assert ran_in(objects, "tune", "FineTuneJob") == {local_image_id(real_operator.trainer_image)}
 
 
 def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
@@ -141,7 +162,7 @@ def test_real_trainer_bad_row_fails_at_once_with_invalid_spec(
 
 
 def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed_lora_without_a_baseline(
-    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str
+    objects: Objects, stack: LocalStack, s3: S3Client, bucket_prefix: str, real_operator: OperatorProcess
 ) -> None:
     """Also the LoRA path across pods: the EvalJob names no baseline, so the evaluator applies the adapter
     to the base its adapter_config.json records. The pods share no /tmp (docs/node-agent.md), so that base
@@ -178,6 +199,9 @@ def test_real_finetunejob_and_evaljob_of_the_same_name_both_succeed_lora_without
     # The adapter was found, applied to the base fetched from S3, and scored.
     results = s3_json(s3, f"{bucket_prefix}/evals/{objects.namespace}/results.json")
     assert results["model"]["uri"] == output and results["model"]["adapter"] is True
+    # Each in its own image: the trainer's and the evaluator's (docs/node-agent.md "Images").
+    assert ran_in(objects, "pair", "FineTuneJob") == {local_image_id(real_operator.trainer_image)}
+    assert ran_in(objects, "pair", "EvalJob") == {local_image_id(real_operator.evaluator_image)}
     # Each kind has its own children, owned by its own UID.
     uids = {kind: (objects.get(kind, "pair") or {})["metadata"]["uid"] for kind in (FTJ, EVJ)}
     owners = {job.metadata.name: job.metadata.owner_references[0].uid for job in objects.jobs("pair")}
