@@ -252,3 +252,22 @@ def test_real_recreated_job_with_a_changed_spec_trains_again_on_its_output(
     assert new["output"]["digest"] == digest_on_s3(s3, output, tmp_path)
     uid = (objects.get(FTJ, "redo") or {})["metadata"]["uid"]
     assert [job.metadata.owner_references[0].uid for job in objects.jobs("redo")] == [uid]
+
+
+def test_real_trainer_over_its_memory_limit_fails_out_of_memory_without_a_restart(
+    objects: Objects, stack: LocalStack, bucket_prefix: str
+) -> None:
+    # 160 MiB cannot even hold torch: the kernel's OOM killer ends the trainer (the node agent's memory
+    # cgroup, as a kubelet's), and the same spec would run out again, so the gang is not restarted.
+    output = f"{bucket_prefix}/out/{objects.namespace}/"
+    body = finetunejob(stack, "small", f"{bucket_prefix}/base/", f"{bucket_prefix}/good.jsonl", output)
+    body["spec"]["resources"] = {"memory": "160Mi"}
+    objects.create(body)
+    done = wait_until(
+        lambda: finished(objects, FTJ, "small"), 180, "the trainer to be OOM-killed", interval=1
+    )
+    assert done["phase"] == "Failed", done
+    failed = failed_condition(done)
+    assert failed["reason"] == "OutOfMemory", failed
+    assert "OOMKilled" in failed["message"] and "resources.memory" in failed["message"], failed["message"]
+    assert done["restarts"] == 0 and len(objects.jobs("small")) == 1
