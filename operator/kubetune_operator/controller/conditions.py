@@ -1,24 +1,23 @@
-"""metav1.Condition list edits: pure functions over plain dicts (the wire shape)."""
+"""metav1.Condition list edits: pure functions over a status's typed conditions (api.common.Condition)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-Conditions = list[dict[str, Any]]
-
-
-def find_condition(conditions: Sequence[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
+from kubetune_operator.api.common import Condition
 
 
-def is_true(conditions: Sequence[dict[str, Any]], type_: str) -> bool:
+def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: Sequence[Condition], type_: str) -> bool:
     condition = find_condition(conditions, type_)
-    return condition is not None and condition.get("status") == "True"
+    return condition is not None and condition.status == "True"
 
 
 def set_condition(
-    conditions: Sequence[dict[str, Any]],
+    conditions: Sequence[Condition],
     type_: str,
     status: bool,
     *,
@@ -26,23 +25,24 @@ def set_condition(
     message: str,
     now: str,
     generation: int | None,
-) -> Conditions:
+) -> list[Condition]:
     """A new list with `type_` set; lastTransitionTime moves only when the status flips (metav1 rule)."""
     wire_status = "True" if status else "False"
     previous = find_condition(conditions, type_)
     transition = now
-    if previous is not None and previous.get("status") == wire_status:
-        transition = str(previous.get("lastTransitionTime") or now)
-    updated = {
-        "type": type_,
-        "status": wire_status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-        "observedGeneration": generation,
-    }
-    # Replaced in place so that an unchanged condition list compares equal and costs no status patch.
-    result = [updated if c.get("type") == type_ else dict(c) for c in conditions]
+    if previous is not None and previous.status == wire_status:
+        transition = previous.last_transition_time or now
+    updated = Condition(
+        type=type_,
+        status=wire_status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    # Replaced in place so that an unchanged condition list compares equal and costs no status patch; the
+    # others are copies, so that editing the result never edits the previous status.
+    result = [updated if c.type == type_ else c.model_copy() for c in conditions]
     if previous is None:
         result.append(updated)
     return result

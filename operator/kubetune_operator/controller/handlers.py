@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from kubetune_operator.api import GROUP, VERSION
+from kubetune_operator.api import GROUP, VERSION, JobStatus
 from kubetune_operator.api.timestamps import parse_rfc3339
 from kubetune_operator.controller.kube import Kube, KubeError, load_client_config
 from kubetune_operator.controller.metrics import RECONCILE_ERRORS, RECONCILE_SECONDS, TIME_TO_RUNNING, TRACKER
@@ -75,20 +75,20 @@ def _gpus(body: dict[str, Any]) -> int:
     return int(resources.get("nodes", 1) or 1) * int(resources.get("gpusPerNode", 0) or 0)
 
 
-def _record(kind: str, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any]) -> None:
+def _record(kind: str, body: dict[str, Any], previous: JobStatus, status: JobStatus) -> None:
     metadata = body["metadata"]
     TRACKER.observe(
         metadata["uid"],
         kind,
         metadata["namespace"],
-        phase=str(status.get("phase") or "Pending"),
-        restarts=int(status.get("restarts") or 0),
+        phase=status.phase or "Pending",
+        restarts=status.restarts,
         gpus=_gpus(body),
         at=time.time(),
     )
-    if status.get("startTime") and not previous.get("startTime"):
+    if status.start_time and not previous.start_time:
         created = parse_rfc3339(metadata.get("creationTimestamp"))
-        started = parse_rfc3339(status["startTime"])
+        started = parse_rfc3339(status.start_time)
         if created and started:
             TIME_TO_RUNNING.labels(kind).observe(max(0.0, (started - created).total_seconds()))
 
@@ -102,7 +102,7 @@ def reconcile_object(
     raw: dict[str, Any] = dict(body)
     if raw["metadata"].get("deletionTimestamp"):
         return  # going away: children follow by ownerReference, nothing to reconcile
-    previous = dict(raw.get("status") or {})
+    stored = dict(raw.get("status") or {})
     started = time.monotonic()
     with _lock(memo):
         try:
@@ -124,17 +124,17 @@ def reconcile_object(
     if result.deleted:
         TRACKER.forget(raw["metadata"]["uid"])
         return
-    changed = {key: value for key, value in result.status.items() if previous.get(key) != value}
+    changed = {key: value for key, value in result.written.items() if stored.get(key) != value}
     if changed:
         # A merge patch of the changed top-level fields only; unchanged status costs no API call.
         patch.status.update(changed)
-    _record(kind, raw, previous, result.status)
+    _record(kind, raw, result.previous, result.status)
 
 
 def _needs_timer(body: kopf.Body, **_: Any) -> bool:
     """Live jobs are polled; finished ones only when a TTL will delete them."""
-    status = body.get("status") or {}
-    if status.get("phase") not in TERMINAL_PHASES:
+    # The lifecycle fields only (JobStatus ignores each kind's own).
+    if JobStatus.model_validate(dict(body).get("status") or {}).phase not in TERMINAL_PHASES:
         return True
     return ((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") is not None
 

@@ -5,7 +5,11 @@
 3. The platform policy and the local-path rule may refuse it, before any child exists.
 4. The kind's plan prepares the attempts (an EvalJob first resolves its model, and may wait or fail).
 5. The shared lifecycle runs (attempts.run_attempts); the status is derived (status.py) and the kind's
-   plan reports its own fields on the kind's pydantic status model, so the status schema is type-checked.
+   plan reports its own fields.
+
+The status is the kind's pydantic status model from start to end: the stored one is parsed once, every
+step reads and writes its attributes (so the status schema is type-checked) and it is dumped once, as
+written (status.dump_status).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from kubetune_operator.api import EvalJobSpec, FineTuneJobSpec, JobStatus
+from kubetune_operator.api import EvalJobSpec, FineTuneJobSpec
 from kubetune_operator.api.manifest import format_validation_error
 from kubetune_operator.api.timestamps import rfc3339
 from kubetune_operator.controller import reasons
@@ -30,14 +34,15 @@ from kubetune_operator.controller.reconciled import Reconciled, finished
 from kubetune_operator.controller.settings import OperatorSettings
 from kubetune_operator.controller.status import (
     TERMINAL_PHASES,
+    StatusT,
     Transition,
     derive_events,
     derive_status,
+    dump_status,
     waiting_status,
 )
 
 SpecT = TypeVar("SpecT", FineTuneJobSpec, EvalJobSpec)
-StatusT = TypeVar("StatusT", bound=JobStatus)
 
 
 @dataclass(frozen=True)
@@ -59,19 +64,9 @@ class KindPlan(Generic[SpecT, StatusT]):
     """How many pods the job runs (for the platform policy's GPU limit)."""
     default_image: Callable[[OperatorSettings], str]
     """The image of the kind's pods when spec.image is unset."""
-    prepare: Callable[[Kube, Owner, SpecT, dict[str, Any], OperatorSettings], Attempts[StatusT] | Transition]
+    prepare: Callable[[Kube, Owner, SpecT, StatusT, OperatorSettings], Attempts[StatusT] | Transition]
     """The attempts to run, or why not yet: a Failed transition ends the job, any other waits (Pending,
     with a Waiting condition)."""
-
-
-def emit(model: type[JobStatus], status: dict[str, Any]) -> dict[str, Any]:
-    """The status as written: through the kind's status model (camelCase, only the fields it holds)."""
-    typed = model.model_validate(status)
-    return _dump(typed)
-
-
-def _dump(status: JobStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True, include=status.model_fields_set, exclude_none=True)
 
 
 def reconcile(
@@ -82,7 +77,8 @@ def reconcile(
     now: datetime,
 ) -> Reconciled:
     owner = owner_from_body(plan.kind, body)
-    previous = dict(body.get("status") or {})
+    # Unknown fields are dropped (the status models ignore them): only the model's fields are written.
+    previous = plan.status_model.model_validate(body.get("status") or {})
     generation = body["metadata"].get("generation")
     stamp = rfc3339(now)
 
@@ -94,10 +90,9 @@ def reconcile(
             )
         else:
             status = waiting_status(previous, transition.reason, transition.message, stamp, generation)
-        written = emit(plan.status_model, status)
-        return Reconciled(written, derive_events(previous, written))
+        return Reconciled(previous, status, derive_events(previous, status))
 
-    if previous.get("phase") in TERMINAL_PHASES:
+    if previous.phase in TERMINAL_PHASES:
         return finished(kube, owner, body, previous, now)
     raw_spec = body.get("spec") or {}
     try:
@@ -119,16 +114,15 @@ def reconcile(
     if isinstance(prepared, Transition):
         return ended(prepared)
 
-    outcome = run_attempts(kube, prepared.workload, previous, settings, now)
-    derived = derive_status(
+    # The attempts still read the wire shape (restarts, startTime, phase).
+    outcome = run_attempts(kube, prepared.workload, dump_status(previous), settings, now)
+    status = derive_status(
         previous,
         outcome.transition,
         children_created=outcome.children_created,
         now=stamp,
         generation=generation,
     )
-    status = plan.status_model.model_validate(derived)
     status.restarts = outcome.attempt
     prepared.report(status, outcome)
-    written = _dump(status)
-    return Reconciled(written, derive_events(previous, written))
+    return Reconciled(previous, status, derive_events(previous, status))

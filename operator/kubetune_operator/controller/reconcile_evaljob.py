@@ -86,10 +86,10 @@ def report_result(status: EvalJobStatus, result: dict[str, Any] | None) -> None:
 
 
 def _prepare(
-    kube: Kube, owner: Owner, spec: EvalJobSpec, previous: dict[str, Any], settings: OperatorSettings
+    kube: Kube, owner: Owner, spec: EvalJobSpec, previous: EvalJobStatus, settings: OperatorSettings
 ) -> Attempts[EvalJobStatus] | Transition:
     # Once resolved, the model stays the one recorded in status (the FineTuneJob may change or go away).
-    model_uri, model_digest = previous.get("modelUri"), previous.get("modelDigest")
+    model_uri, model_digest = previous.model_uri, previous.model_digest
     if not model_uri:
         model_uri, model_digest, blocked = resolve_model(kube, owner.namespace, spec)
         if blocked is not None:

@@ -17,7 +17,7 @@ from kubetune_operator.controller.builders import (
     build_network_policy,
     build_worker_job,
 )
-from kubetune_operator.controller.conditions import find_condition
+from kubetune_operator.controller.conditions import is_true
 from kubetune_operator.controller.kube import Kube
 from kubetune_operator.controller.memory_preflight import memory_preflight
 from kubetune_operator.controller.names import KIND_FINETUNE
@@ -60,10 +60,9 @@ def _report_progress(status: FineTuneJobStatus, progress: object, checkpoint_fro
 
 
 def _prepare(
-    kube: Kube, owner: Owner, spec: FineTuneJobSpec, previous: dict[str, Any], settings: OperatorSettings
+    kube: Kube, owner: Owner, spec: FineTuneJobSpec, previous: FineTuneJobStatus, settings: OperatorSettings
 ) -> Attempts[FineTuneJobStatus] | Transition:
-    created = find_condition(previous.get("conditions") or [], reasons.CREATED)
-    if not created or created.get("status") != "True":
+    if not is_true(previous.conditions, reasons.CREATED):
         # Only before the first children: a running job is never failed for an estimate.
         where = f"{owner.namespace}/{owner.name}"
         refused = memory_preflight(spec, settings.memory_preflight_endpoint, where)

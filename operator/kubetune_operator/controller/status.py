@@ -1,13 +1,18 @@
-"""Pure status derivation: (previous status, what was observed/decided) -> the next status and its Events."""
+"""Pure status derivation: (previous status, what was observed/decided) -> the next status and its Events.
+
+The statuses are the kind's pydantic status model (a `JobStatus`), read and written as attributes so that
+mypy checks every field name; `dump_status` gives the wire shape the operator patches."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from kubetune_operator.api.common import Phase
+from kubetune_operator.api.common import Condition, JobStatus, Phase
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.conditions import find_condition, set_condition
+
+StatusT = TypeVar("StatusT", bound=JobStatus)
 
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
 
@@ -29,22 +34,20 @@ class Event:
 
 
 def derive_conditions(
-    conditions: list[dict[str, Any]],
+    conditions: list[Condition],
     transition: Transition,
     *,
     children_created: bool,
     now: str,
     generation: int | None,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """The standard conditions for a phase (metav1 rules; `Ready` is the GitOps health signal)."""
     phase, reason, message = transition.phase, transition.reason, transition.message
 
-    def put(
-        items: list[dict[str, Any]], type_: str, value: bool, why: str, text: str
-    ) -> list[dict[str, Any]]:
+    def put(items: list[Condition], type_: str, value: bool, why: str, text: str) -> list[Condition]:
         return set_condition(items, type_, value, reason=why, message=text, now=now, generation=generation)
 
-    def clear_if_set(items: list[dict[str, Any]], type_: str, why: str) -> list[dict[str, Any]]:
+    def clear_if_set(items: list[Condition], type_: str, why: str) -> list[Condition]:
         # Conditions that never applied are left out instead of listed as False.
         if find_condition(items, type_) is None:
             return items
@@ -83,12 +86,12 @@ Current too); Failed is final: nothing the operator does will make progress."""
 
 
 def kstatus_conditions(
-    conditions: list[dict[str, Any]],
+    conditions: list[Condition],
     transition: Transition,
     *,
     now: str,
     generation: int | None,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """`Reconciling` (always present) and `Stalled` (present once it was True), beside `Ready`.
 
     Every Failed is Stalled: the operator retries what a gang restart can fix while the phase stays
@@ -119,81 +122,93 @@ def kstatus_conditions(
 
 
 def derive_status(
-    previous: dict[str, Any],
+    previous: StatusT,
     transition: Transition,
     *,
     children_created: bool,
     now: str,
     generation: int | None,
-) -> dict[str, Any]:
+) -> StatusT:
     """Phase, conditions, observedGeneration, startTime and completionTime; other fields carried over."""
-    status = dict(previous)
-    status["phase"] = transition.phase
-    status["observedGeneration"] = generation
-    status["conditions"] = derive_conditions(
-        list(previous.get("conditions") or []),
+    status = previous.model_copy(deep=True)
+    status.phase = transition.phase
+    status.observed_generation = generation
+    status.conditions = derive_conditions(
+        previous.conditions,
         transition,
         children_created=children_created,
         now=now,
         generation=generation,
     )
-    if transition.phase == "Running" and not status.get("startTime"):
-        status["startTime"] = now
-    if transition.phase in TERMINAL_PHASES and not status.get("completionTime"):
-        status["completionTime"] = now
+    if transition.phase == "Running" and not status.start_time:
+        status.start_time = now
+    if transition.phase in TERMINAL_PHASES and not status.completion_time:
+        status.completion_time = now
     return status
 
 
-def observed_finished(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
+def observed_finished(status: StatusT, generation: int | None) -> StatusT:
     """A finished job's status for a new generation (only mutable fields such as the TTL can have changed,
     and they change no outcome): observedGeneration advanced on the status and its conditions, so kstatus
     reads it Current/Failed again instead of InProgress for ever."""
-    if generation is None or status.get("observedGeneration") == generation:
+    if generation is None or status.observed_generation == generation:
         return status
-    conditions = [{**c, "observedGeneration": generation} for c in status.get("conditions") or []]
-    return {**status, "observedGeneration": generation, "conditions": conditions}
+    observed = status.model_copy(deep=True)
+    observed.observed_generation = generation
+    observed.conditions = [
+        c.model_copy(update={"observed_generation": generation}) for c in status.conditions
+    ]
+    return observed
 
 
-def waiting_status(
-    previous: dict[str, Any], reason: str, message: str, now: str, generation: int | None
-) -> dict[str, Any]:
+def waiting_status(previous: StatusT, reason: str, message: str, now: str, generation: int | None) -> StatusT:
     """EvalJob waiting for its FineTuneJob: Pending with a `Waiting` condition."""
-    status = dict(previous)
-    status["phase"] = "Pending"
-    status["observedGeneration"] = generation
-    conditions = list(previous.get("conditions") or [])
+    status = previous.model_copy(deep=True)
+    status.phase = "Pending"
+    status.observed_generation = generation
     conditions = set_condition(
-        conditions, reasons.WAITING, True, reason=reason, message=message, now=now, generation=generation
+        previous.conditions,
+        reasons.WAITING,
+        True,
+        reason=reason,
+        message=message,
+        now=now,
+        generation=generation,
     )
     conditions = set_condition(
         conditions, reasons.READY, False, reason=reason, message=message, now=now, generation=generation
     )
     pending = Transition("Pending", reason, message)  # waiting for a dependency: still reconciling
-    status["conditions"] = kstatus_conditions(conditions, pending, now=now, generation=generation)
+    status.conditions = kstatus_conditions(conditions, pending, now=now, generation=generation)
     return status
+
+
+def dump_status(status: JobStatus) -> dict[str, Any]:
+    """The status as written: camelCase, the fields it holds (read from the cluster or set since), no null."""
+    return status.model_dump(mode="json", by_alias=True, include=status.model_fields_set, exclude_none=True)
 
 
 _WARNING_PHASES = frozenset({"Failed", "Restarting"})
 
 
-def derive_events(previous: dict[str, Any], current: dict[str, Any]) -> list[Event]:
+def derive_events(previous: JobStatus, current: JobStatus) -> list[Event]:
     """One Event per phase change (and per restart), so `kubectl describe` tells the story."""
     events: list[Event] = []
-    old_phase, new_phase = previous.get("phase"), current.get("phase")
-    restarted = int(current.get("restarts") or 0) > int(previous.get("restarts") or 0)
+    old_phase, new_phase = previous.phase, current.phase
+    restarted = current.restarts > previous.restarts
     if old_phase == new_phase and not restarted:
-        old_waiting = find_condition(previous.get("conditions") or [], reasons.WAITING)
-        new_waiting = find_condition(current.get("conditions") or [], reasons.WAITING)
+        old_waiting = find_condition(previous.conditions, reasons.WAITING)
+        new_waiting = find_condition(current.conditions, reasons.WAITING)
         if (
-            new_waiting
-            and new_waiting.get("status") == "True"
-            and (old_waiting or {}).get("status") != "True"
+            new_waiting is not None
+            and new_waiting.status == "True"
+            and (old_waiting is None or old_waiting.status != "True")
         ):
-            events.append(Event("Normal", str(new_waiting["reason"]), str(new_waiting.get("message", ""))))
+            events.append(Event("Normal", new_waiting.reason, new_waiting.message))
         return events
-    ready = find_condition(current.get("conditions") or [], reasons.READY) or {}
-    reason = str(ready.get("reason") or new_phase)
-    message = f"{old_phase or 'New'} -> {new_phase}: {ready.get('message', '')}".strip()
+    ready = find_condition(current.conditions, reasons.READY)
+    reason = str((ready.reason if ready is not None else "") or new_phase)
+    message = f"{old_phase or 'New'} -> {new_phase}: {ready.message if ready is not None else ''}".strip()
     kind: Literal["Normal", "Warning"] = "Warning" if new_phase in _WARNING_PHASES else "Normal"
     events.append(Event(kind, reason, message))
     return events

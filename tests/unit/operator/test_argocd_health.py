@@ -12,15 +12,15 @@ from typing import Any, cast
 import pytest
 
 from kubetune_devtools.testing.argocd_health import argocd_health
-from kubetune_operator.api import EvalJobStatus, FineTuneJobStatus
+from kubetune_operator.api import EvalJobStatus, FineTuneJobStatus, Progress
 from kubetune_operator.api.common import Phase
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.kube import Kube
-from kubetune_operator.controller.reconcile import emit, reconcile
+from kubetune_operator.controller.reconcile import reconcile
 from kubetune_operator.controller.reconcile_evaljob import EVALJOB
 from kubetune_operator.controller.reconcile_finetunejob import FINETUNEJOB
 from kubetune_operator.controller.settings import OperatorSettings
-from kubetune_operator.controller.status import Transition, derive_status, observed_finished
+from kubetune_operator.controller.status import Transition, derive_status, dump_status, observed_finished
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "charts" / "kubetune" / "files" / "argocd-health.lua"
@@ -45,13 +45,18 @@ def body(kind: str, status: dict[str, Any] | None, generation: int = 1, spec: An
     return {"kind": kind, "metadata": metadata, "spec": spec or {}, "status": status}
 
 
-def lifecycle(*steps: tuple[Phase, str, str]) -> dict[str, Any]:
-    """The FineTuneJob status after these transitions, as the operator writes it."""
-    status: dict[str, Any] = {}
+def derived(*steps: tuple[Phase, str, str]) -> FineTuneJobStatus:
+    """The FineTuneJob status after these transitions."""
+    status = FineTuneJobStatus()
     for phase, reason, message in steps:
         transition = Transition(phase, reason, message)
         status = derive_status(status, transition, children_created=True, now=T0, generation=1)
-    return emit(FineTuneJobStatus, status)
+    return status
+
+
+def lifecycle(*steps: tuple[Phase, str, str]) -> dict[str, Any]:
+    """The FineTuneJob status after these transitions, as the operator writes it."""
+    return dump_status(derived(*steps))
 
 
 def test_the_docs_quote_the_shipped_script_verbatim() -> None:
@@ -113,9 +118,9 @@ def test_every_phase_the_operator_writes_has_its_health(
 
 
 def test_running_shows_the_progress_the_status_model_holds() -> None:
-    status = lifecycle(("Running", reasons.ALL_WORKERS_RUNNING, "2/2 workers running"))
-    status["progress"] = {"step": 30, "totalSteps": 320, "percent": 9.375}
-    written = emit(FineTuneJobStatus, status)
+    status = derived(("Running", reasons.ALL_WORKERS_RUNNING, "2/2 workers running"))
+    status.progress = Progress(step=30, total_steps=320, percent=9.375)
+    written = dump_status(status)
     assert argocd_health(body("FineTuneJob", written)) == (
         "Progressing",
         "Running (AllWorkersRunning: 2/2 workers running), 9.4% done",
@@ -127,7 +132,7 @@ def test_an_invalid_spec_reconciled_by_the_operator_is_degraded_with_its_message
     result = reconcile(
         FINETUNEJOB, cast(Kube, NoFineTuneJobs()), body("FineTuneJob", {}, spec=spec), OperatorSettings(), NOW
     )
-    health, message = argocd_health(body("FineTuneJob", result.status, spec=spec))
+    health, message = argocd_health(body("FineTuneJob", result.written, spec=spec))
     assert health == "Degraded"
     assert message.startswith("InvalidSpec: ") and "method" in message
 
@@ -141,22 +146,27 @@ def test_an_evaljob_waiting_for_its_finetunejob_is_progressing_and_says_so() -> 
     result = reconcile(
         EVALJOB, cast(Kube, NoFineTuneJobs()), body("EvalJob", {}, spec=spec), OperatorSettings(), NOW
     )
-    health, message = argocd_health(body("EvalJob", result.status, spec=spec))
+    health, message = argocd_health(body("EvalJob", result.written, spec=spec))
     assert health == "Progressing"
     assert message.startswith("Pending (ModelNotReady: ") and "tune" in message
 
 
 def test_an_evaljob_verdict_decides_between_healthy_and_degraded() -> None:
     done = derive_status(
-        {}, Transition("Succeeded", reasons.COMPLETED, "done"), children_created=True, now=T0, generation=1
+        EvalJobStatus(),
+        Transition("Succeeded", reasons.COMPLETED, "done"),
+        children_created=True,
+        now=T0,
+        generation=1,
     )
-    passed = emit(EvalJobStatus, {**done, "verdict": "Passed", "verdictReasons": []})
-    failed = emit(
-        EvalJobStatus,
-        {**done, "verdict": "Failed", "verdictReasons": ["rougeL 0.31 < 0.40", "bleu 0.1 < 0.2"]},
+    passed, failed = done.model_copy(deep=True), done.model_copy(deep=True)
+    passed.verdict, passed.verdict_reasons = "Passed", []
+    failed.verdict, failed.verdict_reasons = "Failed", ["rougeL 0.31 < 0.40", "bleu 0.1 < 0.2"]
+    assert argocd_health(body("EvalJob", dump_status(passed))) == (
+        "Healthy",
+        "Completed: done (verdict Passed)",
     )
-    assert argocd_health(body("EvalJob", passed)) == ("Healthy", "Completed: done (verdict Passed)")
-    assert argocd_health(body("EvalJob", failed)) == (
+    assert argocd_health(body("EvalJob", dump_status(failed))) == (
         "Degraded",
         "Verdict Failed: rougeL 0.31 < 0.40; bleu 0.1 < 0.2",
     )
@@ -168,5 +178,5 @@ def test_a_spec_change_is_progressing_until_the_operator_observes_it() -> None:
         "Progressing",
         "Waiting for the operator to observe generation 2",
     )
-    observed = emit(FineTuneJobStatus, observed_finished(failed, 2))
+    observed = dump_status(observed_finished(FineTuneJobStatus.model_validate(failed), 2))
     assert argocd_health(body("FineTuneJob", observed, generation=2))[0] == "Degraded"

@@ -9,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from kubetune_operator.api.common import PodTemplate
+from kubetune_operator.api.common import JobStatus, PodTemplate
 from kubetune_operator.cli import app
+from kubetune_operator.controller.conditions import set_condition
 from kubetune_operator.controller.policies.platform import (
     PlatformPolicy,
     image_allowed,
@@ -96,11 +97,15 @@ def test_a_misspelt_policy_key_is_refused_not_ignored() -> None:
 
 def test_failure_only_before_children_exist() -> None:
     bad = PodTemplate.model_validate({"serviceAccountName": "admin"})
-    failed = policy_failure(CHART_DEFAULT, {}, "kubetune/trainer:1", bad, pods=1, gpus_per_pod=0)
+    failed = policy_failure(CHART_DEFAULT, JobStatus(), "kubetune/trainer:1", bad, pods=1, gpus_per_pod=0)
     assert failed is not None and (failed.phase, failed.reason) == ("Failed", "PolicyViolation")
     # A job already running under the policy it was admitted with is not failed by a tightened one.
     now = datetime.now(UTC).isoformat()
-    created = {"conditions": [{"type": "Created", "status": "True", "lastTransitionTime": now}]}
+    created = JobStatus(
+        conditions=set_condition(
+            [], "Created", True, reason="ChildrenCreated", message="", now=now, generation=1
+        )
+    )
     assert policy_failure(CHART_DEFAULT, created, "kubetune/trainer:1", bad, pods=1, gpus_per_pod=0) is None
 
 

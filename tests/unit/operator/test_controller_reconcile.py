@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from kubetune_operator.api import JobStatus
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.conditions import find_condition
 from kubetune_operator.controller.kube import Kube
@@ -45,10 +46,10 @@ def _body(kind: str, spec: dict[str, Any], status: dict[str, Any] | None = None)
     return {"kind": kind, "metadata": metadata, "spec": spec, "status": status or {}}
 
 
-def _failed_reason(status: dict[str, Any]) -> str:
-    failed = find_condition(status["conditions"], reasons.FAILED)
+def _failed_reason(status: JobStatus) -> str:
+    failed = find_condition(status.conditions, reasons.FAILED)
     assert failed is not None
-    return str(failed["reason"])
+    return failed.reason
 
 
 def test_an_invalid_spec_fails_either_kind_with_invalid_spec_before_any_api_call() -> None:
@@ -59,9 +60,9 @@ def test_an_invalid_spec_fails_either_kind_with_invalid_spec_before_any_api_call
     ]
     for plan, spec in plans:
         result = reconcile(plan, cast(Kube, api), _body(plan.kind, spec), OperatorSettings(), NOW)
-        assert result.status["phase"] == "Failed"
-        assert result.status["observedGeneration"] == 2
-        assert result.status["completionTime"] == "2026-01-01T00:00:00Z"
+        assert result.written["phase"] == "Failed"
+        assert result.written["observedGeneration"] == 2
+        assert result.written["completionTime"] == "2026-01-01T00:00:00Z"
         assert _failed_reason(result.status) == reasons.INVALID_SPEC
         assert [event.reason for event in result.events] == [reasons.INVALID_SPEC]
     assert api.gets == []
@@ -74,7 +75,7 @@ def test_the_platform_policy_refuses_an_evaljob_before_it_waits_for_its_model() 
     )
     spec = {**EVAL_SPEC, "image": "docker.io/someone/else:1"}
     result = reconcile(EVALJOB, cast(Kube, api), _body("EvalJob", spec), settings, NOW)
-    assert result.status["phase"] == "Failed"
+    assert result.written["phase"] == "Failed"
     assert _failed_reason(result.status) == reasons.POLICY_VIOLATION
     assert api.gets == []
 
@@ -86,8 +87,8 @@ def test_an_evaljob_waits_for_its_finetunejob_and_writes_only_status_model_field
         EVALJOB, cast(Kube, api), _body("EvalJob", EVAL_SPEC, previous), OperatorSettings(), NOW
     )
     assert api.gets == [("FineTuneJob", "team-a", "tune")]
-    assert result.status["phase"] == "Pending"
-    waiting = find_condition(result.status["conditions"], reasons.WAITING)
-    assert waiting is not None and waiting["reason"] == reasons.MODEL_NOT_READY
-    assert set(result.status) == {"phase", "observedGeneration", "conditions"}
+    assert result.written["phase"] == "Pending"
+    waiting = find_condition(result.status.conditions, reasons.WAITING)
+    assert waiting is not None and waiting.reason == reasons.MODEL_NOT_READY
+    assert set(result.written) == {"phase", "observedGeneration", "conditions"}
     assert [event.reason for event in result.events] == [reasons.MODEL_NOT_READY]

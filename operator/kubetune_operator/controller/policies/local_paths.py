@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from kubetune_operator.api.common import JobStatus
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.conditions import is_true
 from kubetune_operator.controller.status import Transition
@@ -35,13 +36,13 @@ def local_path_fields(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return [(field, uri) for field, uri in _uri_fields(spec, "spec") if not uri.startswith("s3://")]
 
 
-def local_path_failure(previous: dict[str, Any], spec: dict[str, Any]) -> Transition | None:
+def local_path_failure(previous: JobStatus, spec: dict[str, Any]) -> Transition | None:
     """Failed/InvalidSpec naming the first local-path field; None when all are S3 or children exist.
 
     Like the platform policy, checked only before the first child is created: the fields are immutable,
     and a job already running (on a single-node dev stack, say) is not failed by an operator upgrade.
     """
-    if is_true(previous.get("conditions") or [], reasons.CREATED):
+    if is_true(previous.conditions, reasons.CREATED):
         return None
     found = local_path_fields(spec)
     if not found:

@@ -11,11 +11,9 @@ PriorityClasses, "" is the namespace default / no priority class and must be lis
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetune_operator.api.common import PodTemplate
+from kubetune_operator.api.common import JobStatus, PodTemplate
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.conditions import is_true
 from kubetune_operator.controller.status import Transition
@@ -98,7 +96,7 @@ def policy_violation(
 
 def policy_failure(
     policy: PlatformPolicy,
-    previous: dict[str, Any],
+    previous: JobStatus,
     image: str,
     pod_template: PodTemplate,
     *,
@@ -111,7 +109,7 @@ def policy_failure(
     rules), so only a tightened policy could change the answer, and that must not fail jobs already
     running under the policy they were admitted with.
     """
-    if is_true(previous.get("conditions") or [], reasons.CREATED):
+    if is_true(previous.conditions, reasons.CREATED):
         return None
     violation = policy_violation(policy, image, pod_template, pods=pods, gpus_per_pod=gpus_per_pod)
     return None if violation is None else Transition("Failed", reasons.POLICY_VIOLATION, violation)
