@@ -242,10 +242,13 @@ def owned_pair_loglikelihoods(
                 ids = torch.tensor([prefix], device=model.device)
                 only_last = {"logits_to_keep": 1} if keeps_logits else {}
                 output = model(input_ids=ids, use_cache=True, **only_last)
-                prefix_cache = (prefix, getattr(output, cache_argument))
-            cache = copy.deepcopy(prefix_cache[1])  # the forward pass below appends to it
-            cache.batch_repeat_interleave(len(batch))
-            kwargs.update({cache_argument: cache, "use_cache": True})
+                prefix_cache = (prefix, getattr(output, cache_argument, None))
+            if hasattr(prefix_cache[1], "batch_repeat_interleave"):
+                cache = copy.deepcopy(prefix_cache[1])  # the forward pass below appends to it
+                cache.batch_repeat_interleave(len(batch))
+                kwargs.update({cache_argument: cache, "use_cache": True})
+            else:  # no cache this code can copy to every row (another cache type): rows fed whole
+                cache_argument, shared = None, 0
         else:
             shared = 0
         width = max(len(tokens) for tokens, _ in batch) - shared

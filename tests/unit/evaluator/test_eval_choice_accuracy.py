@@ -309,3 +309,34 @@ def test_a_shared_prefix_computed_once_gives_the_same_loglikelihoods(
     assert shared == pytest.approx(whole, abs=1e-5)
     for pair, value in zip(pairs[:3], shared, strict=False):
         assert value == pytest.approx(_direct_tokens_loglikelihood(model, *pair), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_model_without_a_copyable_cache_gets_every_row_whole(tiny_model: tuple[object, object]) -> None:
+    """A forward that takes a cache argument but returns none (another cache type): rows fed whole."""
+    model, tokenizer = tiny_model
+    widths: list[int] = []
+
+    class NoCache(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.device = model.device  # type: ignore[attr-defined]
+            self.config = model.config  # type: ignore[attr-defined]
+
+        def forward(self, input_ids: torch.Tensor, cache: object = None, use_cache: bool = False) -> object:
+            assert cache is None  # never handed a cache back
+            widths.append(int(input_ids.shape[1]))
+            output = model(input_ids=input_ids, use_cache=False)  # type: ignore[operator]
+            output.cache = None
+            return output
+
+    examples = "".join(
+        mmlu_prompt(f"Copy {w}", ["a", "b", "c", "d"]) + " A\n\n" for w in ("x y", "z", "w v u")
+    )
+    prompts = [examples + mmlu_prompt(f"Copy {'q ' * n}", ["a", "b", "c", "d"]) for n in range(1, 4)]
+    pairs = encode_pairs(tokenizer, [(p, f" {c}") for p in prompts for c in ("A", "B")])
+    values = pair_loglikelihoods(NoCache(), tokenizer, pairs, batch_size=2)
+    prefix = len(encode_pair(tokenizer, examples + "Copy", " q")[0])
+    assert widths[0] >= prefix - 1 and all(width > prefix for width in widths[1:])  # tried once, then whole
+    for pair, value in zip(pairs, values, strict=True):
+        assert value == pytest.approx(_direct_tokens_loglikelihood(model, *pair), abs=1e-4)
