@@ -78,7 +78,7 @@ def can_i(stack: LocalStack, subject: str, verb: str, resource: str, namespace: 
     """`kubectl auth can-i`: exit 0 and "yes" when allowed, exit 1 and "no" when denied."""
     scope = ["--all-namespaces"] if namespace is None else ["--namespace", namespace]
     args = [
-        "kubectl",
+        str(client_tool("kubectl")),  # the project's pinned kubectl, never the one on PATH
         "--kubeconfig",
         str(stack.kubeconfig),
         "auth",
