@@ -1,9 +1,11 @@
 """Lifecycle paths of a FineTuneJob with the REAL trainer in its pods, on the local stack: a worker
-SIGKILLed after a checkpoint, a pod evicted through the Eviction API, and S3 going away for a while (a
-private MinIO process, so that the stack's MinIO stays up for everyone else)."""
+SIGKILLed after a checkpoint (one node, and one of two nodes), a pod evicted through the Eviction API,
+suspend and resume, and S3 going away for a while (a private MinIO process, so that the stack's MinIO
+stays up for everyone else)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import pytest
 from kubernetes import client
 
@@ -46,6 +49,12 @@ PROMPT, COMPLETION = "Reverse: {{ word }}\n", "{{ reversed }}"
 # below, short enough for the long one to fail the job within seconds.
 STORAGE_RETRY_SECONDS = 20
 SHORT_OUTAGE_SECONDS = 6
+# The first gang restart's back-off (the operator's --restart-backoff): long enough for the operator, which
+# reconciles every second, to report it, short enough not to slow the tests down.
+RESTART_BACKOFF_SECONDS = 3
+# Steps of the suspended job: this tiny model trains ~40 steps a second here, and the suspend must come
+# while it trains.
+SUSPEND_STEPS = 800
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +68,10 @@ def real_operator(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -
         trainer_module="kubetune_trainer",
         evaluator_module="kubetune_evaluator",
         pending_timeout=120,
+        restart_backoff=RESTART_BACKOFF_SECONDS,
+        # A gang of several nodes runs `accelerate launch` (torch elastic, gloo on CPU); one process per pod
+        # runs the trainer directly either way (builders.build_launch_command).
+        launcher="accelerate",
         **built_workload_images(),
     )
     with pytest.MonkeyPatch.context() as env:
@@ -218,6 +231,132 @@ def test_lifecycle_worker_sigkilled_after_a_checkpoint_resumes_from_it_in_one_ga
     )
     assert killed_result["metrics"]["steps"] == whole_result["metrics"]["steps"] == 40
     assert killed_result["metrics"]["tokens"] == whole_result["metrics"]["tokens"] > 0
+
+
+def worker(objects: Objects, job: str, rank: int) -> Any:
+    """The pod of `rank` of child Job `job` (its completion index), None before it exists."""
+    core: Any = objects.core
+    pods = core.list_namespaced_pod(objects.namespace, label_selector=f"job-name={job}").items
+    index = "batch.kubernetes.io/job-completion-index"
+    return next((p for p in pods if p.metadata.annotations.get(index) == str(rank)), None)
+
+
+def kill_container(pid: int) -> None:
+    """SIGKILL a container's processes (`accelerate launch` and the trainer it started), as the OOM killer or
+    a crashed node leaves a worker: nothing of it runs on, nothing closes its collectives in order."""
+    process = psutil.Process(pid)
+    tree = [process, *process.children(recursive=True)]
+    for each in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            each.send_signal(signal.SIGKILL)
+
+
+def stopped_at(pod: Any) -> float | None:
+    """When the pod's container ended (epoch seconds; now once the pod is gone), None while it runs."""
+    if pod is None:
+        return time.time()
+    for status in pod.status.container_statuses or []:
+        if status.state and status.state.terminated and status.state.terminated.finished_at:
+            return float(status.state.terminated.finished_at.timestamp())
+    return None
+
+
+def test_lifecycle_two_nodes_survivor_does_not_wait_for_its_sigkilled_peer_and_the_gang_resumes(
+    objects: Objects, stack: LocalStack, s3: S3Client, inputs: Path, agent_dir: Path
+) -> None:
+    prefix = upload_inputs(s3, inputs)
+    ns, output = objects.namespace, f"{prefix}/gang/{objects.namespace}/"
+    body = finetunejob(
+        "gang", prefix, output, stack.s3_endpoint_url, stack.s3_region, max_restarts=2, steps=24
+    )
+    body["spec"]["resources"]["nodes"] = 2
+    body["spec"]["distributed"] = {"strategy": "ddp"}
+    body["spec"]["hyperparameters"]["batchSize"] = 4  # per process: the same global batch of 8
+    objects.create(body)
+    running = wait_until(
+        lambda: (pod := worker(objects, "gang-r0", 1)) is not None and pod.status.phase == "Running" and pod,
+        180,
+        "worker 1 to run",
+        interval=0.5,
+    )
+    pid = container_pid(agent_dir, ns, running)
+    wait_until(lambda: complete_checkpoints(s3, output), 300, "a first checkpoint on S3", interval=0.1)
+    kill_container(pid)
+    killed = time.time()
+    saved = complete_checkpoints(s3, output)[-1]  # no checkpoint completes without worker 1
+    assert saved < 24, saved
+
+    # Worker 0 stops within seconds: not after gloo's 30-minute timeout, nor the 300 s grace period.
+    survivor = wait_until(lambda: stopped_at(worker(objects, "gang-r0", 0)), 120, "worker 0 to stop", 0.5)
+    assert survivor - killed < 60, survivor - killed
+    done = wait_until(lambda: finished(objects, "gang"), 600, "the job to finish", interval=1)
+    assert done["phase"] == "Succeeded", done
+    assert done["restarts"] == 1 and [job.metadata.name for job in objects.jobs("gang")] == ["gang-r1"]
+    messages = [
+        e.message or "" for e in sorted(objects.events("gang"), key=lambda e: e.metadata.creation_timestamp)
+    ]
+    backoff = [i for i, m in enumerate(messages) if f"back-off {RESTART_BACKOFF_SECONDS}s" in m]
+    restarts = [i for i, m in enumerate(messages) if "gang restart 1/2" in m]
+    assert len(backoff) == 1 and len(restarts) == 1 and backoff[0] < restarts[0], messages
+    # The new gang started from the checkpoint worker 1 had completed, and trained to the end.
+    log = str(objects.core.read_namespaced_pod_log(worker(objects, "gang-r1", 0).metadata.name, ns))
+    resumed = [line for line in log.splitlines() if "resumed from checkpoint" in line]
+    assert len(resumed) == 1 and resumed_step(resumed[0]) == saved, resumed
+    assert s3_json(s3, f"{output}result.json")["metrics"]["steps"] == 24
+
+
+def test_lifecycle_suspended_mid_training_checkpoints_on_sigterm_and_resumes_from_that_step(
+    objects: Objects, stack: LocalStack, s3: S3Client, inputs: Path
+) -> None:
+    prefix = upload_inputs(s3, inputs)
+    paused_out, whole_out = f"{prefix}/paused/{objects.namespace}/", f"{prefix}/whole/{objects.namespace}/"
+    for name, output in (("paused", paused_out), ("whole", whole_out)):
+        body = finetunejob(
+            name, prefix, output, stack.s3_endpoint_url, stack.s3_region, max_restarts=0, steps=SUSPEND_STEPS
+        )
+        # No periodic checkpoint: the only one is the SIGTERM's.
+        body["spec"]["checkpoint"] = {"everySteps": 10 * SUSPEND_STEPS, "keep": 2}
+        objects.create(body)
+    pod = wait_until(lambda: running_pod(objects, "paused"), 180, "the worker to run", interval=0.5)
+    wait_until(
+        lambda: (objects.status(FTJ, "paused").get("progress") or {}).get("step", 0) >= 20,
+        180,
+        "some steps trained",
+        interval=0.2,
+    )
+    objects.patch_spec(FTJ, "paused", {"runPolicy": {"suspend": True}})
+    suspended = wait_until(
+        lambda: (
+            (status := objects.status(FTJ, "paused")).get("phase") == "Suspended"
+            and not objects.pods("paused")
+            and status
+        ),
+        120,
+        "the job to be suspended and its pod gone",
+        interval=0.5,
+    )
+    assert condition(suspended, "Suspended")["status"] == "True", suspended
+    # The pod saved the step it was at when SIGTERM came: the only checkpoint, before the last step.
+    (saved,) = complete_checkpoints(s3, paused_out)
+    assert 20 <= saved < SUSPEND_STEPS, saved
+
+    objects.patch_spec(FTJ, "paused", {"runPolicy": {"suspend": False}})
+    done = wait_until(lambda: finished(objects, "paused"), 300, "the resumed job to finish", interval=1)
+    whole = wait_until(lambda: finished(objects, "whole"), 300, "the uninterrupted job to finish", interval=1)
+    assert done["phase"] == whole["phase"] == "Succeeded", (done, whole)
+    # The same attempt (suspend is no failure): no restart, its Job resumed with a new pod.
+    assert done["restarts"] == 0 and [job.metadata.name for job in objects.jobs("paused")] == ["paused-r0"]
+    (resumed_pod,) = objects.pods("paused")
+    assert resumed_pod.metadata.uid != pod.metadata.uid
+    log = str(objects.core.read_namespaced_pod_log(resumed_pod.metadata.name, objects.namespace))
+    resumed = [line for line in log.splitlines() if "resumed from checkpoint" in line]
+    assert len(resumed) == 1 and resumed_step(resumed[0]) == saved, resumed
+    paused_result, whole_result = (
+        s3_json(s3, f"{paused_out}result.json"),
+        s3_json(s3, f"{whole_out}result.json"),
+    )
+    assert paused_result["metrics"]["steps"] == whole_result["metrics"]["steps"] == SUSPEND_STEPS
+    assert paused_result["metrics"]["tokens"] == whole_result["metrics"]["tokens"] > 0
 
 
 def test_lifecycle_evicted_worker_resumes_in_a_new_gang_without_spending_max_restarts(
