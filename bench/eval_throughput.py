@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,8 +63,6 @@ def generation_throughput(samples: int, batch_size: int, max_new_tokens: int) ->
 
 
 def metric_time(samples: int) -> dict[str, Any]:
-    import random
-
     from kubetune_evaluator.metrics.bootstrap import bootstrap_ci
     from kubetune_evaluator.metrics.registry import score_references
 
@@ -98,8 +98,6 @@ def metric_time(samples: int) -> dict[str, Any]:
 
 
 def versus_lm_eval(args: argparse.Namespace) -> dict[str, Any]:
-    import sys
-
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))

@@ -10,10 +10,13 @@ MMLU YAML (`mmlu/default/_default_template_yaml`) over the local files. Each sid
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 WORDS = [
     "the",
@@ -88,7 +91,6 @@ def run_lm_eval(
 ) -> float:
     import lm_eval
     import lm_eval.tasks
-    import yaml
 
     root = Path(lm_eval.tasks.__file__).parent / "mmlu" / "default"
     task = {
@@ -118,7 +120,6 @@ def compare(
     directory: Path, model_dir: Path, *, questions: int, fewshot: int, batch_size: int, repeats: int
 ) -> dict[str, Any]:
     """Samples per second (wall) of both tools on the same questions, and their ratio."""
-    import logging
 
     logging.getLogger("lm-eval").setLevel(logging.WARNING)
     files = write_data(directory, questions)

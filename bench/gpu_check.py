@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 # ~1.1B parameters: TinyLlama-1.1B's shape (22 layers, hidden 2048, GQA with 4 KV heads, vocab 32000).
 GPU_MODEL = {
     "hidden_size": 2048,
@@ -202,7 +204,6 @@ def run_trainer(job: Path, timeout: int) -> tuple[int, list[dict[str, Any]], str
 
 def measure(bench: Bench, run: Run) -> dict[str, Any]:
     name, method, strategy = run.name, run.method, run.strategy
-    import yaml
 
     out = bench.root / name
     spec = job_spec(bench, out, run)

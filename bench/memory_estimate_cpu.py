@@ -27,6 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 CHILD = "--child"
 
 
@@ -73,8 +75,6 @@ ALLOCATORS: dict[str, dict[str, str]] = {
 def measure(
     method: str, model: Path, data: Path, work: Path, *, hp: dict[str, Any], allocator: str
 ) -> dict[str, Any]:
-    import yaml
-
     from kubetune_operator.api import FineTuneJob, parse_manifest
     from kubetune_operator.api.memory import ModelShape, estimate, setup_for
 
