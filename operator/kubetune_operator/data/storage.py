@@ -195,20 +195,28 @@ def exists(uri: str, options: StorageOptions | None = None) -> bool:
     return local_path(uri).exists()
 
 
+def _listed_sizes(uri: str, options: StorageOptions | None) -> dict[str, int]:
+    """Every object under the S3 prefix `uri` (recursively): its full URI -> its size in bytes."""
+    bucket, key = split_s3_uri(uri)
+    client = s3_client(options)
+    prefix = key if key.endswith("/") or not key else key + "/"
+
+    def listing() -> dict[str, int]:  # retried as a whole: a page lost mid-way lists the prefix again
+        sizes: dict[str, int] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            sizes.update(
+                {f"s3://{bucket}/{obj['Key']}": int(obj["Size"]) for obj in page.get("Contents", [])}
+            )
+        return sizes
+
+    return with_retries(uri, listing)
+
+
 def list_files(uri: str, options: StorageOptions | None = None) -> list[str]:
     """All files under a prefix (recursively), as full URIs, sorted; a single file lists itself."""
     if is_s3(uri):
-        bucket, key = split_s3_uri(uri)
-        client = s3_client(options)
-        prefix = key if key.endswith("/") or not key else key + "/"
-
-        def listing() -> list[str]:  # retried as a whole: a page lost mid-way lists the prefix again
-            keys: list[str] = []
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                keys.extend(f"s3://{bucket}/{obj['Key']}" for obj in page.get("Contents", []))
-            return keys
-
-        found = with_retries(uri, listing)
+        _, key = split_s3_uri(uri)
+        found = _listed_sizes(uri, options)
         if not found and key and not key.endswith("/") and exists(uri, options):
             return [uri]
         return sorted(found)
@@ -271,8 +279,11 @@ def download_prefix(
     bucket, key = split_s3_uri(uri)
     prefix = key if key.endswith("/") or not key else key + "/"
     client = s3_client(options)
-    files = list_files(uri, options)
+    sizes = _listed_sizes(uri, options)
+    files = sorted(sizes)
     if not files:
+        if key and not key.endswith("/") and exists(uri, options):
+            raise FileNotFoundError(f"{uri}: a single object, not a prefix of files")
         raise FileNotFoundError(f"{uri}: no objects under this prefix")
     targets: list[tuple[str, Path]] = []
     for file_uri in files:
@@ -290,10 +301,22 @@ def download_prefix(
             targets.append((file_key, target))
     for file_key, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with_retries(
-            f"s3://{bucket}/{file_key}", partial(client.download_file, bucket, file_key, str(target))
-        )
+        file_uri = f"s3://{bucket}/{file_key}"
+        with_retries(file_uri, partial(_download_whole, client, bucket, file_key, target, sizes[file_uri]))
     return local_dir
+
+
+def _download_whole(client: Any, bucket: str, key: str, target: Path, listed_size: int) -> None:
+    """Download one object and check it arrived whole: as many bytes as the listing said. A short or long
+    file (a cut transfer, an object rewritten since the listing) is retried like an outage, then fails
+    StorageUnreachable; it is never handed on as a model or checkpoint."""
+    client.download_file(bucket, key, str(target))
+    received = target.stat().st_size
+    if received != listed_size:
+        raise StorageUnreachableError(
+            f"s3://{bucket}/{key}: downloaded {received} bytes, the listing said {listed_size}: the transfer "
+            "was cut or the object changed while it was read"
+        )
 
 
 def upload_dir(local_dir: Path, uri: str, options: StorageOptions | None = None) -> list[str]:

@@ -26,6 +26,9 @@ DOWN_SECONDS = 2.0
 
 
 class _TinyS3(BaseHTTPRequestHandler):
+    listed_size = len(BODY)
+    """The size the listing states; the GET always sends BODY."""
+
     def log_message(self, *_: object) -> None:
         pass
 
@@ -47,7 +50,7 @@ class _TinyS3(BaseHTTPRequestHandler):
                 '<?xml version="1.0" encoding="UTF-8"?>'
                 '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
                 f"<Name>{BUCKET}</Name><Prefix>model/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>"
-                f"<IsTruncated>false</IsTruncated><Contents><Key>{KEY}</Key><Size>{len(BODY)}</Size>"
+                f"<IsTruncated>false</IsTruncated><Contents><Key>{KEY}</Key><Size>{self.listed_size}</Size>"
                 "</Contents></ListBucketResult>"
             )
             self._reply(listing.encode())
@@ -124,3 +127,30 @@ def test_the_window_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(RETRY_SECONDS_ENV, bad)
         with pytest.raises(ConfigError, match=RETRY_SECONDS_ENV):
             retry_seconds()
+
+
+class _RewrittenS3(_TinyS3):
+    """The listing says 5 bytes more than the object then holds (rewritten between list and GET)."""
+
+    listed_size = len(BODY) + 5
+
+
+def test_a_file_that_arrives_short_of_its_listed_size_is_retried_then_fails_storage_unreachable(
+    tmp_path: Path, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RETRY_SECONDS_ENV, "2")
+    server = ThreadingHTTPServer(("127.0.0.1", port), _RewrittenS3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        began = time.monotonic()
+        with pytest.raises(StorageUnreachableError) as failure:
+            download_prefix(
+                f"s3://{BUCKET}/model/", tmp_path, StorageOptions(endpoint=f"http://127.0.0.1:{port}")
+            )
+        assert time.monotonic() - began >= 2  # retried for the window: a rewrite may settle
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(failure.value)
+    assert f"s3://{BUCKET}/{KEY}: downloaded {len(BODY)} bytes, the listing said {len(BODY) + 5}" in message
+    assert classify(failure.value) is Reason.STORAGE_UNREACHABLE
