@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubetune_operator.api import RunPolicy
-from kubetune_operator.api.common import Phase
+from kubetune_operator.api.common import JobStatus, Phase
 from kubetune_operator.api.timestamps import rfc3339
 from kubetune_operator.controller import reasons
 from kubetune_operator.controller.builders import Owner
@@ -160,7 +160,7 @@ def _create_all(kube: Kube, owner: Owner, objects: list[dict[str, Any]]) -> Tran
 def run_attempts(
     kube: Kube,
     workload: Workload,
-    previous: dict[str, Any],
+    previous: JobStatus,
     settings: OperatorSettings,
     now: datetime,
 ) -> AttemptOutcome:
@@ -172,7 +172,7 @@ def run_attempts(
         for job in jobs
         if (n := attempt_of(job["metadata"]["name"], owner.name, owner.kind)) is not None
     }
-    attempt = max([int(previous.get("restarts") or 0), *attempts])
+    attempt = max([previous.restarts, *attempts])
     for stale, job in attempts.items():
         if stale < attempt and not job["metadata"].get("deletionTimestamp"):
             kube.delete("Job", owner.namespace, job["metadata"]["name"])
@@ -202,7 +202,7 @@ def run_attempts(
         message = f"child Job {current['metadata']['name']} is being deleted"
         return AttemptOutcome(Transition("Pending", reasons.PODS_PENDING, message), attempt, True)
 
-    if deadline_exceeded(previous.get("startTime"), workload.run_policy.active_deadline_seconds, now):
+    if deadline_exceeded(previous.start_time, workload.run_policy.active_deadline_seconds, now):
         kube.delete("Job", owner.namespace, current["metadata"]["name"])
         message = f"running longer than activeDeadlineSeconds={workload.run_policy.active_deadline_seconds}"
         return AttemptOutcome(Transition("Failed", reasons.DEADLINE_EXCEEDED, message), attempt, True)
@@ -255,7 +255,7 @@ def run_attempts(
         return AttemptOutcome(
             Transition("Restarting", decision.reason, decision.message), attempt + 1, True, state
         )
-    if state.phase == "Pending" and attempt > 0 and previous.get("phase") == "Restarting":
+    if state.phase == "Pending" and attempt > 0 and previous.phase == "Restarting":
         return AttemptOutcome(Transition("Restarting", state.reason, state.message), attempt, True, state)
     return AttemptOutcome(Transition(state.phase, state.reason, state.message), attempt, True, state)
 

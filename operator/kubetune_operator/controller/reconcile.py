@@ -38,7 +38,6 @@ from kubetune_operator.controller.status import (
     Transition,
     derive_events,
     derive_status,
-    dump_status,
     waiting_status,
 )
 
@@ -115,7 +114,7 @@ def reconcile(
         return ended(prepared)
 
     # The attempts still read the wire shape (restarts, startTime, phase).
-    outcome = run_attempts(kube, prepared.workload, dump_status(previous), settings, now)
+    outcome = run_attempts(kube, prepared.workload, previous, settings, now)
     status = derive_status(
         previous,
         outcome.transition,

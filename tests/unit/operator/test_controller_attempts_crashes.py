@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kubetune_operator.api import FineTuneJobSpec, RunPolicy
+from kubetune_operator.api.common import JobStatus
 from kubetune_operator.controller.attempts import Workload, run_attempts
 from kubetune_operator.controller.builders import (
     Owner,
@@ -178,7 +179,8 @@ def reconcile_until_done(api: MemoryApi, workload: Workload = WORKLOAD) -> dict[
     status: dict[str, Any] = {}
     for _ in range(60):
         try:
-            outcome = run_attempts(api, workload, status, SETTINGS, NOW)  # type: ignore[arg-type]
+            previous = JobStatus(restarts=status.get("restarts", 0), phase=status.get("phase"))
+            outcome = run_attempts(api, workload, previous, SETTINGS, NOW)  # type: ignore[arg-type]
         except OperatorCrashError:
             continue
         finally:
@@ -235,7 +237,7 @@ def test_a_child_owned_by_another_kind_fails_with_child_conflict() -> None:
     user_owned = build_config_map(OWNER, SPEC)
     user_owned["metadata"]["ownerReferences"] = [{"kind": "EvalJob", "name": "tune", "uid": "uid-eval"}]
     api.add(user_owned)
-    outcome = run_attempts(api, WORKLOAD, {}, SETTINGS, NOW)  # type: ignore[arg-type]
+    outcome = run_attempts(api, WORKLOAD, JobStatus(), SETTINGS, NOW)  # type: ignore[arg-type]
     assert (outcome.transition.phase, outcome.transition.reason) == ("Failed", "ChildConflict")
     assert "EvalJob tune (uid uid-eval)" in outcome.transition.message and api.jobs_ever == []
 
@@ -255,7 +257,7 @@ class NoDeleteRbacApi(MemoryApi):
 def test_without_rbac_to_delete_a_namesakes_leftover_the_job_waits_for_the_garbage_collector() -> None:
     api = NoDeleteRbacApi()
     api.add(build_config_map(Owner(kind="FineTuneJob", name="tune", namespace="ns", uid="uid-old"), SPEC))
-    outcome = run_attempts(api, WORKLOAD, {}, SETTINGS, NOW)  # type: ignore[arg-type]
+    outcome = run_attempts(api, WORKLOAD, JobStatus(), SETTINGS, NOW)  # type: ignore[arg-type]
     assert (outcome.transition.phase, outcome.transition.reason) == ("Pending", "PodsPending")
     assert 'ConfigMap "tune-config" of a deleted FineTuneJob' in outcome.transition.message
     assert api.jobs_ever == []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from kubetune_operator.api import FineTuneJobSpec, RunPolicy
+from kubetune_operator.api.common import JobStatus
 from kubetune_operator.api.timestamps import rfc3339
 from kubetune_operator.controller.attempts import AttemptOutcome, Workload, run_attempts
 from kubetune_operator.controller.builders import Owner, build_worker_job
@@ -112,7 +113,7 @@ def workload(max_restarts: int = 3) -> Workload:
 
 def reconcile(api: FailedAttemptApi, seconds_after_failure: float, attempt: int = 0) -> AttemptOutcome:
     now = FAILED + timedelta(seconds=seconds_after_failure)
-    previous = {"phase": "Running", "restarts": attempt}
+    previous = JobStatus(phase="Running", restarts=attempt)
     return run_attempts(api, workload(), previous, SETTINGS, now)  # type: ignore[arg-type]
 
 
@@ -159,5 +160,5 @@ def test_no_back_off_when_the_budget_is_spent_or_set_to_zero() -> None:
     assert failed.transition.phase == "Failed" and "budget exhausted" in failed.transition.message
     immediate = OperatorSettings(trainer_module="fake", launcher="python", restart_backoff_seconds=0)
     api = FailedAttemptApi()
-    outcome = run_attempts(api, workload(), {"phase": "Running"}, immediate, FAILED)  # type: ignore[arg-type]
+    outcome = run_attempts(api, workload(), JobStatus(phase="Running"), immediate, FAILED)  # type: ignore[arg-type]
     assert outcome.attempt == 1 and api.created == ["tune-r1"]
