@@ -26,7 +26,7 @@ import yaml
 from kubetune_devtools.devstack.binaries import client_tool, ensure_binaries
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.stack import LocalStack
-from kubetune_devtools.testing.operator_harness import free_port
+from kubetune_devtools.testing.operator_harness import CHECKOUT_IMAGE, free_port
 from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
 from kubetune_operator.api import parse_manifest
 from kubetune_operator.controller.builders import (
@@ -160,8 +160,14 @@ def trainer(stack: LocalStack, k8s: KubeClients) -> Iterator[str]:
     owner = Owner(kind="FineTuneJob", name=JOB, namespace=namespace, uid="none")
     # A free port rather than 9400: pods share the host's network here, and a process bound to 0.0.0.0:9400
     # elsewhere on the machine would block the pod's IP:9400.
+    # The checkout's environment (the node agent's fast mode): the model, data and output are local files of
+    # this machine, which a pod inside the trainer image cannot see (and a restricted namespace allows no
+    # hostPath volume to show it them).
     settings = OperatorSettings(
-        launcher="python", trainer_module="kubetune_trainer", progress_port=free_port()
+        launcher="python",
+        trainer_module="kubetune_trainer",
+        progress_port=free_port(),
+        trainer_image=CHECKOUT_IMAGE,
     )
     job = without_owner(build_worker_job(owner, manifest.spec, 0, settings))  # type: ignore[arg-type]
     # The node agent's pods share the host's /tmp, where the trainer's default scratch dir may belong to
