@@ -7,10 +7,8 @@ Runs against the local stack; the operator image is built (cached layers) by `bu
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +20,13 @@ from kubernetes import client
 import kubetune_operator
 from kubetune_devtools.devstack.binaries import build_images
 from kubetune_devtools.devstack.kube_clients import KubeClients
+from kubetune_devtools.devstack.node_agent.images import local_image_id
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, finetunejob, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("node_agent_is_this_checkout")]
 
 NAMESPACE_GLOB = "t-test-image-*"
-OPERATOR_IMAGE = f"kubetune/operator:{importlib.metadata.version('kubetune')}"
 CHECKOUT = Path(kubetune_operator.__file__).resolve().parents[2]
 # A file that only the operator image holds: its locked requirements (Dockerfile).
 IMAGE_ONLY_FILE = "/opt/requirements.txt"
@@ -46,8 +44,8 @@ sleep 30
 
 @pytest.fixture(scope="module")
 def operator_image() -> str:
-    build_images("operator")
-    return OPERATOR_IMAGE
+    (image,) = build_images("operator")
+    return image
 
 
 def image_pod(name: str, image: str, command: list[str] | None = None) -> dict[str, Any]:
@@ -96,13 +94,7 @@ def test_image_pod_runs_inside_its_image_as_the_image_user_and_cannot_see_the_ch
         120,
         "the pod to run",
     )
-    image_id = subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Id}}", operator_image],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert pod["status"]["containerStatuses"][0]["imageID"] == image_id
+    assert pod["status"]["containerStatuses"][0]["imageID"] == local_image_id(operator_image)
     directory = pod_dir(agent_dir, pod)
     log = directory / "main.log"
     wait_until(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pytest
 from typer.testing import CliRunner
 
-from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.s3 import ensure_bucket, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import build_tiny_model, letter_task_spec, reverse_task_rows
@@ -50,8 +50,7 @@ def uploaded(stack: LocalStack, s3: S3Client, base_model: Path) -> Uploaded:
     """This test's own copy of the base model and 120 rows on MinIO (a test may swap files in it)."""
     ensure_bucket(s3, BUCKET)
     key = secrets.token_hex(4)
-    for path in sorted(p for p in base_model.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"{key}/base/{path.relative_to(base_model).as_posix()}")
+    upload_directory(s3, base_model, f"s3://{BUCKET}/{key}/base")
     rows = "".join(json.dumps(row) + "\n" for row in reverse_task_rows(120))
     s3.put_object(Bucket=BUCKET, Key=f"{key}/rows.jsonl", Body=rows)
     return Uploaded(f"s3://{BUCKET}/{key}", key, base_model)

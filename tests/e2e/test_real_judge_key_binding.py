@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 from kubetune_devtools.devstack.kube_clients import KubeClients
-from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.s3 import ensure_bucket, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import build_tiny_model, reverse_task_rows
@@ -62,8 +62,7 @@ def prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.TempPathFac
     ensure_bucket(s3, BUCKET)
     prefix = secrets.token_hex(4)
     model = build_tiny_model(tmp_path_factory.mktemp("judge") / "model", hidden_size=64)
-    for path in sorted(p for p in model.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"{prefix}/model/{path.relative_to(model).as_posix()}")
+    upload_directory(s3, model, f"s3://{BUCKET}/{prefix}/model")
     rows = "".join(json.dumps(r) + "\n" for r in reverse_task_rows(3))
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/rows.jsonl", Body=rows)
     return f"s3://{BUCKET}/{prefix}"

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubetune_devtools.devstack.binaries import go_tool_dir
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.probes import http_ok
-from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
+from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import (
     Objects,
@@ -96,8 +96,7 @@ def upload_inputs(s3: S3Client, inputs: Path) -> str:
     """The inputs under a fresh prefix of BUCKET; returns `s3://BUCKET/<prefix>`."""
     ensure_bucket(s3, BUCKET)
     prefix = secrets.token_hex(4)
-    for path in sorted(p for p in inputs.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(inputs).as_posix()}")
+    upload_directory(s3, inputs, f"s3://{BUCKET}/{prefix}")
     return f"s3://{BUCKET}/{prefix}"
 
 

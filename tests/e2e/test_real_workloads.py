@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from kubetune_devtools.devstack.kube_clients import KubeClients
-from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.node_agent.images import local_image_id
+from kubetune_devtools.devstack.s3 import ensure_bucket, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.argocd_health import argocd_health
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
@@ -33,11 +33,6 @@ FTJ, EVJ = "finetunejobs", "evaljobs"
 PROMPT, COMPLETION = "Reverse: {{ word }}\n", "{{ reversed }}"
 
 
-def _upload(s3: S3Client, local: Path, prefix: str) -> None:
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
-
-
 @pytest.fixture(scope="module")
 def bucket_prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny base model and two datasets on MinIO: 120 good rows, and the same with row 137 of 200
@@ -45,7 +40,7 @@ def bucket_prefix(stack: LocalStack, s3: S3Client, tmp_path_factory: pytest.Temp
     ensure_bucket(s3, BUCKET)
     prefix = secrets.token_hex(4)
     root = tmp_path_factory.mktemp("real")
-    _upload(s3, build_tiny_model(root / "base", hidden_size=64), f"{prefix}/base")
+    upload_directory(s3, build_tiny_model(root / "base", hidden_size=64), f"s3://{BUCKET}/{prefix}/base")
     good = reverse_task_rows(120)
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/good.jsonl", Body="".join(json.dumps(r) + "\n" for r in good))
     bad = reverse_task_rows(200)
@@ -78,12 +73,6 @@ def finetunejob(
         "metadata": {"name": name},
         "spec": spec,
     }
-
-
-def local_image_id(image: str) -> str:
-    """The local store's ID of an image (what the node agent reports as a container's imageID)."""
-    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}", image]
-    return subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def ran_in(objects: Objects, name: str, kind: str) -> set[str]:

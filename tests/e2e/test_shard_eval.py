@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kubetune_devtools.devstack.kube_clients import KubeClients
-from kubetune_devtools.devstack.s3 import ensure_bucket
+from kubetune_devtools.devstack.s3 import ensure_bucket, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack
 from kubetune_devtools.testing.operator_harness import Objects, OperatorProcess, wait_until
 from kubetune_devtools.tiny_models import build_tiny_model
@@ -33,11 +33,6 @@ MMLU = Path(__file__).parents[1] / "data" / "mmlu"
 def objects(k8s: KubeClients, namespace: str, s3_secret: str, real_operator: OperatorProcess) -> Objects:
     assert s3_secret == SECRET  # what the jobs' storage.credentialsSecret names
     return Objects(k8s.api_client, namespace)
-
-
-def _upload(s3: S3Client, local: Path, prefix: str) -> None:
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), BUCKET, f"{prefix}/{path.relative_to(local).as_posix()}")
 
 
 def _evaljob(stack: LocalStack, name: str, root: str, nodes: int) -> dict[str, Any]:
@@ -84,9 +79,9 @@ def test_shard_eval_on_two_pods_equals_one_pod(
 ) -> None:
     ensure_bucket(s3, BUCKET)
     prefix = f"{objects.namespace}-{secrets.token_hex(3)}"
-    _upload(s3, build_tiny_model(tmp_path / "model", seed=3), f"{prefix}/model")
-    _upload(s3, build_tiny_model(tmp_path / "baseline", seed=4), f"{prefix}/baseline")
-    _upload(s3, MMLU, f"{prefix}/mmlu")
+    upload_directory(s3, build_tiny_model(tmp_path / "model", seed=3), f"s3://{BUCKET}/{prefix}/model")
+    upload_directory(s3, build_tiny_model(tmp_path / "baseline", seed=4), f"s3://{BUCKET}/{prefix}/baseline")
+    upload_directory(s3, MMLU, f"s3://{BUCKET}/{prefix}/mmlu")
     root = f"s3://{BUCKET}/{prefix}"
     for name, nodes in (("one", 1), ("two", 2)):
         objects.create(_evaljob(stack, name, root, nodes))

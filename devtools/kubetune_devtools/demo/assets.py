@@ -134,16 +134,6 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def upload_directory(client: S3Client, local_dir: Path, uri: str) -> int:
-    """Upload every file under `local_dir` below the `s3://bucket/prefix/` URI; returns the file count."""
-    bucket, prefix = split_s3_uri(uri)
-    count = 0
-    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-        client.upload_file(str(path), bucket, prefix + path.relative_to(local_dir).as_posix())
-        count += 1
-    return count
-
-
 def upload_file(client: S3Client, path: Path, uri: str) -> None:
     bucket, key = split_s3_uri(uri)
     client.upload_file(str(path), bucket, key)

@@ -47,7 +47,7 @@ from kubetune_devtools.demo.results_table import (
 from kubetune_devtools.demo.stdlib_docs import GENERAL_TASK, TARGET_TASK
 from kubetune_devtools.devstack.kube_clients import KubeClients
 from kubetune_devtools.devstack.layout import cache_dir
-from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client
+from kubetune_devtools.devstack.s3 import ensure_bucket, s3_client, upload_directory
 from kubetune_devtools.devstack.stack import LocalStack, StackNotUpError, down, load_stack, status, up
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def _prepare_inputs(
     rows = plan.recipe.size.rows
     with tempfile.TemporaryDirectory(prefix="kubetune-demo-") as tmp:
         base = assets.build_base_model(options.model, Path(tmp) / "base", rows)
-        files = assets.upload_directory(client, base, plan.model_uri)
+        files = upload_directory(client, base, plan.model_uri)
         say(f"base model ({options.model}): {files} files -> {plan.model_uri}")
         data = Path(tmp) / "stdlib-docs.jsonl"
         count = assets.write_dataset(data, rows)

@@ -10,6 +10,7 @@ is built without Kubernetes service discovery, so Prometheus is built too.)
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -105,7 +106,8 @@ IMAGE_TARGETS = ("operator", "trainer", "evaluator")
 def build_images(*targets: str) -> tuple[str, ...]:
     """The project's images `kubetune/<target>:<version>` in this machine's containers-storage (where the
     node agent finds a pod's image), built by hack/build-images.sh with podman on first use in a process:
-    cached layers make a warm build seconds, a cold one minutes (docs/deploy.md "Images")."""
+    cached layers make a warm build seconds, a cold one minutes (docs/deploy.md "Images"). Returns their
+    references, in the order of `targets`."""
     wanted = targets or IMAGE_TARGETS
     script = HACK_DIR / "build-images.sh"
     if not script.exists():
@@ -124,4 +126,5 @@ def build_images(*targets: str) -> tuple[str, ...]:
             f"hack/build-images.sh build {' '.join(wanted)} failed (exit code {result.returncode}):\n"
             + result.stdout[-4000:]
         )
-    return tuple(wanted)
+    version = importlib.metadata.version("kubetune")  # the project version the script tags with
+    return tuple(f"kubetune/{target}:{version}" for target in wanted)

@@ -56,3 +56,15 @@ def ensure_bucket(client: S3Client, bucket: str) -> None:
     existing = {entry.get("Name") for entry in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
+
+
+def upload_directory(client: S3Client, local_dir: Path, uri: str) -> int:
+    """Upload every file under `local_dir` below the `s3://bucket/prefix` URI (keys keep their relative
+    paths); returns the file count."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    count = 0
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        client.upload_file(str(path), bucket, prefix + path.relative_to(local_dir).as_posix())
+        count += 1
+    return count

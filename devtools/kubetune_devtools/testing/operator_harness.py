@@ -3,7 +3,6 @@ subprocess (so tests can kill it), build FineTuneJob/EvalJob manifests, poll unt
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import signal
 import socket
@@ -39,12 +38,8 @@ class WorkloadImages(TypedDict):
 def built_workload_images() -> WorkloadImages:
     """`trainer_image`/`evaluator_image` for an OperatorProcess whose pods run the REAL trainer and
     evaluator inside the project's images, as a cluster runs them (built first: cached layers)."""
-    build_images("trainer", "evaluator")
-    version = importlib.metadata.version("kubetune")
-    return {
-        "trainer_image": f"kubetune/trainer:{version}",
-        "evaluator_image": f"kubetune/evaluator:{version}",
-    }
+    trainer, evaluator = build_images("trainer", "evaluator")
+    return {"trainer_image": trainer, "evaluator_image": evaluator}
 
 
 FAKE_EVALUATOR = "kubetune_devtools.testing.fake_evaluator"

@@ -120,6 +120,12 @@ def home_of(image: ImageConfig, uid: int) -> str:
     return entry[2] if entry else "/"
 
 
+def local_image_id(image: str) -> str:
+    """The store's ID of `image`: what the agent reports as a container's `imageID`."""
+    inspect = ["podman", "image", "inspect", "--format", "{{.Id}}", image]
+    return subprocess.run(inspect, capture_output=True, text=True, check=True).stdout.strip()
+
+
 class LocalImageStore:
     """The images podman sees (containers-storage), each mounted read-only once per agent (the mount is
     the lower layer of every container's own writable overlay, made by the launcher)."""
