@@ -43,6 +43,18 @@ def _rank0(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((pod for pod in pods if rank_of(pod) == "0"), None)
 
 
+def _finished_result(
+    pods: list[dict[str, Any]], rank0: dict[str, Any] | None, nodes: int
+) -> dict[str, Any] | None:
+    """Rank 0's result once every rank's pod has succeeded; None otherwise (a SIGTERM checkpoint exits 143
+    and reports no result)."""
+    succeeded = {rank_of(pod) for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"}
+    if rank0 is None or len(succeeded - {"?"}) < nodes:
+        return None
+    report = termination_report(rank0)
+    return report.result if report is not None else None
+
+
 def observe_attempt(
     job: dict[str, Any], pods: list[dict[str, Any]], nodes: int, now: datetime, pending_timeout_seconds: float
 ) -> AttemptState:
@@ -54,6 +66,12 @@ def observe_attempt(
         result = report.result if report is not None else None
         return AttemptState("Succeeded", reasons.COMPLETED, "all workers finished", result=result)
     if job.get("spec", {}).get("suspend"):
+        # A suspend that lands after the last step: every rank has exited 0 and rank 0 reported its result,
+        # whether or not the Job controller has recorded Complete yet. The work is done, so the attempt
+        # succeeded; showing Suspended would hide a finished model.
+        result = _finished_result(pods, rank0, nodes)
+        if result is not None:
+            return AttemptState("Succeeded", reasons.COMPLETED, "all workers finished", result=result)
         # Pods of a suspended Job are being terminated on purpose: their exit codes are no failure.
         return AttemptState("Suspended", reasons.SUSPENDED_BY_USER, "child Job is suspended")
     # A pod being deleted (suspend, restart, eviction) is judged by the Job controller, not here.

@@ -135,6 +135,29 @@ def test_suspended_job_ignores_pods_being_killed() -> None:
     assert observe_attempt(job(suspend=True), [dying], 1, NOW, 300).phase == "Suspended"
 
 
+def test_suspend_after_the_last_step_still_succeeds_with_rank0_result() -> None:
+    # Suspended before the Job controller recorded Complete.
+    result = {"output": {"uri": "s3://b/out/", "digest": "sha256:ab"}}
+    pods = [
+        pod(0, "Succeeded", containerStatuses=terminated(0, "Completed", contract.encode_result(result))),
+        pod(1, "Succeeded", containerStatuses=terminated(0, "Completed")),
+    ]
+    state = observe_attempt(job(suspend=True), pods, 2, NOW, 300)
+    assert (state.phase, state.result) == ("Succeeded", result)
+
+
+def test_suspend_with_a_rank_still_checkpointing_is_suspended() -> None:
+    result = {"output": {"uri": "s3://b/out/", "digest": "sha256:ab"}}
+    pods = [
+        pod(0, "Succeeded", containerStatuses=terminated(0, "Completed", contract.encode_result(result))),
+        pod(1, "Failed", containerStatuses=terminated(143)),
+    ]
+    assert observe_attempt(job(suspend=True), pods, 2, NOW, 300).phase == "Suspended"
+    # Rank 0 stopped by SIGTERM after a checkpoint: exit 0 would still carry no result.
+    stopped = [pod(0, "Succeeded", containerStatuses=terminated(0, "Completed"))]
+    assert observe_attempt(job(suspend=True), stopped, 1, NOW, 300).phase == "Suspended"
+
+
 def test_deleted_pods_left_to_the_job_controller_whose_failure_still_counts() -> None:
     dying = pod(1, "Failed", containerStatuses=terminated(137))
     dying["metadata"]["deletionTimestamp"] = "2026-01-01T00:09:00Z"
