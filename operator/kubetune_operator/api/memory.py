@@ -22,7 +22,8 @@ with SDPA attention (no sequence x sequence scores), per token of the micro-batc
 RMSNorm internals, the attention inputs/outputs, the SwiGLU intermediates, the logits and the log-softmax of
 the loss; plus the attention mask of packed rows (batch x seq x seq). A frozen linear layer keeps no input
 (no weight gradient), which is why LoRA needs less. With activation checkpointing per decoder layer only each
-layer's input stays, plus one layer being recomputed.
+layer's input stays, plus one layer being recomputed. A compiled layer (hyperparameters.compile, full
+fine-tuning on GPU) keeps less: its pointwise work is recomputed in the backward pass.
 Dense decoder-only models only (no mixture of experts); unknown LoRA target names count no parameters.
 """
 
@@ -167,6 +168,9 @@ class TrainingSetup:
     device: Device = "gpu"
     attention: Literal["sdpa", "flex"] = "sdpa"
     """flex keeps no row-wide mask (its BlockMask is a few bytes per 128 x 128 block)."""
+    compile: bool = False
+    """hyperparameters.compile: Inductor recomputes a layer's pointwise work in the backward pass instead of
+    keeping it (see `_activation_bytes_per_token_per_layer`)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,17 @@ def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetu
     gpu = setup.device == "gpu"
     compute = 2 if gpu else 4  # bf16 autocast on GPU
     residual = _residual_bytes(setup)
+    # SDPA keeps q, k, v and its output; o_proj's input is a contiguous copy of that output.
+    full_attention = compute * (2 * h + 2 * kv + h)
+    if setup.method == "full" and gpu and setup.compile:
+        # A compiled layer (Inductor's min-cut partitioner) keeps the inputs of matmuls and attention and
+        # recomputes the pointwise work from them: per RMSNorm its input and one bf16 normalised copy shared
+        # by the linears it feeds (the fp32 normalised value and autocast's per-linear casts are
+        # recomputed); in the MLP gate, up and their product (silu(gate) is recomputed). Shown by
+        # bench/compile_activations.py on CPU (saved tensors of eager vs compiled layers), and on the H200:
+        # full-ddp-c / full-fsdp-c peaks within 2 % (docs/trainer.md).
+        norms = 2 * (residual * h + compute * h)
+        return norms + full_attention + 3 * compute * i
     if setup.method == "full":
         # Per RMSNorm: its input, its fp32 normalised value (for the weight's gradient), and the inputs of
         # the linears it feeds: under DDP autocast casts the fp32 output once per linear (q, k, v; gate, up:
@@ -249,11 +264,9 @@ def _activation_bytes_per_token_per_layer(shape: ModelShape, setup: TrainingSetu
         # output itself.
         casts = 5 if gpu and setup.strategy == "ddp" else 2
         norms = 2 * (residual * h + 4 * h) + casts * compute * h
-        # SDPA keeps q, k, v and its output; o_proj's input is a contiguous copy of that output.
-        attention = compute * (2 * h + 2 * kv + h)
         # SiLU keeps gate, the product keeps silu(gate) and up, down_proj keeps the product.
         mlp = 4 * compute * i
-        return norms + attention + mlp
+        return norms + full_attention + mlp
     norms = 2 * residual * h  # frozen norm weights: only the input is kept
     attention = compute * (2 * h + 2 * kv)  # frozen linears keep no input
     # down_proj is frozen: its input is not kept. bitsandbytes returns a 4-bit layer's output in its
@@ -407,6 +420,7 @@ def setup_for(
         lora_dropout=lora.dropout > 0,
         device=device,
         attention=spec.hyperparameters.attention,
+        compile=spec.hyperparameters.compile,
     )
 
 

@@ -76,6 +76,61 @@ def test_activations_grow_with_tokens_and_checkpointing_cuts_them() -> None:
     assert estimate(SHAPE, replace(base, gradient_checkpointing=True)).activations < one / 4
 
 
+def test_compiled_layers_recompute_norm_and_silu_work() -> None:
+    # Per token and layer a compiled layer no longer keeps, per RMSNorm, the fp32 normalised value (4h) nor
+    # autocast's extra casts (DDP: 5 bf16 copies become 2), and in the MLP silu(gate) (2i, bf16).
+    h, i, tokens = 4096, 11008, 1024
+    for strategy, saved_per_token_per_layer in (
+        ("ddp", 2 * 4 * h + 3 * 2 * h + 2 * i),
+        ("fsdp", 2 * 4 * h + 2 * i),
+    ):
+        eager = TrainingSetup(method="full", strategy=strategy, max_seq_length=tokens)
+        difference = (
+            estimate(SHAPE, eager).activations - estimate(SHAPE, replace(eager, compile=True)).activations
+        )
+        assert difference == 32 * tokens * saved_per_token_per_layer
+    # Only full fine-tuning on GPU is modelled (LoRA/QLoRA and CPU were not measured compiled).
+    for setup in (TrainingSetup(method="lora"), TrainingSetup(method="full", device="cpu")):
+        compiled = estimate(SHAPE, replace(setup, compile=True))
+        assert (compiled.activations, compiled.total) == (
+            estimate(SHAPE, setup).activations,
+            estimate(SHAPE, setup).total,
+        )
+
+
+def test_compiled_estimates_match_the_h200_peaks() -> None:
+    # bench/gpu_check.sh on an H200, 2026-11-30 (docs/trainer.md): TinyLlama-1.1B's shape, 4 x 2048 tokens,
+    # hyperparameters.compile: true; torch.cuda.max_memory_allocated in GiB.
+    shape = ModelShape.from_config(
+        {
+            "model_type": "llama",
+            "hidden_size": 2048,
+            "num_hidden_layers": 22,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 4,
+            "intermediate_size": 5632,
+            "vocab_size": 32000,
+            "tie_word_embeddings": False,
+        }
+    )
+    measured = {
+        ("ddp", "sdpa"): 29.94,
+        ("fsdp", "sdpa"): 27.54,
+        ("ddp", "flex"): 28.05,
+        ("fsdp", "flex"): 25.65,
+    }
+    for (strategy, attention), peak in measured.items():
+        setup = TrainingSetup(
+            method="full",
+            strategy=strategy,
+            micro_batch=4,
+            max_seq_length=2048,
+            compile=True,
+            attention=attention,
+        )
+        assert estimate(shape, setup).tensor_bytes / 2**30 == pytest.approx(peak, rel=0.06)
+
+
 def test_cpu_is_fp32_and_has_no_qlora() -> None:
     cpu = estimate(SHAPE, TrainingSetup(method="lora", device="cpu"))
     assert cpu.weights == 4 * SHAPE.parameters + 4 * cpu.trainable
