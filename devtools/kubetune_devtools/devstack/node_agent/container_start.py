@@ -10,7 +10,7 @@ from kubetune_devtools.devstack.node_agent import hosts, images, nodes, sandbox,
 from kubetune_devtools.devstack.node_agent.env import ContainerConfigError, container_argv, resolve_env
 from kubetune_devtools.devstack.node_agent.images import ImageConfig
 from kubetune_devtools.devstack.node_agent.orphans import record_process
-from kubetune_devtools.devstack.node_agent.pod_runtime import MAX_BACKOFF_SECONDS, PodRuntime, utcnow
+from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime, utcnow
 from kubetune_devtools.devstack.node_agent.process import (
     SYSTEM_PATH,
     build_launch_spec,
@@ -143,10 +143,9 @@ def image_pull_failed(
 ) -> None:
     """ErrImagePull on the first failure, then ImagePullBackOff while it is retried with the kubelet's
     doubling back-off (an image built or loaded meanwhile is found at the next try)."""
-    key = pull_backoff_key(record.name)
-    delay = runtime.backoff.get(key, state.config.restart_backoff_seconds)
-    runtime.backoff[key] = min(delay * 2, MAX_BACKOFF_SECONDS)
-    runtime.next_start[record.name] = now + delay
+    runtime.schedule_retry(
+        record.name, pull_backoff_key(record.name), state.config.restart_backoff_seconds, now
+    )
     first = record.reason not in (status.ERR_IMAGE_PULL, status.IMAGE_PULL_BACK_OFF)
     if first:
         state.post_event(

@@ -12,7 +12,7 @@ from kubetune_devtools.devstack.node_agent import status
 from kubetune_devtools.devstack.node_agent.container_start import start_due
 from kubetune_devtools.devstack.node_agent.memory_limits import MemoryCgroups
 from kubetune_devtools.devstack.node_agent.orphans import PID_FILE
-from kubetune_devtools.devstack.node_agent.pod_runtime import MAX_BACKOFF_SECONDS, PodRuntime, utcnow
+from kubetune_devtools.devstack.node_agent.pod_runtime import PodRuntime, utcnow
 from kubetune_devtools.devstack.node_agent.process import signal_group, termination_message
 from kubetune_devtools.devstack.node_agent.state import AgentState
 from kubetune_devtools.devstack.node_agent.status import ContainerRecord, Terminated
@@ -130,9 +130,9 @@ def after_exit(state: AgentState, runtime: PodRuntime, record: ContainerRecord, 
     restart = (policy == "OnFailure" and failed) or (policy == "Always" and (failed or not is_init))
     if not restart:
         return
-    delay = runtime.backoff.get(record.name, state.config.restart_backoff_seconds)
-    runtime.backoff[record.name] = min(delay * 2, MAX_BACKOFF_SECONDS)
-    runtime.next_start[record.name] = time.monotonic() + delay
+    delay = runtime.schedule_retry(
+        record.name, record.name, state.config.restart_backoff_seconds, time.monotonic()
+    )
     record.last_terminated = record.terminated
     record.terminated = None
     record.state = "waiting"

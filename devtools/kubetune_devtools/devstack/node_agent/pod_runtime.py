@@ -54,6 +54,15 @@ class PodRuntime:
     last_signature: tuple[Any, ...] = ()
     cgroups: dict[str, Path] = field(default_factory=dict)
 
+    def schedule_retry(self, container: str, key: str, first_delay: float, now: float) -> float:
+        """The kubelet's doubling back-off (`first_delay`, then twice the last, up to 300 s) for one kind of
+        retry of one container (`key`: its restarts, its image pulls): schedules the container's next start
+        and returns the delay."""
+        delay = self.backoff.get(key, first_delay)
+        self.backoff[key] = min(delay * 2, MAX_BACKOFF_SECONDS)
+        self.next_start[container] = now + delay
+        return delay
+
     def signature(self) -> tuple[Any, ...]:
         """Everything the status is built from: when unchanged, building and comparing it is skipped
         (that work dominated the idle loop with 100 running pods)."""
