@@ -81,7 +81,8 @@ class Hyperparameters(ApiModel):
     compile: bool = Field(
         False,
         description="Compile each decoder layer with torch.compile (Inductor): faster steps after a one-time "
-        "compile at the start (fused norm, rotary and activation kernels); not with method: qlora.",
+        "compile at the start (fused norm, rotary and activation kernels) and fewer activations kept (their "
+        "pointwise work is recomputed in the backward pass); not with method: qlora.",
     )
     eval_every_steps: int | None = Field(
         None, ge=1, description="Evaluate on the validation split every N steps (and always at the end)."
