@@ -43,16 +43,19 @@ def _rank0(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return next((pod for pod in pods if rank_of(pod) == "0"), None)
 
 
+def _rank0_result(rank0: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rank 0's reported result (its termination message), None when it reported none."""
+    report = termination_report(rank0) if rank0 is not None else None
+    return report.result if report is not None else None
+
+
 def _finished_result(
     pods: list[dict[str, Any]], rank0: dict[str, Any] | None, nodes: int
 ) -> dict[str, Any] | None:
     """Rank 0's result once every rank's pod has succeeded; None otherwise (a SIGTERM checkpoint exits 143
     and reports no result)."""
     succeeded = {rank_of(pod) for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"}
-    if rank0 is None or len(succeeded - {"?"}) < nodes:
-        return None
-    report = termination_report(rank0)
-    return report.result if report is not None else None
+    return _rank0_result(rank0) if len(succeeded - {"?"}) >= nodes else None
 
 
 def observe_attempt(
@@ -62,9 +65,9 @@ def observe_attempt(
     live_pods = [pod for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
     rank0 = _rank0(pods)
     if _job_condition(job, "Complete") or _job_condition(job, "SuccessCriteriaMet"):
-        report = termination_report(rank0) if rank0 is not None else None
-        result = report.result if report is not None else None
-        return AttemptState("Succeeded", reasons.COMPLETED, "all workers finished", result=result)
+        return AttemptState(
+            "Succeeded", reasons.COMPLETED, "all workers finished", result=_rank0_result(rank0)
+        )
     if job.get("spec", {}).get("suspend"):
         # A suspend that lands after the last step: every rank has exited 0 and rank 0 reported its result,
         # whether or not the Job controller has recorded Complete yet. The work is done, so the attempt

@@ -113,7 +113,6 @@ def reconcile(
     if isinstance(prepared, Transition):
         return ended(prepared)
 
-    # The attempts still read the wire shape (restarts, startTime, phase).
     outcome = run_attempts(kube, prepared.workload, previous, settings, now)
     status = derive_status(
         previous,
