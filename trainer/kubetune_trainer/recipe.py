@@ -312,9 +312,9 @@ class FineTuneRecipe:
             self.accelerator.wait_for_everyone()
             return
         local = self.work_dir / f"resume-step-{latest.step}"
-        source = local if self.output.startswith("s3://") else Path(latest.uri)
+        source = local if is_s3(self.output) else Path(latest.uri)
         if self.accelerator.is_local_main_process:
-            if self.output.startswith("s3://"):
+            if is_s3(self.output):
                 shutil.rmtree(local, ignore_errors=True)
                 checkpoints.fetch_checkpoint(latest, local, self.options)
             # Before any rank reads a file of it (the others wait at the barrier): DigestMismatch.
